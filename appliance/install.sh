@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The install steps shared by `make up`, `make test`, the Dockerfile, Binder and the Nix flake.
+# Usage: appliance/install.sh [--test] [--no-apt] [--no-venv]
+#   --test     also install what the test suite needs (browser, STILTS, test libraries)
+#   --no-apt   skip Debian packages (Binder installs them from binder/apt.txt)
+#   --no-venv  install the Python packages into the current interpreter (images)
+# It only does work that is missing, so a second run takes a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_test=0 apt=1 venv=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test=1 ;;
+    --no-apt) apt=0 ;;
+    --no-venv) venv=0 ;;
+    *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+apt_packages=$(grep -v '^#' appliance/apt-packages.txt)
+if [ "$with_test" = 1 ]; then
+  apt_packages="$apt_packages $(grep -v '^#' appliance/apt-packages-test.txt)"
+fi
+
+if [ "$apt" = 1 ]; then
+  missing=()
+  for pkg in $apt_packages; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing Debian packages: ${missing[*]}"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+extras="."
+[ "$with_test" = 1 ] && extras=".[test]"
+if [ "$venv" = 1 ]; then
+  venv_dir="${STARBOX_VENV:-.venv}"
+  [ -x "$venv_dir/bin/python" ] || { echo "==> creating $venv_dir"; python3 -m venv "$venv_dir"; }
+  python="$venv_dir/bin/python"
+else
+  python="${PYTHON:-python3}"
+fi
+# Reinstall only when the pinned dependencies change.
+stamp_dir="${STARBOX_VENV:-.venv}"; [ "$venv" = 1 ] || stamp_dir="${TMPDIR:-/tmp}"
+stamp="$stamp_dir/.starbox-installed-$(echo "$extras" | tr -c 'a-z' '_')"
+digest=$(sha256sum pyproject.toml | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  echo "==> installing Python packages ($extras)"
+  "$python" -m pip install -q --disable-pip-version-check -e "$extras"
+  echo "$digest" > "$stamp"
+fi

@@ -1,0 +1,216 @@
+"""The `starbox` command: one CLI for operations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from starbox import appliance, database, settings as settings_mod
+from starbox.errors import StarboxError
+
+app = typer.Typer(help="Starbox: an astronomy science platform in one box.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="Catalogs: list, inspect, load, drop and build.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings():
+    return settings_mod.get()
+
+
+@app.command()
+def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that are missing."),
+       foreground: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C.")):
+    """Build what is missing, start everything and print how to connect; Ctrl-C stops it."""
+    s = _settings()
+    console.print(f"[bold]Starbox[/] in {s.home}")
+    prepared = appliance.prepare(s, build_catalogs=catalogs, log=console.print)
+    where = f"embedded PostgreSQL on {s.pg_host}:{s.pg_port}" if s.embedded else "the server in STARBOX_DATABASE_URL"
+    console.print(f"[green]ready[/] in {prepared.seconds:.1f} s: {where}")
+    console.print("Connect with:")
+    for line in appliance.connection_help(s):
+        console.print(line, highlight=False)
+    if not foreground:
+        return
+    console.print("Press Ctrl-C to stop.")
+
+    def stop():
+        if s.embedded:
+            from starbox.cluster import Cluster
+            Cluster(s).stop()
+        console.print("stopped.")
+
+    appliance.wait_in_foreground(s, stop)
+
+
+@app.command()
+def down():
+    """Stop the appliance."""
+    console.print(appliance.down(_settings()))
+
+
+@app.command()
+def status():
+    """What runs, on which port, since when; and the catalogs with their row counts."""
+    s = _settings()
+    table = Table(title="Starbox", show_header=True)
+    for col in ("part", "state", "where", "since"):
+        table.add_column(col)
+    cs = appliance.cluster_status(s)
+    if cs is None:
+        table.add_row("PostgreSQL", "external", database.public_dsn(s), "")
+    elif cs.running:
+        table.add_row("PostgreSQL", "[green]running[/]", f"{s.pg_host}:{cs.port} (pid {cs.pid})",
+                      cs.started.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    else:
+        table.add_row("PostgreSQL", "[red]stopped[/]", str(s.pgdata), "")
+    console.print(table)
+    if cs is not None and not cs.running:
+        return
+    rows = appliance.catalog_rows(s)
+    cats = Table(title="Catalogs")
+    for col, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
+        cats.add_column(col, justify=justify)
+    for name, nrows, size in rows:
+        cats.add_row(name, f"{nrows:,}", size)
+    console.print(cats)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context):
+    """Open psql on the Starbox database (extra arguments go to psql)."""
+    exe = shutil.which("psql")
+    if not exe:
+        raise StarboxError("psql is not installed: apt-get install postgresql-client-15")
+    conninfo = database.admin_conninfo(_settings())
+    sys.stdout.flush()
+    os.execv(exe, [exe, conninfo, *ctx.args])
+
+
+@catalog_app.command("list")
+def catalog_list():
+    """The catalog tables with rows and sizes."""
+    rows = appliance.catalog_rows(_settings())
+    table = Table()
+    for col, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
+        table.add_column(col, justify=justify)
+    for name, nrows, size in rows:
+        table.add_row(name, f"{nrows:,}", size)
+    console.print(table)
+
+
+@catalog_app.command("info")
+def catalog_info(table: str = typer.Argument(..., help="schema.table")):
+    """A table's description, size, indexes and columns with units and UCDs."""
+    from starbox.catalogs.manifest import split_table
+
+    schema, name = split_table(table)
+    with database.connect_admin(_settings()) as conn:
+        desc = conn.execute("SELECT description FROM tap_schema.tables WHERE table_name = %s", (table,)).fetchone()
+        stat = conn.execute("SELECT nrows, ncols, nindex, total_size FROM public.tbl_stat"
+                            " WHERE schema = %s AND tbl_name = %s", (schema, name)).fetchone()
+        if desc is None or stat is None:
+            raise StarboxError(f"{table} is not a catalog table (see `starbox catalog list`)")
+        cols = conn.execute("SELECT column_name, datatype, unit, ucd, description FROM tap_schema.columns"
+                            " WHERE table_name = %s ORDER BY column_index", (table,)).fetchall()
+        idx = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+                           (schema, name)).fetchall()
+    console.print(f"[bold]{table}[/]: {stat[0]:,} rows, {stat[1]} columns, {stat[2]} indexes, {stat[3]}")
+    console.print(desc[0] or "", highlight=False)
+    for (d,) in idx:
+        console.print(f"  index: {d}", highlight=False)
+    t = Table()
+    for c in ("column", "type", "unit", "ucd", "description"):
+        t.add_column(c)
+    for row in cols:
+        t.add_row(*[v or "" for v in row])
+    console.print(t)
+
+
+@catalog_app.command("load")
+def catalog_load(
+    file: Path = typer.Argument(..., help="CSV, TSV, Parquet, FITS or VOTable file"),
+    table: str = typer.Option(..., "--table", help="schema.table to create"),
+    ra: Optional[str] = typer.Option(None, help="RA column (degrees); found by name when omitted"),
+    dec: Optional[str] = typer.Option(None, help="Dec column (degrees); found by name when omitted"),
+    manifest: Optional[Path] = typer.Option(None, help="YAML manifest with types, units, UCDs, descriptions"),
+    replace: bool = typer.Option(False, help="Replace the table if it exists"),
+    pgsphere: Optional[bool] = typer.Option(None, "--pgsphere/--no-pgsphere", help="Also add a pgsphere index"),
+):
+    """Load a file into a new catalog table: COPY, q3c index, cluster, ANALYZE, TAP_SCHEMA."""
+    from starbox.catalogs import loader
+    from starbox.catalogs.manifest import read
+
+    m = read(manifest) if manifest else None
+    with database.connect_admin(_settings()) as conn:
+        result = loader.load(conn, file, table, ra=ra, dec=dec, manifest=m, replace=replace, pgsphere=pgsphere)
+    spatial = "with q3c index" if result.spatial else "no position columns, so no spatial index"
+    console.print(f"loaded {result.rows:,} rows into {result.table} in {result.seconds:.1f} s ({spatial})")
+
+
+@catalog_app.command("drop")
+def catalog_drop(table: str = typer.Argument(..., help="schema.table"),
+                 yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
+    """Drop a catalog table and its TAP_SCHEMA and tbl_stat entries."""
+    from starbox.catalogs import loader
+
+    if not yes and not typer.confirm(f"drop {table}?"):
+        raise typer.Exit(1)
+    with database.connect_admin(_settings()) as conn:
+        loader.drop(conn, table)
+    console.print(f"dropped {table}")
+
+
+@catalog_app.command("build")
+def catalog_build(tables: Optional[List[str]] = typer.Argument(None, help="Only these tables or schemas"),
+                  force: bool = typer.Option(False, help="Rebuild even the tables that exist")):
+    """Build the sample catalogs from their registry packages (only the missing ones by default)."""
+    from starbox import catalogs
+
+    s = _settings()
+    with database.connect_admin(s) as conn:
+        built = catalogs.build(conn, s, only=tables or None, force=force, log=console.print)
+    if not built:
+        console.print("all sample catalogs are already built (use --force to rebuild)")
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules carry heavier imports register lazily by module presence."""
+    try:
+        from starbox.notebooks.cli import nbtest
+    except ImportError:
+        return
+    app.command("nbtest")(nbtest)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Entry point: every StarboxError becomes one red line and exit status 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except StarboxError as exc:
+        err.print(f"[red]starbox: {exc}[/]", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

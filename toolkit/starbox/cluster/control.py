@@ -1,0 +1,234 @@
+"""initdb, start, stop and status of the embedded cluster under $STARBOX_HOME."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+import secrets
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from starbox.cluster import sysuser
+from starbox.errors import StarboxError
+from starbox.settings import Settings
+
+PG_MAJOR = "15"
+SUPERUSER = "postgres"
+# Debian package that provides each extension we require.
+EXTENSION_PACKAGES = {"q3c": f"postgresql-{PG_MAJOR}-q3c", "pg_sphere": f"postgresql-{PG_MAJOR}-pgsphere"}
+
+# Tuned for a 2-core laptop-class machine serving catalog queries; measured in DESIGN.md.
+SERVER_CONF = """\
+# Written by Starbox; edit STARBOX_* settings rather than this file.
+listen_addresses = '{host}'
+port = {port}
+unix_socket_directories = '{run_dir}'
+unix_socket_permissions = 0770
+max_connections = 100
+shared_buffers = 512MB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+effective_cache_size = 4GB
+random_page_cost = 1.1
+jit = off
+wal_level = minimal
+max_wal_senders = 0
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+password_encryption = scram-sha-256
+log_timezone = 'UTC'
+timezone = 'UTC'
+"""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    running: bool
+    pid: int | None = None
+    port: int | None = None
+    started: dt.datetime | None = None
+    pgdata: Path | None = None
+
+
+def _bindir() -> Path:
+    candidate = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+    if (candidate / "pg_ctl").exists():
+        return candidate
+    raise StarboxError(f"PostgreSQL {PG_MAJOR} is not installed: apt-get install postgresql-{PG_MAJOR}")
+
+
+def _sharedir() -> Path:
+    return Path(f"/usr/share/postgresql/{PG_MAJOR}")
+
+
+def check_extensions_installed() -> None:
+    """Refuse early, naming the package, when q3c or pgsphere is missing."""
+    for ext, package in EXTENSION_PACKAGES.items():
+        if not (_sharedir() / "extension" / f"{ext}.control").exists():
+            raise StarboxError(f"the {ext} extension is not installed: apt-get install {package}")
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+class Cluster:
+    """The embedded cluster: one data folder, one port, one socket folder."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pgdata = settings.pgdata
+        self._user: sysuser.RunAs | None = None
+
+    @property
+    def user(self) -> sysuser.RunAs:
+        if self._user is None:
+            self._user = sysuser.resolve(self.settings.system_user)
+        return self._user
+
+    @property
+    def logfile(self) -> Path:
+        return self.settings.log_dir / "postgresql" / "postgresql.log"
+
+    @property
+    def password_file(self) -> Path:
+        return self.settings.secrets_dir / "postgres.password"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
+        proc = subprocess.run(
+            [str(_bindir() / args[0]), *args[1:]], capture_output=True, text=True, env=env,
+            cwd="/", **self.user.popen_kwargs(),
+        )
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise StarboxError(f"{args[0]} failed: {detail[-1] if detail else 'no output'} (log: {self.logfile})")
+        return proc
+
+    # -- checks ---------------------------------------------------------------------------
+    def check_data_folder(self) -> None:
+        """Refuse a data folder made by another PostgreSQL version or owned by another user."""
+        version_file = self.pgdata / "PG_VERSION"
+        if not version_file.exists():
+            if self.pgdata.exists() and any(self.pgdata.iterdir()):
+                raise StarboxError(f"{self.pgdata} is not empty and is not a PostgreSQL data folder; move it away")
+            return
+        version = version_file.read_text().strip()
+        if version != PG_MAJOR:
+            raise StarboxError(
+                f"{self.pgdata} was made by PostgreSQL {version}, this is PostgreSQL {PG_MAJOR}: "
+                f"move it away or set STARBOX_HOME to another folder"
+            )
+        owner = self.pgdata.stat().st_uid
+        if owner != self.user.uid:
+            try:
+                name = pwd.getpwuid(owner).pw_name
+            except KeyError:
+                name = f"uid {owner}"
+            raise StarboxError(
+                f"{self.pgdata} belongs to {name}, but Starbox runs its cluster as {self.user.name}: "
+                f"chown -R {self.user.name} {self.pgdata}, or set STARBOX_HOME to another folder"
+            )
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> bool:
+        """initdb once; returns True when a new cluster was made."""
+        check_extensions_installed()
+        self.check_data_folder()
+        s, user = self.settings, self.user
+        s.home.mkdir(parents=True, exist_ok=True)
+        sysuser.ensure_traversable(s.home, user)
+        for folder in (s.run_dir, s.log_dir / "postgresql"):
+            sysuser.make_dir(folder, user, 0o770 if folder == s.run_dir else 0o700)
+        s.secrets_dir.mkdir(parents=True, exist_ok=True)
+        s.secrets_dir.chmod(0o700)
+        if self.initialized:
+            self._write_conf()
+            return False
+        password = secrets.token_urlsafe(24)
+        self.password_file.write_text(password + "\n")
+        self.password_file.chmod(0o600)
+        sysuser.make_dir(self.pgdata, user)
+        pwfile = s.run_dir / ".initdb-pw"
+        pwfile.write_text(password + "\n")
+        if not user.is_self:
+            os.chown(pwfile, user.uid, user.gid)
+        pwfile.chmod(0o600)
+        try:
+            self._run(
+                "initdb", "-D", str(self.pgdata), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                "--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8",
+                "--locale=C.UTF-8", "--no-instructions",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self._write_hba()
+        with (self.pgdata / "postgresql.conf").open("a") as fh:
+            fh.write("\ninclude_if_exists = 'starbox.conf'\n")
+        self._write_conf()
+        return True
+
+    def _write_hba(self) -> None:
+        # Local socket: the cluster user and root (mapped) as superuser; everything else by password.
+        hba = (
+            "# Written by Starbox\n"
+            "local all postgres peer map=starbox\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        ident = f"starbox {self.user.name} postgres\nstarbox root postgres\n"
+        self._write_owned(self.pgdata / "pg_hba.conf", hba)
+        self._write_owned(self.pgdata / "pg_ident.conf", ident)
+
+    def _write_conf(self) -> None:
+        s = self.settings
+        conf = SERVER_CONF.format(host=s.pg_host, port=s.pg_port, run_dir=s.run_dir)
+        self._write_owned(self.pgdata / "starbox.conf", conf)
+
+    def _write_owned(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        if not self.user.is_self:
+            os.chown(path, self.user.uid, self.user.gid)
+        path.chmod(0o600)
+
+    def status(self) -> ClusterStatus:
+        pidfile = self.pgdata / "postmaster.pid"
+        if not pidfile.exists():
+            return ClusterStatus(False, pgdata=self.pgdata)
+        lines = pidfile.read_text().splitlines()
+        try:
+            pid, started, port = int(lines[0]), int(lines[2]), int(lines[3])
+            os.kill(pid, 0)
+        except (IndexError, ValueError, ProcessLookupError, PermissionError):
+            return ClusterStatus(False, pgdata=self.pgdata)
+        when = dt.datetime.fromtimestamp(started, dt.timezone.utc)
+        return ClusterStatus(True, pid=pid, port=port, started=when, pgdata=self.pgdata)
+
+    def start(self) -> bool:
+        """Start the cluster; returns False when it was already running."""
+        if self.status().running:
+            return False
+        s = self.settings
+        if port_in_use(s.pg_host, s.pg_port):
+            raise StarboxError(
+                f"port {s.pg_port} on {s.pg_host} is taken by another program: stop it or set STARBOX_PG_PORT"
+            )
+        self._run("pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.logfile), "-w", "-t", "60")
+        return True
+
+    def stop(self) -> bool:
+        """Stop the cluster (fast shutdown); returns False when it was not running."""
+        if not self.status().running:
+            return False
+        self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+        return True

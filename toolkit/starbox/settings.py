@@ -1,0 +1,101 @@
+"""The one settings object. No other module reads the environment.
+
+Values come from, in rising priority: the defaults below, an optional TOML file
+(``$STARBOX_CONFIG``, else ``$STARBOX_HOME/starbox.toml``), and ``STARBOX_*``
+environment variables named after the fields (``STARBOX_PG_PORT=5544``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+# Where the project itself lives (db/, lessons/, ...): two levels above this package.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".starbox")
+    # An existing PostgreSQL server (a site admin's); empty means the embedded cluster.
+    database_url: str = ""
+    db_name: str = "starbox"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5433
+    # The unprivileged OS user that runs the embedded cluster when we are root.
+    system_user: str = "starbox"
+    service_host: str = "127.0.0.1"
+    service_port: int = 8400
+    jupyter_port: int = 8888
+    voila_port: int = 8866
+    # Catalog build: skip the big simulated catalog (handy on tiny machines).
+    sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
+    project_root: Path = PROJECT_ROOT
+
+    # Derived locations: everything the appliance writes lives under home.
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.home / "build"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.project_root / "db"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+def _coerce(kind: type, raw: str | int | Path):
+    if kind is int:
+        return int(raw)
+    if kind is Path:
+        return Path(raw).expanduser()
+    return str(raw)
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults, the optional file and the environment."""
+    env = dict(os.environ if env is None else env)
+    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    kinds = {"int": int, "Path": Path, "str": str}
+    values: dict[str, object] = {}
+
+    home = Path(env.get("STARBOX_HOME", str(Settings().home))).expanduser()
+    config = Path(env.get("STARBOX_CONFIG", str(home / "starbox.toml")))
+    if config.is_file():
+        with config.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for name in types:
+        key = f"STARBOX_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ValueError(f"unknown setting(s) in {config}: {', '.join(sorted(unknown))}")
+    return Settings(**{k: _coerce(kinds[types[k]], v) for k, v in values.items()})
+
+
+@lru_cache(maxsize=1)
+def get() -> Settings:
+    return load()

@@ -72,7 +72,7 @@ def _pidfile(settings: Settings) -> Path:
     return settings.run_dir / "starbox-up.pid"
 
 
-def wait_in_foreground(settings: Settings, on_stop) -> None:
+def wait_in_foreground(settings: Settings, on_stop, log=print) -> None:
     """Block until Ctrl-C, SIGTERM (from `starbox down`) or the cluster dying; then run on_stop."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,6 +80,7 @@ def wait_in_foreground(settings: Settings, on_stop) -> None:
     pidfile = _pidfile(settings)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(str(os.getpid()))
+    log("Press Ctrl-C to stop.")
     try:
         cluster = Cluster(settings) if settings.embedded else None
         while not stop.wait(1.0):

@@ -41,7 +41,6 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
         console.print(line, highlight=False)
     if not foreground:
         return
-    console.print("Press Ctrl-C to stop.")
 
     def stop():
         if s.embedded:
@@ -49,7 +48,7 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
             Cluster(s).stop()
         console.print("stopped.")
 
-    appliance.wait_in_foreground(s, stop)
+    appliance.wait_in_foreground(s, stop, log=console.print)
 
 
 @app.command()

@@ -64,20 +64,25 @@ def _can_traverse(path: Path, user: RunAs) -> bool:
     # An ACL may already grant it; ask getfacl when it exists.
     getfacl = shutil.which("getfacl")
     if getfacl:
-        out = subprocess.run([getfacl, "-cp", str(path)], capture_output=True, text=True).stdout
-        return any(line.startswith(f"user:{user.name}:") and line[-1] == "x" for line in out.split())
+        # A later chmod can shrink the ACL mask, so read the effective rights, not the entry.
+        out = subprocess.run([getfacl, "-cpe", str(path)], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith(f"user:{user.name}:"):
+                rights = line.split("#effective:")[-1] if "#effective:" in line else line.split()[0]
+                return rights.strip().endswith("x")
     return False
 
 
 def ensure_traversable(path: Path, user: RunAs) -> None:
-    """Let the cluster user reach `path`: grant search-only ACLs on ancestors that block it.
+    """Let the cluster user reach into `path`: grant search-only ACLs on the folders that block it.
 
     $STARBOX_HOME defaults to ~/.starbox, and root's home is mode 0700; an ACL entry that allows
     only directory traversal for the one system user is the narrowest opening that works.
     """
     if user.is_self:
         return
-    for parent in reversed(path.resolve().parents):
+    resolved = path.resolve()
+    for parent in [*reversed(resolved.parents), resolved]:
         if _can_traverse(parent, user):
             continue
         setfacl = shutil.which("setfacl")

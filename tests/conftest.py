@@ -1,0 +1,87 @@
+"""Shared fixtures: a real, throwaway Starbox cluster with both extensions and the sample catalogs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from starbox import appliance, database, settings as settings_mod
+from starbox.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "test-output"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(home: Path, **extra) -> settings_mod.Settings:
+    env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port())}
+    env.update({f"STARBOX_{k.upper()}": str(v) for k, v in extra.items()})
+    return settings_mod.load(env)
+
+
+def settings_env(s: settings_mod.Settings) -> dict[str, str]:
+    """Environment for a `starbox` subprocess that should use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARBOX_")}
+    env.update(STARBOX_HOME=str(s.home), STARBOX_PG_PORT=str(s.pg_port),
+               STARBOX_SAMPLE_CATALOGS=s.sample_catalogs)
+    if s.database_url:
+        env["STARBOX_DATABASE_URL"] = s.database_url
+    return env
+
+
+def run_cli(s: settings_mod.Settings, *args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("starbox")
+    return subprocess.run([str(exe), *args], env=settings_env(s), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def _docker_engine() -> bool:
+    docker = shutil.which("docker")
+    return bool(docker) and subprocess.run([docker, "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def first_prepare(tmp_path_factory):
+    """A session-wide appliance from an empty home: a fresh cluster with every sample catalog.
+
+    Where a Docker engine exists the same database could come from the project's image with
+    testcontainers; this machine kind has none, so that path is reported as skipped in
+    test_cluster.py::test_testcontainers_path.
+    """
+    home = tmp_path_factory.mktemp("starbox-home")
+    s = make_settings(home)
+    prepared = appliance.prepare(s, progress=False, log=lambda *_: None)
+    yield s, prepared
+    Cluster(s).stop()
+
+
+@pytest.fixture(scope="session")
+def starbox(first_prepare):
+    """Settings of the session-wide appliance."""
+    return first_prepare[0]
+
+
+@pytest.fixture
+def admin(starbox):
+    with database.connect_admin(starbox) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+docker_engine = pytest.mark.skipif(not _docker_engine(), reason="no Docker engine on this machine")

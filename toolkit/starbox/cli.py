@@ -196,20 +196,20 @@ _register_optional_commands()
 
 def main() -> None:
     """Entry point: every StarboxError becomes one red line and exit status 1, never a traceback."""
+    # Typer vendors its own click; its usage errors must be shown the way standalone mode would.
+    from typer import Abort
+    from typer._click.exceptions import ClickException
+
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except StarboxError as exc:
         err.print(f"[red]starbox: {exc}[/]", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (Abort, KeyboardInterrupt):
+        rc = 130
+    if rc == 130:
         err.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # click's own usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    sys.exit(rc if isinstance(rc, int) else 0)

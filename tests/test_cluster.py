@@ -103,7 +103,8 @@ def test_missing_extension_package_is_named(monkeypatch, tmp_path):
     share = tmp_path / "share"
     (share / "extension").mkdir(parents=True)
     (share / "extension" / "q3c.control").write_text("")
-    monkeypatch.setattr(control, "_sharedir", lambda: share)
+    real = control.pg_install()
+    monkeypatch.setattr(control, "pg_install", lambda: control.PgInstall(real.major, real.bindir, share))
     with pytest.raises(StarboxError, match="apt-get install postgresql-15-pgsphere"):
         control.check_extensions_installed()
 

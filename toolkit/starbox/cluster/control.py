@@ -6,21 +6,20 @@ import datetime as dt
 import os
 import pwd
 import secrets
+import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from starbox.cluster import sysuser
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
-PG_MAJOR = "15"
+PREFERRED_MAJOR = "15"
 SUPERUSER = "postgres"
-# Debian package that provides each extension we require.
-EXTENSION_PACKAGES = {"q3c": f"postgresql-{PG_MAJOR}-q3c", "pg_sphere": f"postgresql-{PG_MAJOR}-pgsphere"}
 
-# Tuned for a 2-core laptop-class machine serving catalog queries; measured in DESIGN.md.
 SERVER_CONF = """\
 # Written by Starbox; edit STARBOX_* settings rather than this file.
 listen_addresses = '{host}'
@@ -53,22 +52,41 @@ class ClusterStatus:
     pgdata: Path | None = None
 
 
-def _bindir() -> Path:
-    candidate = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
-    if (candidate / "pg_ctl").exists():
-        return candidate
-    raise StarboxError(f"PostgreSQL {PG_MAJOR} is not installed: apt-get install postgresql-{PG_MAJOR}")
+@dataclass(frozen=True)
+class PgInstall:
+    """Where the PostgreSQL server programs and extension files live."""
+
+    major: str
+    bindir: Path
+    sharedir: Path
+
+    def package(self, what: str = "") -> str:
+        """The Debian/Ubuntu package name, e.g. postgresql-15-q3c."""
+        return f"postgresql-{self.major}" + (f"-{what}" if what else "")
 
 
-def _sharedir() -> Path:
-    return Path(f"/usr/share/postgresql/{PG_MAJOR}")
+@lru_cache(maxsize=1)
+def pg_install() -> PgInstall:
+    """Debian's layout (/usr/lib/postgresql/N), preferring 15; else pg_config on PATH (Nix)."""
+    found = sorted((p.parent.parent.name for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
+                   key=lambda v: (v != PREFERRED_MAJOR, -int(v) if v.isdigit() else 0))
+    if found:
+        major = found[0]
+        return PgInstall(major, Path(f"/usr/lib/postgresql/{major}/bin"), Path(f"/usr/share/postgresql/{major}"))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = lambda flag: subprocess.run([pg_config, flag], capture_output=True, text=True).stdout.strip()
+        version = out("--version").split()[-1]  # "PostgreSQL 15.8"
+        return PgInstall(version.split(".")[0], Path(out("--bindir")), Path(out("--sharedir")))
+    raise StarboxError(f"PostgreSQL is not installed: apt-get install postgresql-{PREFERRED_MAJOR}")
 
 
 def check_extensions_installed() -> None:
     """Refuse early, naming the package, when q3c or pgsphere is missing."""
-    for ext, package in EXTENSION_PACKAGES.items():
-        if not (_sharedir() / "extension" / f"{ext}.control").exists():
-            raise StarboxError(f"the {ext} extension is not installed: apt-get install {package}")
+    pg = pg_install()
+    for ext, package in (("q3c", "q3c"), ("pg_sphere", "pgsphere")):
+        if not (pg.sharedir / "extension" / f"{ext}.control").exists():
+            raise StarboxError(f"the {ext} extension is not installed: apt-get install {pg.package(package)}")
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -102,7 +120,7 @@ class Cluster:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
         proc = subprocess.run(
-            [str(_bindir() / args[0]), *args[1:]], capture_output=True, text=True, env=env,
+            [str(pg_install().bindir / args[0]), *args[1:]], capture_output=True, text=True, env=env,
             cwd="/", **self.user.popen_kwargs(),
         )
         if check and proc.returncode != 0:
@@ -118,10 +136,10 @@ class Cluster:
             if self.pgdata.exists() and any(self.pgdata.iterdir()):
                 raise StarboxError(f"{self.pgdata} is not empty and is not a PostgreSQL data folder; move it away")
             return
-        version = version_file.read_text().strip()
-        if version != PG_MAJOR:
+        version, major = version_file.read_text().strip(), pg_install().major
+        if version != major:
             raise StarboxError(
-                f"{self.pgdata} was made by PostgreSQL {version}, this is PostgreSQL {PG_MAJOR}: "
+                f"{self.pgdata} was made by PostgreSQL {version}, this is PostgreSQL {major}: "
                 f"move it away or set STARBOX_HOME to another folder"
             )
         owner = self.pgdata.stat().st_uid

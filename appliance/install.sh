@@ -45,9 +45,8 @@ if [ "$venv" = 1 ]; then
 else
   python="${PYTHON:-python3}"
 fi
-# Reinstall only when the pinned dependencies change.
-stamp_dir="${STARBOX_VENV:-.venv}"; [ "$venv" = 1 ] || stamp_dir="${TMPDIR:-/tmp}"
-stamp="$stamp_dir/.starbox-installed-$(echo "$extras" | tr -c 'a-z' '_')"
+# Reinstall only when the pinned dependencies change; the stamp lives in the environment itself.
+stamp="$("$python" -c 'import sys; print(sys.prefix)')/.starbox-installed-$(echo "$extras" | tr -c 'a-z' '_')"
 digest=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "==> installing Python packages ($extras)"

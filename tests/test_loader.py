@@ -152,7 +152,7 @@ def test_malformed_value_names_file_line_and_column(admin, tmp_path):
     with pytest.raises(StarboxError) as err:
         loader.load(admin, path, "loadtest.bad", manifest=read(mpath), progress=False)
     msg = str(err.value)
-    assert str(path) in msg and "line 150001" in msg and "column mag" in msg and "'abc'" in msg
+    assert str(path) in msg and "line 150001" in msg and "column mag" in msg and '"abc"' in msg
     assert not loader.table_exists(admin, "loadtest", "bad")
 
 

@@ -7,13 +7,12 @@ Ctrl-C at any point rolls everything back, so no partial table is ever visible.
 
 from __future__ import annotations
 
-import io
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import pyarrow.csv as pacsv
 from psycopg import sql
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -21,7 +20,6 @@ from starbox.catalogs import readers, registry
 from starbox.catalogs.manifest import Manifest, split_table
 from starbox.errors import StarboxError
 
-CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 RA_NAMES = ("ra", "raj2000", "ra_icrs", "ra_deg")
 DEC_NAMES = ("dec", "dej2000", "decj2000", "de_icrs", "dec_deg")
 
@@ -116,7 +114,6 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
     # Local buffers for the temporary copy; only settable before a session's first temp table,
     # and setting the same value again later is a no-op.
     conn.execute("SET temp_buffers = '256MB'")
-    rows = 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION starbox_owner").format(**ident))
         cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {schema} TO starbox_public").format(**ident))
@@ -127,18 +124,18 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
         names = [c.name for c in columns]
         with _progress(reader, progress) as bar:
             task = bar.add_task(f"loading {path.name}", total=reader.total)
-            copy_sql = sql.SQL("COPY _load ({}) FROM STDIN (FORMAT csv)").format(
-                sql.SQL(", ").join(map(sql.Identifier, names)))
+            options = sql.SQL("FORMAT csv, HEADER {}, DELIMITER {}").format(
+                sql.SQL("true" if reader.copy_header else "false"), sql.Literal(reader.copy_delimiter))
+            copy_sql = sql.SQL("COPY _load ({}) FROM STDIN ({})").format(
+                sql.SQL(", ").join(map(sql.Identifier, reader.copy_columns(names))), options)
             try:
                 with cur.copy(copy_sql) as copy:
-                    for batch in reader.batches():
-                        buf = io.BytesIO()
-                        pacsv.write_csv(batch.select(names), buf, CSV_OPTIONS)
-                        copy.write(buf.getbuffer())
-                        rows += batch.num_rows
+                    for chunk in reader.copy_chunks(names):
+                        copy.write(chunk)
                         bar.update(task, completed=reader.done)
-            except psycopg.errors.DataError as exc:
-                raise _copy_error(exc, path) from None
+            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
+                raise _copy_error(exc, path, reader.copy_line_is) from None
+            rows = cur.execute("SELECT count(*) FROM _load").fetchone()[0]
         order = sql.SQL(" ORDER BY q3c_ang2ipix({}, {})").format(sql.Identifier(ra), sql.Identifier(dec)) if ra else sql.SQL("")
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{staging}").format(**ident))
         cur.execute(sql.SQL("CREATE TABLE {schema}.{staging} AS SELECT * FROM _load{order}").format(order=order, **ident))
@@ -173,13 +170,15 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
     return LoadResult(table, rows, time.perf_counter() - started, bool(ra))
 
 
-def _copy_error(exc: psycopg.Error, path: Path) -> StarboxError:
-    """PostgreSQL names the COPY line (= data row) and column; say it in the file's terms."""
+def _copy_error(exc: psycopg.Error, path: Path, line_is: str) -> StarboxError:
+    """PostgreSQL names the COPY line and column; say it in the file's terms (line or row)."""
     diag = exc.diag
-    where = (diag.context or "").splitlines()[0] if diag.context else ""
     # context looks like: COPY _load, line 12, column hip: "abc"
-    where = where.replace("COPY _load, ", "")
-    return StarboxError(f"{path}: {where.replace('line', 'row', 1)}: {diag.message_primary}")
+    found = re.search(r"line (\d+)(, column (\w+))?", diag.context or "")
+    where = ""
+    if found:
+        where = f"{line_is} {found.group(1)}" + (f", column {found.group(3)}" if found.group(3) else "")
+    return StarboxError(f"{path}: {where}: {diag.message_primary}" if where else f"{path}: {diag.message_primary}")
 
 
 def drop(conn: psycopg.Connection, table: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from starbox.errors import StarboxError
 
 BATCH_ROWS = 100_000
+CSV_WRITE = pacsv.WriteOptions(include_header=False)
 
 # PostgreSQL column types for Arrow types, and back (for manifest-typed CSV).
 PG_FOR_ARROW = [
@@ -73,8 +75,24 @@ class Reader:
         self.total: int | None = None
         self.done = 0
 
+    # How the loader feeds COPY (FORMAT csv): the columns in the order the text has them, whether
+    # the text starts with a header, and what COPY's "line N" counts (data rows, or file lines).
+    copy_header = False
+    copy_delimiter = ","
+    copy_line_is = "row"
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
+
+    def copy_columns(self, names: list[str]) -> list[str]:
+        return names
+
+    def copy_chunks(self, names: list[str]) -> Iterator[bytes]:
+        """CSV text for COPY, written by Arrow's C++ writer from each batch."""
+        for batch in self.batches():
+            buf = io.BytesIO()
+            pacsv.write_csv(batch.select(names), buf, CSV_WRITE)
+            yield buf.getbuffer()
 
     def _names(self, raw: list[str]) -> list[str]:
         names = [clean_name(n) for n in raw]
@@ -100,11 +118,16 @@ class _CountingFile:
 
 
 class CsvReader(Reader):
+    """CSV goes to COPY as it is (PostgreSQL parses it faster than a round trip through Arrow);
+    Arrow only infers the column types, over the whole file, when no manifest gives them."""
+
     unit = "bytes"
+    copy_header = True
+    copy_line_is = "line"
 
     def __init__(self, path: Path, types: dict[str, str] | None = None):
         super().__init__(path)
-        self.delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
+        self.delimiter = self.copy_delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
         header = self._header()
         self.names = self._names(header)
         if types is not None:
@@ -162,6 +185,15 @@ class CsvReader(Reader):
             except pa.ArrowInvalid as exc:
                 raise self._located(exc) from None
         self.done = self.total
+
+    def copy_columns(self, names: list[str]) -> list[str]:
+        return self.names
+
+    def copy_chunks(self, names: list[str]) -> Iterator[bytes]:
+        with self._open() as fh:
+            while chunk := fh.read(8 << 20):
+                self.done += len(chunk)
+                yield chunk
 
     def _located(self, exc: Exception) -> StarboxError:
         """Turn pyarrow's message into one naming the line and the column."""

@@ -1,0 +1,5 @@
+"""`make bench`: every benchmark, one after another."""
+
+from bench import appliance_bench
+
+appliance_bench.main()

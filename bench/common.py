@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmarks: timing statistics, a report table, a free port."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "bench-output"
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(fn, repeat: int, warmup: int = 2) -> list[float]:
+    """Seconds per call of fn(i), after warm-up calls."""
+    for i in range(warmup):
+        fn(i)
+    out = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def p50_p95(samples: list[float]) -> tuple[float, float]:
+    qs = statistics.quantiles(samples, n=20, method="inclusive")
+    return statistics.median(samples), qs[18]
+
+
+def report(title: str, columns: list[str], rows: list[list], name: str) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="left" if c == columns[0] else "right")
+    for r in rows:
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r])
+    console.print(table)
+    OUTPUT.mkdir(exist_ok=True)
+    (OUTPUT / f"{name}.json").write_text(json.dumps({"title": title, "columns": columns, "rows": rows}, indent=1))

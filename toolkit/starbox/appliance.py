@@ -7,7 +7,6 @@ missing, then stays in the foreground until Ctrl-C or `starbox down`, and stops 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from starbox import catalogs, database
+from starbox import catalogs, database, keys
 from starbox.cluster import Cluster, ClusterStatus
 from starbox.errors import StarboxError
 from starbox.settings import Settings
@@ -31,19 +30,6 @@ class Prepared:
     seconds: float
 
 
-def service_password(settings: Settings) -> str:
-    """The service role's password, made once and kept under secrets/ (mode 0600)."""
-    path = settings.secrets_dir / "service.password"
-    if not path.exists():
-        settings.secrets_dir.mkdir(parents=True, exist_ok=True)
-        settings.secrets_dir.chmod(0o700)
-        tmp = path.with_suffix(".part")
-        tmp.write_text(secrets.token_urlsafe(24) + "\n")
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-    return path.read_text().strip()
-
-
 def prepare(settings: Settings, *, build_catalogs: bool = True, progress: bool = True, log=print) -> Prepared:
     """Everything `up` needs before it serves: idempotent, and fast when already done."""
     t0 = time.perf_counter()
@@ -56,15 +42,28 @@ def prepare(settings: Settings, *, build_catalogs: bool = True, progress: bool =
     with database.connect_admin(settings) as conn:
         applied = database.migrate(conn, settings.db_dir)
         conn.execute(sql.SQL("ALTER ROLE starbox_service PASSWORD {}").format(
-            sql.Literal(service_password(settings))))
+            sql.Literal(keys.service_password(settings))))
+        conn.execute(sql.SQL("ALTER ROLE starbox_anon PASSWORD {}").format(
+            sql.Literal(keys.role_password(settings, "starbox_anon"))))
         built = catalogs.build(conn, settings, progress=progress, log=log) if build_catalogs else []
     return Prepared(new_cluster, started, applied, built, time.perf_counter() - t0)
 
 
 def connection_help(settings: Settings) -> list[str]:
+    lines = ["  starbox psql", f"  DSN: {database.public_dsn(settings)}"]
+    if settings.embedded:
+        lines[-1] += f"  (password in {settings.secrets_dir / 'postgres.password'})"
+    return lines
+
+
+def service_help(settings: Settings) -> list[str]:
+    base = settings.service_url
     return [
-        "  starbox psql",
-        f"  DSN: {database.public_dsn(settings)}",
+        f"Data Lab API: {base}/auth  {base}/query  {base}/storage  {base}/res",
+        "  point the astro-datalab client at it (after importing dl's modules):",
+        f"  ac.set_svc_url('{base}/auth'); qc.set_svc_url('{base}/query'); "
+        f"sc.set_svc_url('{base}/storage'); rc.set_svc_url('{base}/res')",
+        "  or, inside Starbox: from starbox import authClient as ac, queryClient as qc, storeClient as sc",
     ]
 
 
@@ -72,8 +71,8 @@ def _pidfile(settings: Settings) -> Path:
     return settings.run_dir / "starbox-up.pid"
 
 
-def wait_in_foreground(settings: Settings, on_stop, log=print) -> None:
-    """Block until Ctrl-C, SIGTERM (from `starbox down`) or the cluster dying; then run on_stop."""
+def wait_in_foreground(settings: Settings, on_stop, children=(), log=print) -> None:
+    """Block until Ctrl-C, SIGTERM (from `starbox down`) or a part dying; then run on_stop."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -86,6 +85,9 @@ def wait_in_foreground(settings: Settings, on_stop, log=print) -> None:
         while not stop.wait(1.0):
             if cluster and not cluster.status().running:
                 raise StarboxError(f"PostgreSQL stopped unexpectedly; see {cluster.logfile}")
+            for child in children:
+                if not child.running():
+                    raise StarboxError(f"the {child.name} stopped unexpectedly; see {child.log}")
     finally:
         pidfile.unlink(missing_ok=True)
         on_stop()

@@ -29,26 +29,39 @@ def _settings():
 
 @app.command()
 def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that are missing."),
-       foreground: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C.")):
+       foreground: bool = typer.Option(True, help="Start the services and stay in the foreground until "
+                                                  "Ctrl-C; --no-foreground only prepares the database.")):
     """Build what is missing, start everything and print how to connect; Ctrl-C stops it."""
+    from starbox import processes
+
     s = _settings()
     console.print(f"[bold]Starbox[/] in {s.home}")
     prepared = appliance.prepare(s, build_catalogs=catalogs, log=console.print)
     where = f"embedded PostgreSQL on {s.pg_host}:{s.pg_port}" if s.embedded else "the server in STARBOX_DATABASE_URL"
-    console.print(f"[green]ready[/] in {prepared.seconds:.1f} s: {where}")
-    console.print("Connect with:")
+    console.print(f"database ready in {prepared.seconds:.1f} s: {where}")
     for line in appliance.connection_help(s):
         console.print(line, highlight=False)
     if not foreground:
         return
+    children = [processes.service(s)]
 
     def stop():
+        for child in reversed(children):
+            child.stop()
         if s.embedded:
             from starbox.cluster import Cluster
             Cluster(s).stop()
         console.print("stopped.")
 
-    appliance.wait_in_foreground(s, stop, log=console.print)
+    try:
+        for child in children:
+            child.start(s)
+    except BaseException:
+        stop()
+        raise
+    for line in appliance.service_help(s):
+        console.print(line, highlight=False)
+    appliance.wait_in_foreground(s, stop, children=children, log=console.print)
 
 
 @app.command()
@@ -180,6 +193,76 @@ def catalog_build(tables: Optional[List[str]] = typer.Argument(None, help="Only 
         built = catalogs.build(conn, s, only=tables or None, force=force, log=console.print)
     if not built:
         console.print("all sample catalogs are already built (use --force to rebuild)")
+
+
+accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+
+
+def _password(password: Optional[str]) -> str:
+    return password if password is not None else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@accounts_app.command("add")
+def accounts_add(username: str, password: Optional[str] = typer.Option(None, help="Asked for when omitted")):
+    """Create an account with its MyDB schema and storage."""
+    from starbox import accounts, storage_home
+
+    s = _settings()
+    with database.connect_admin(s) as conn:
+        user = accounts.add(conn, s, username, _password(password))
+    storage_home.create(s, user.name)
+    console.print(f"created {user.name} (uid {user.uid}); MyDB schema {user.schema}")
+
+
+@accounts_app.command("list")
+def accounts_list():
+    """Accounts with their state and open sessions."""
+    from starbox import accounts
+
+    with database.connect_admin(_settings()) as conn:
+        rows = accounts.list_accounts(conn)
+    table = Table()
+    for c in ("user", "uid", "state", "created", "sessions"):
+        table.add_column(c)
+    for name, uid, disabled, created, sessions in rows:
+        table.add_row(name, str(uid), "disabled" if disabled else "active", created.strftime("%Y-%m-%d %H:%M"),
+                      str(sessions))
+    console.print(table)
+
+
+@accounts_app.command("passwd")
+def accounts_passwd(username: str, password: Optional[str] = typer.Option(None, help="Asked for when omitted")):
+    """Set a new password (and log the user out everywhere)."""
+    from starbox import accounts
+
+    with database.connect_admin(_settings()) as conn:
+        accounts.set_password(conn, username, _password(password))
+    console.print(f"password of {username} changed; open sessions were logged out")
+
+
+@accounts_app.command("disable")
+def accounts_disable(username: str, enable: bool = typer.Option(False, "--enable", help="Enable it again")):
+    """Disable an account (its data stays), or enable it again."""
+    from starbox import accounts
+
+    with database.connect_admin(_settings()) as conn:
+        accounts.set_disabled(conn, username, not enable)
+    console.print(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@accounts_app.command("remove")
+def accounts_remove(username: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
+    """Delete an account with its MyDB tables and its files."""
+    from starbox import accounts, storage_home
+
+    if not yes and not typer.confirm(f"delete {username} with all their tables and files?"):
+        raise typer.Exit(1)
+    s = _settings()
+    with database.connect_admin(s) as conn:
+        accounts.remove(conn, username)
+    storage_home.remove(s, username)
+    console.print(f"removed {username}")
 
 
 def _register_optional_commands() -> None:

@@ -1,5 +1,34 @@
-"""The one exception type users see: its message is the whole story, one line, no traceback."""
+"""The exceptions users see: the message is the whole story, one line, no traceback.
+
+Each carries the HTTP status the service answers with; the CLI prints the message alone.
+"""
 
 
 class StarboxError(Exception):
-    """A refusal or failure with a clear, user-facing message."""
+    """A refusal or failure with a clear, user-facing message (400 over HTTP)."""
+
+    status = 400
+
+
+class Unauthorized(StarboxError):
+    status = 401
+
+
+class Forbidden(StarboxError):
+    status = 403
+
+
+class NotFound(StarboxError):
+    status = 404
+
+
+class Conflict(StarboxError):
+    status = 409
+
+
+class TooLarge(StarboxError):
+    status = 413
+
+
+class Unavailable(StarboxError):
+    status = 503

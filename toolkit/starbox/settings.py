@@ -32,6 +32,17 @@ class Settings:
     service_port: int = 8400
     jupyter_port: int = 8888
     voila_port: int = 8866
+    # Where clients reach the service; signed download/upload URLs are built on it.
+    public_url: str = ""
+    # Query limits: rows a result may have (more is refused, never cut silently), timeouts (s).
+    row_cap: int = 10_000_000
+    sync_timeout_max: int = 600
+    async_timeout_max: int = 86_400
+    job_workers: int = 2
+    # Storage: per-user quota, largest single upload, lifetime of signed URLs (s).
+    storage_quota_mb: int = 2048
+    max_upload_mb: int = 1024
+    signed_url_ttl: int = 300
     # Catalog build: skip the big simulated catalog (handy on tiny machines).
     sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
     project_root: Path = PROJECT_ROOT
@@ -56,6 +67,14 @@ class Settings:
     @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def service_url(self) -> str:
+        return (self.public_url or f"http://{self.service_host}:{self.service_port}").rstrip("/")
 
     @property
     def db_dir(self) -> Path:

@@ -1,0 +1,250 @@
+"""Accounts, passwords and tokens.
+
+Passwords are hashed with argon2. A token is Data Lab's `user.uid.gid.$1$<secret>`; only a
+SHA-256 of the random secret is stored, so a stolen database does not yield live tokens.
+Each account owns a PostgreSQL LOGIN role (`starbox_u_<name>`, in `starbox_users`) and a MyDB
+schema (`mydb_<name>`); the service runs the user's SQL on connections logged in as that role.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg import sql
+
+from starbox import keys
+from starbox.errors import StarboxError
+from starbox.settings import Settings
+
+ANON_TOKEN = "anonymous.0.0.anon_access"
+TOKEN_RE = re.compile(r"^([^/\s]+)\.(\d+)\.(\d+)\.((?:\$1\$\S{22,})|(?:\S+_access))$")
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
+RESERVED = {"anonymous", "dldemo", "dltest", "public", "postgres", "root", "starbox", "admin", "mydb",
+            "vos", "tmp", "tap", "ivoa", "system"}
+TOKEN_LIFETIME = dt.timedelta(days=30)
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int = 0
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name == "anonymous"
+
+    @property
+    def role(self) -> str:
+        return "starbox_anon" if self.anonymous else role_name(self.name)
+
+    @property
+    def schema(self) -> str | None:
+        return None if self.anonymous else schema_name(self.name)
+
+
+ANONYMOUS = User("anonymous", 0)
+
+
+def role_name(username: str) -> str:
+    return f"starbox_u_{username}"
+
+
+def schema_name(username: str) -> str:
+    return f"mydb_{username}"
+
+
+def check_username(username: str) -> str:
+    if not USERNAME_RE.match(username or ""):
+        raise StarboxError(f"invalid user name {username!r}: 2-30 lower-case letters, digits or _, starting with a letter")
+    if username in RESERVED:
+        raise StarboxError(f"user name {username!r} is reserved")
+    return username
+
+
+def check_password(password: str) -> str:
+    if not password or len(password) < 6:
+        raise StarboxError("the password must have at least 6 characters")
+    return password
+
+
+# --- administration (an admin connection; the CLI) ----------------------------------------
+
+def add(conn: psycopg.Connection, settings: Settings, username: str, password: str) -> User:
+    """Create the account, its database role and its MyDB schema, in one transaction."""
+    check_username(username)
+    check_password(password)
+    role, schema = role_name(username), schema_name(username)
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
+            raise StarboxError(f"user {username} already exists")
+        uid = conn.execute(
+            "INSERT INTO starbox.accounts (username, uid, password_hash)"
+            " VALUES (%s, nextval('starbox.account_uid'), %s) RETURNING uid",
+            (username, _hasher.hash(password)),
+        ).fetchone()[0]
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE starbox_users").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(keys.role_password(settings, role))))
+        # A ceiling for anything that slips past the per-query timeout.
+        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '24h'").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(schema), sql.Identifier(role)))
+        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = {}, public").format(
+            sql.Identifier(role), sql.Identifier(schema)))
+    return User(username, uid)
+
+
+def list_accounts(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT a.username, a.uid, a.disabled, a.created,"
+        " (SELECT count(*) FROM starbox.tokens t WHERE t.username = a.username AND NOT t.revoked"
+        "  AND t.expires > now()) AS sessions"
+        " FROM starbox.accounts a ORDER BY a.username"
+    ).fetchall()
+
+
+def _require(conn: psycopg.Connection, username: str) -> None:
+    if not conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
+        raise StarboxError(f"no such user: {username}")
+
+
+def set_password(conn: psycopg.Connection, username: str, password: str) -> None:
+    """New password; every open session of the user is logged out."""
+    check_password(password)
+    with conn.transaction():
+        _require(conn, username)
+        conn.execute("UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
+                     (_hasher.hash(password), username))
+        conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
+
+
+def set_disabled(conn: psycopg.Connection, username: str, disabled: bool = True) -> None:
+    with conn.transaction():
+        _require(conn, username)
+        conn.execute("UPDATE starbox.accounts SET disabled = %s WHERE username = %s", (disabled, username))
+        if disabled:
+            conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
+        conn.execute(sql.SQL("ALTER ROLE {} {}").format(
+            sql.Identifier(role_name(username)), sql.SQL("NOLOGIN" if disabled else "LOGIN")))
+
+
+def remove(conn: psycopg.Connection, username: str) -> None:
+    """Delete the account with its MyDB schema (and tables), role and tokens."""
+    role = role_name(username)
+    with conn.transaction():
+        _require(conn, username)
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema_name(username))))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute("DELETE FROM starbox.accounts WHERE username = %s", (username,))
+        conn.execute("DELETE FROM starbox.jobs WHERE owner = %s", (username,))
+
+
+# --- the service (a starbox_service connection) --------------------------------------------
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def verify_password(conn: psycopg.Connection, username: str, password: str) -> User | None:
+    row = conn.execute("SELECT uid, password_hash, disabled FROM starbox.accounts WHERE username = %s",
+                       (username,)).fetchone()
+    stored = row[1] if row else _DUMMY_HASH  # same work for unknown users: no timing oracle
+    try:
+        ok = _hasher.verify(stored, password or "")
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None or row[2]:
+        return None
+    return User(username, row[0])
+
+
+def login(conn: psycopg.Connection, username: str, password: str) -> str:
+    """A new token for the user, or StarboxError('Invalid password') and the like."""
+    if not password:
+        raise StarboxError("No password supplied")
+    user = verify_password(conn, username, password)
+    if user is None:
+        known = conn.execute("SELECT disabled FROM starbox.accounts WHERE username = %s", (username,)).fetchone()
+        if known is None:
+            raise StarboxError("Invalid user")
+        raise StarboxError("Account is disabled" if known[0] else "Invalid password")
+    return issue_token(conn, user)
+
+
+def issue_token(conn: psycopg.Connection, user: User) -> str:
+    secret = secrets.token_urlsafe(24).replace("/", "_")  # 32 characters, no '/' (the client's regex)
+    conn.execute("INSERT INTO starbox.tokens (secret_sha256, username, expires) VALUES (%s, %s, now() + %s)",
+                 (_sha(secret), user.name, TOKEN_LIFETIME))
+    return f"{user.name}.{user.uid}.{user.uid}.$1${secret}"
+
+
+def parse_token(token: str | None) -> tuple[str, int, str] | None:
+    """(user, uid, secret) of a well-formed token, else None."""
+    match = TOKEN_RE.match((token or "").strip())
+    if not match:
+        return None
+    user, uid, _, secret = match.groups()
+    return user, int(uid), secret
+
+
+def resolve(conn: psycopg.Connection, token: str | None) -> User | None:
+    """The user a token stands for: ANONYMOUS for the anonymous token, None if not valid."""
+    token = (token or "").strip()
+    if token == ANON_TOKEN:
+        return ANONYMOUS
+    parsed = parse_token(token)
+    if parsed is None or not parsed[2].startswith("$1$"):
+        return None
+    name, uid, secret = parsed
+    row = conn.execute(
+        "SELECT a.uid FROM starbox.tokens t JOIN starbox.accounts a USING (username)"
+        " WHERE t.secret_sha256 = %s AND t.username = %s AND NOT t.revoked AND t.expires > now()"
+        " AND NOT a.disabled",
+        (_sha(secret[3:]), name),
+    ).fetchone()
+    if row is None or row[0] != uid:
+        return None
+    return User(name, uid)
+
+
+def logout(conn: psycopg.Connection, token: str) -> bool:
+    parsed = parse_token(token)
+    if parsed is None or not parsed[2].startswith("$1$"):
+        return False
+    cur = conn.execute("UPDATE starbox.tokens SET revoked = true WHERE secret_sha256 = %s AND username = %s"
+                       " AND NOT revoked", (_sha(parsed[2][3:]), parsed[0]))
+    return cur.rowcount > 0
+
+
+def user_exists(conn: psycopg.Connection, username: str) -> bool:
+    return conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s AND NOT disabled",
+                        (username,)).fetchone() is not None
+
+
+def user_logged_in(conn: psycopg.Connection, username: str) -> bool:
+    return conn.execute("SELECT 1 FROM starbox.tokens WHERE username = %s AND NOT revoked AND expires > now()",
+                        (username,)).fetchone() is not None
+
+
+def change_own_password(conn: psycopg.Connection, user: User, username: str, password: str) -> str:
+    """passwordReset: a logged-in user sets a new password for themself; returns a new token."""
+    if user.anonymous or user.name != username:
+        raise StarboxError("Error: a user may only reset their own password")
+    check_password(password)
+    with conn.transaction():
+        conn.execute("UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
+                     (_hasher.hash(password), username))
+        conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
+        return issue_token(conn, user)

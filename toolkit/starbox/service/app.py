@@ -1,0 +1,67 @@
+"""The FastAPI application: routers, error handling, and the resources they share."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from starbox.errors import StarboxError
+from starbox.settings import Settings
+
+log = logging.getLogger("starbox.service")
+HELLO = "Hello World! This is Starbox."
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from starbox.service.pools import Pools
+    from starbox.service.routers import ROUTERS
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pools = Pools(settings)
+        for hook in app.state.startup:
+            hook(app)
+        try:
+            yield
+        finally:
+            for hook in app.state.shutdown:
+                hook(app)
+            app.state.pools.close()
+
+    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.startup, app.state.shutdown = [], []
+
+    @app.exception_handler(StarboxError)
+    async def starbox_error(request: Request, exc: StarboxError):
+        return PlainTextResponse(str(exc), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+                             for e in exc.errors())
+        return PlainTextResponse(f"Error: bad request: {problems}", status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return PlainTextResponse(f"Error: {exc.detail}", status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # Logged with its traceback for the admin; the user gets one line.
+        log.exception("unexpected error on %s", request.url.path)
+        return PlainTextResponse(f"Error: internal error ({type(exc).__name__}); see the service log",
+                                 status_code=500)
+
+    @app.get("/", response_class=PlainTextResponse)
+    def root() -> str:
+        return HELLO
+
+    for router, prefix in ROUTERS():
+        app.include_router(router, prefix=prefix)
+    return app

@@ -1,0 +1,25 @@
+"""Each user's storage tree on disk: created with the account, removed with it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from starbox.settings import Settings
+
+FOLDERS = ("public", "tmp")
+
+
+def root(settings: Settings, username: str) -> Path:
+    return settings.storage_dir / "users" / username
+
+
+def create(settings: Settings, username: str) -> Path:
+    home = root(settings, username)
+    for folder in FOLDERS:
+        (home / folder).mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def remove(settings: Settings, username: str) -> None:
+    shutil.rmtree(root(settings, username), ignore_errors=True)

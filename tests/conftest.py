@@ -34,7 +34,7 @@ def settings_env(s: settings_mod.Settings) -> dict[str, str]:
     """Environment for a `starbox` subprocess that should use these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARBOX_")}
     env.update(STARBOX_HOME=str(s.home), STARBOX_PG_PORT=str(s.pg_port),
-               STARBOX_SAMPLE_CATALOGS=s.sample_catalogs)
+               STARBOX_SAMPLE_CATALOGS=s.sample_catalogs, STARBOX_SERVICE_PORT=str(s.service_port))
     if s.database_url:
         env["STARBOX_DATABASE_URL"] = s.database_url
     return env
@@ -85,3 +85,64 @@ def output_dir() -> Path:
 
 
 docker_engine = pytest.mark.skipif(not _docker_engine(), reason="no Docker engine on this machine")
+
+
+# --- the live service ------------------------------------------------------------------------
+
+class Service:
+    """The service running in its own process against the session's cluster."""
+
+    def __init__(self, settings: settings_mod.Settings, proc: subprocess.Popen):
+        self.settings, self.proc = settings, proc
+        self.url = settings.service_url
+
+    def client(self, token: str | None = None, **kw):
+        import httpx
+
+        headers = {"X-DL-AuthToken": token} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60), **kw)
+
+    def add_user(self, name: str, password: str = "secret-pw") -> str:
+        """Create an account (through the CLI code path) and return a fresh login token."""
+        from starbox import accounts, storage_home
+
+        with database.connect_admin(self.settings) as conn:
+            if not conn.execute("SELECT 1 FROM starbox.accounts WHERE username=%s", (name,)).fetchone():
+                accounts.add(conn, self.settings, name, password)
+        storage_home.create(self.settings, name)
+        with self.client() as c:
+            r = c.get("/auth/login", params={"username": name}, headers={"X-DL-Password": password})
+        assert r.status_code == 200, r.text
+        return r.text
+
+
+def start_service(s: settings_mod.Settings) -> subprocess.Popen:
+    import httpx
+
+    log = (s.log_dir / "service-test.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "starbox.service"], env=settings_env(s) | {
+        "STARBOX_SERVICE_PORT": str(s.service_port)}, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            if httpx.get(f"{s.service_url}/auth/", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        import time
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the service did not start; see {s.log_dir / 'service-test.log'}")
+
+
+@pytest.fixture(scope="session")
+def service(starbox):
+    """The service on a free port, sharing the session's database and STARBOX_HOME."""
+    import dataclasses
+
+    s = dataclasses.replace(starbox, service_port=free_port())
+    proc = start_service(s)
+    yield Service(s, proc)
+    proc.terminate()
+    proc.wait(timeout=30)

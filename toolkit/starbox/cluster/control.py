@@ -118,6 +118,8 @@ class Cluster:
         return self.settings.secrets_dir / "postgres.password"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # A chmod of a parent folder since init (it happens to root's home) would lock the user out.
+        sysuser.ensure_traversable(self.settings.home, self.user)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
         proc = subprocess.run(
             [str(pg_install().bindir / args[0]), *args[1:]], capture_output=True, text=True, env=env,

@@ -23,3 +23,11 @@ def create(settings: Settings, username: str) -> Path:
 
 def remove(settings: Settings, username: str) -> None:
     shutil.rmtree(root(settings, username), ignore_errors=True)
+
+
+def staging_dir(settings: Settings, username: str) -> Path:
+    """Where `POST /storage/xfer` stages uploads that /query/import and /query/ingest then read.
+
+    Kept outside the user's visible tree, so staged chunks never count as files nor show in ls.
+    """
+    return settings.storage_dir / "staging" / username

@@ -18,12 +18,15 @@ HELLO = "Hello World! This is Starbox."
 
 
 def create_app(settings: Settings) -> FastAPI:
+    from starbox.jobs import JobRunner
     from starbox.service.pools import Pools
     from starbox.service.routers import ROUTERS
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.pools = Pools(settings)
+        app.state.jobs = JobRunner(settings, app.state.pools)
+        app.state.jobs.recover()
         for hook in app.state.startup:
             hook(app)
         try:
@@ -31,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for hook in app.state.shutdown:
                 hook(app)
+            app.state.jobs.shutdown()
             app.state.pools.close()
 
     app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None)

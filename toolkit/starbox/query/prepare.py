@@ -1,0 +1,59 @@
+"""From what a user typed to the SQL PostgreSQL runs: ADQL translation and `mydb://t` rewriting."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starbox.accounts import User
+from starbox.errors import StarboxError, Unauthorized
+
+MYDB_URI = re.compile(r"mydb://([A-Za-z_][A-Za-z0-9_]*)")
+QUERY_START = re.compile(r"^\s*(\(|select\b|with\b|values\b|table\b)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    sql: str
+    is_query: bool  # returns rows (SELECT, WITH, VALUES, TABLE), as opposed to a statement
+
+
+def rewrite_mydb(text: str, user: User) -> str:
+    """`mydb://t` → the user's MyDB schema, `mydb_<user>.t`."""
+    if not MYDB_URI.search(text):
+        return text
+    if user.anonymous:
+        raise Unauthorized("Error: mydb:// tables need a logged-in user")
+    return MYDB_URI.sub(lambda m: f'{user.schema}."{m.group(1).lower()}"', text)
+
+
+def translate_adql(adql: str) -> str:
+    """ADQL → PostgreSQL with queryparser (TOP, geometry functions on pgsphere)."""
+    from queryparser.adql import ADQLQueryTranslator
+    from queryparser.exceptions import QuerySyntaxError
+
+    try:
+        return ADQLQueryTranslator(adql).to_postgresql()
+    except QuerySyntaxError as exc:
+        where = ", ".join(f"line {line}, column {col}: near {tok!r}" for line, col, tok in exc.syntax_errors[:3])
+        raise StarboxError(f"Error: ADQL syntax error ({where})") from None
+    except Exception as exc:  # queryparser raises bare exceptions for unsupported constructs
+        raise StarboxError(f"Error: cannot translate the ADQL query: {exc}") from None
+
+
+def prepare(user: User, sql: str | None = None, adql: str | None = None) -> Prepared:
+    if adql and adql.strip():
+        text = translate_adql(rewrite_mydb(adql, user))
+    elif sql and sql.strip():
+        text = rewrite_mydb(sql, user)
+    else:
+        raise StarboxError("Error: no query given: pass sql= or adql=")
+    text = text.strip().rstrip(";").strip()
+    if ";" in _strip_literals(text):
+        raise StarboxError("Error: one statement per query, please (found ';' between statements)")
+    return Prepared(text, bool(QUERY_START.match(text)))
+
+
+def _strip_literals(text: str) -> str:
+    """The text without string literals, quoted identifiers and comments (to look for ';')."""
+    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", "", text, flags=re.S)

@@ -1,0 +1,138 @@
+"""Running a prepared query on the user's own connection and streaming the result.
+
+Every result leaves PostgreSQL through `COPY (query) TO STDOUT (FORMAT csv)`; text formats
+pass it through, typed formats convert it with Arrow (see formats.py). The first block is read
+before anything is sent, so SQL errors, timeouts and the row cap answer with a proper status;
+a failure later in a long stream aborts the response instead of ending it as if it were whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import psycopg
+from psycopg import sql as pgsql
+
+from starbox.errors import Forbidden, StarboxError, TooLarge
+from starbox.query import formats
+from starbox.query.prepare import Prepared
+
+BLOCK = 1 << 20  # bytes per chunk handed to the socket
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: int
+    row_cap: int
+
+
+def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
+    """A psycopg error as a one-line user message with the right status."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        secs = f" of {limits.timeout_s} s" if limits else ""
+        return StarboxError(f"Error: the query was stopped: it ran past its time limit{secs}")
+    diag = exc.diag
+    msg = (diag.message_primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    if diag.message_hint:
+        msg += f" (hint: {diag.message_hint})"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return Forbidden(f"Error: {msg}")
+    return StarboxError(f"Error: {msg}")
+
+
+def _begin(conn: psycopg.Connection, limits: Limits) -> None:
+    conn.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(f"{int(limits.timeout_s)}s")))
+    # q3c plans each cone in ~4 ms unless plans are generic; small interactive cones gain most.
+    conn.execute("SET LOCAL work_mem = '64MB'")
+
+
+def describe(conn: psycopg.Connection, prepared: Prepared) -> list[formats.Column]:
+    cur = conn.execute(pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT 0").format(pgsql.SQL(prepared.sql)))
+    return [formats.Column(d.name, d.type_code) for d in cur.description]
+
+
+def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, limits: Limits) -> Iterator[bytes]:
+    """The result as CSV text from COPY, in ~1 MiB blocks, refusing more than row_cap rows."""
+    copy_sql = pgsql.SQL("COPY (SELECT * FROM (\n{}\n) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
+        pgsql.SQL(prepared.sql), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
+    lines = 0
+    buf: list[bytes] = []
+    size = 0
+    with conn.cursor().copy(copy_sql) as copy:
+        for row in copy:
+            buf.append(row)
+            size += len(row)
+            if size >= BLOCK:
+                block = b"".join(buf)
+                lines += block.count(b"\n")
+                _check_cap(lines, limits)
+                yield block
+                buf, size = [], 0
+    block = b"".join(buf)
+    lines += block.count(b"\n")
+    _check_cap(lines, limits)
+    yield block
+
+
+def _check_cap(lines: int, limits: Limits) -> None:
+    if lines - 1 > limits.row_cap:
+        raise TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
+                       f"narrow the query or add LIMIT")
+
+
+def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format,
+              limits: Limits) -> Iterator[bytes]:
+    with open_conn() as conn:
+        try:
+            with conn.transaction():
+                _begin(conn, limits)
+                if not prepared.is_query:
+                    cur = conn.execute(pgsql.SQL(prepared.sql))
+                    yield f"{cur.statusmessage or 'OK'}\n".encode()
+                    return
+                if fmt.delimiter is not None:
+                    yield from _csv_blocks(conn, prepared, fmt.delimiter, limits)
+                    return
+                columns = describe(conn, prepared)
+                csv_blocks = _csv_blocks(conn, prepared, ",", limits)
+                yield from fmt.encode(columns, formats.batches_from_csv(columns, csv_blocks))
+        except psycopg.Error as exc:
+            raise db_error(exc, limits) from None
+        except GeneratorExit:
+            conn.cancel_safe()  # the client went away: stop the query instead of draining it
+            raise
+
+
+def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt_name: str | None,
+           limits: Limits) -> tuple[formats.Format, Iterator[bytes]]:
+    """(format, chunks). The first chunk is already computed, so errors raise here."""
+    fmt = formats.get(fmt_name)
+    gen = _generate(open_conn, prepared, fmt, limits)
+    try:
+        first = next(gen)
+    except StopIteration:
+        first = b""
+    return fmt, itertools.chain([first], gen)
+
+
+def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool,
+                limits: Limits) -> int:
+    """CREATE TABLE <user schema>.<table> AS <query>, replacing it when drop; returns rows."""
+    if not prepared.is_query:
+        raise StarboxError("Error: out=mydb:// needs a query that returns rows")
+    target = pgsql.Identifier(schema, table)
+    try:
+        with conn.transaction():
+            _begin(conn, limits)
+            if drop:
+                conn.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            cur = conn.execute(pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(
+                target, pgsql.SQL(prepared.sql)))
+            return cur.rowcount
+    except psycopg.errors.DuplicateTable:
+        raise StarboxError(f"Error: table {table} already exists in MyDB; pass drop=True to replace it") from None
+    except psycopg.Error as exc:
+        raise db_error(exc, limits) from None

@@ -1,0 +1,131 @@
+"""/query: Data Lab's Query Manager (queries, async jobs, metadata). MyDB calls are in mydb.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from starbox import metadata
+from starbox.accounts import ANONYMOUS, User
+from starbox.errors import StarboxError
+from starbox.jobs import JobSpec
+from starbox.mydb_names import mydb_table
+from starbox.query import Limits, formats, prepare, run_to_mydb, stream
+from starbox.results import is_storage_uri
+from starbox.service.app import HELLO
+from starbox.service.deps import current_user
+
+router = APIRouter(default_response_class=PlainTextResponse)
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def _timeout(raw: str | None, ceiling: int) -> int:
+    try:
+        asked = int(float(raw)) if raw not in (None, "") else 300
+    except ValueError:
+        raise StarboxError(f"Error: X-DL-TimeoutRequest must be a number of seconds, not {raw!r}") from None
+    return ceiling if asked <= 0 else min(asked, ceiling)
+
+
+@router.get("/")
+@router.get("")
+def hello() -> str:
+    return HELLO
+
+
+@router.api_route("/query", methods=["GET", "POST"])
+def query(request: Request, user: User = Depends(current_user), sql: str | None = None, adql: str | None = None,
+          ofmt: str = "csv", out: str | None = None, drop: str = "False", profile: str = "default",
+          x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
+    s = request.app.state.settings
+    is_async = _truthy(request.query_params.get("async"))  # a Python keyword, so read it by hand
+    out = (out or "").strip()
+    if out in ("None", "none"):
+        out = ""
+    fmt = formats.get(ofmt)  # refuse an unknown format before any work
+    if is_async:
+        spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
+                       out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
+                       drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout_max))
+        prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
+        if spec.out_uri and spec.out_uri.startswith("mydb://"):
+            mydb_table(spec.out_uri)
+        return request.app.state.jobs.submit(user, spec)
+    prepared = prepare(user, sql=sql, adql=adql)
+    limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout_max), s.row_cap)
+    pools = request.app.state.pools
+    if out.startswith("mydb://"):
+        if user.anonymous:
+            raise StarboxError("Error: out=mydb:// needs a logged-in user")
+        with pools.user(user) as conn:
+            run_to_mydb(conn, prepared, user.schema, mydb_table(out), _truthy(drop), limits)
+        return "OK"
+    if out and is_storage_uri(out, user):
+        return _save(request, user, prepared, fmt.name, limits, out)
+    fmt, chunks = stream(lambda: pools.user(user), prepared, fmt.name, limits)
+    return StreamingResponse(chunks, media_type=fmt.media_type)
+
+
+def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits, out: str) -> str:
+    import os
+    import tempfile
+
+    from starbox.results import save_to_storage
+
+    s = request.app.state.settings
+    fmt, chunks = stream(lambda: request.app.state.pools.user(user), prepared, fmt_name, limits)
+    fd, tmp = tempfile.mkstemp(prefix="result-", dir=s.home)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        from pathlib import Path
+        save_to_storage(s, user, out, Path(tmp))
+    finally:
+        os.unlink(tmp)
+    return "OK"
+
+
+@router.get("/status")
+def status(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    return request.app.state.jobs.get(user, jobid)["phase"]
+
+
+@router.get("/results")
+def results(request: Request, jobid: str = "", delete: str = "False", user: User = Depends(current_user)):
+    jobs = request.app.state.jobs
+    path, fmt = jobs.result_file(user, jobid)
+    cleanup = BackgroundTask(jobs.forget_result, jobid) if _truthy(delete) else None
+    return FileResponse(path, media_type=fmt.media_type, background=cleanup)
+
+
+@router.get("/error")
+def error(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    job = request.app.state.jobs.get(user, jobid)
+    return job["error"] or ""
+
+
+@router.get("/abort")
+def abort(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    return request.app.state.jobs.abort(user, jobid)
+
+
+@router.get("/schema")
+def schema(request: Request, value: str = "", format: str = "text", profile: str = "default") -> str:
+    with request.app.state.pools.user(ANONYMOUS) as conn:
+        return metadata.schema_text(conn, value)
+
+
+@router.get("/profiles")
+def profiles(request: Request, profile: str | None = None, format: str = "text") -> str:
+    return metadata.profiles(request.app.state.settings, profile, "query")
+
+
+@router.get("/services")
+def services(request: Request, name: str | None = None, type: str | None = None, mode: str = "list",
+             profile: str = "default") -> str:
+    return metadata.services(request.app.state.settings, name, type, mode)

@@ -32,8 +32,10 @@ class Settings:
     service_port: int = 8400
     jupyter_port: int = 8888
     voila_port: int = 8866
-    # Where clients reach the service; signed download/upload URLs are built on it.
-    public_url: str = ""
+    # Where clients reach the service (STARBOX_URL); signed URLs and the toolkit use it.
+    url: str = ""
+    # The toolkit's token when no login happened in the process (set inside the appliance).
+    token: str = ""
     # Query limits: rows a result may have (more is refused, never cut silently), timeouts (s).
     row_cap: int = 10_000_000
     sync_timeout_max: int = 600
@@ -74,7 +76,7 @@ class Settings:
 
     @property
     def service_url(self) -> str:
-        return (self.public_url or f"http://{self.service_host}:{self.service_port}").rstrip("/")
+        return (self.url or f"http://{self.service_host}:{self.service_port}").rstrip("/")
 
     @property
     def db_dir(self) -> Path:

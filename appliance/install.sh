@@ -45,6 +45,17 @@ if [ "$venv" = 1 ]; then
 else
   python="${PYTHON:-python3}"
 fi
+# The real astro-datalab client, for the compatibility tests: its own environment, because it
+# needs Python < 3.12 and old pins (numpy < 1.26.4, pandas < 2.2, astropy < 5.4).
+if [ "$with_test" = 1 ] && [ "$venv" = 1 ]; then
+  dl_venv="${STARBOX_DL_VENV:-.venv-datalab}"
+  if [ ! -x "$dl_venv/bin/python" ] || ! "$dl_venv/bin/python" -c "import dl" 2>/dev/null; then
+    echo "==> installing the astro-datalab client into $dl_venv"
+    python3 -m venv "$dl_venv"
+    "$dl_venv/bin/python" -m pip install -q --disable-pip-version-check astro-datalab==2.24.0
+  fi
+fi
+
 # Reinstall only when the pinned dependencies change; the stamp lives in the environment itself.
 stamp="$("$python" -c 'import sys; print(sys.prefix)')/.starbox-installed-$(echo "$extras" | tr -c 'a-z' '_')"
 digest=$(sha256sum pyproject.toml | cut -c1-16)

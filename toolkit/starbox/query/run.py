@@ -44,7 +44,10 @@ def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
 
 
 def _begin(conn: psycopg.Connection, limits: Limits) -> None:
-    conn.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(f"{int(limits.timeout_s)}s")))
+    # Clients use the same number as their read timeout: stop the query a little earlier, so the
+    # user gets our message rather than a client-side timeout.
+    ms = int(limits.timeout_s * 1000 - min(1000, limits.timeout_s * 250))
+    conn.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(f"{ms}ms")))
     # q3c plans each cone in ~4 ms unless plans are generic; small interactive cones gain most.
     conn.execute("SET LOCAL work_mem = '64MB'")
 

@@ -116,12 +116,13 @@ class Service:
         return r.text
 
 
-def start_service(s: settings_mod.Settings) -> subprocess.Popen:
+def start_service(s: settings_mod.Settings, **extra_env: str) -> subprocess.Popen:
+    """The service in its own process; extra_env adds settings, e.g. STARBOX_ROW_CAP='1000'."""
     import httpx
 
     log = (s.log_dir / "service-test.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "starbox.service"], env=settings_env(s) | {
-        "STARBOX_SERVICE_PORT": str(s.service_port)}, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "starbox.service"], env=settings_env(s) | extra_env,
+                            stdout=log, stderr=subprocess.STDOUT)
     for _ in range(300):
         try:
             if httpx.get(f"{s.service_url}/auth/", timeout=1).status_code == 200:

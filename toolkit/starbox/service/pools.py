@@ -34,6 +34,11 @@ def conninfo(settings: Settings, role: str, password: str) -> str:
                          user=role, password=password)
 
 
+def _reset(conn: psycopg.Connection) -> None:
+    """Back in the pool: forget whatever the user's SQL SET for the session (role, GUCs, temp)."""
+    conn.execute("DISCARD ALL")
+
+
 class Pools:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -52,7 +57,7 @@ class Pools:
                 return pool
             pool = ConnectionPool(
                 conninfo(self.settings, role, keys.role_password(self.settings, role)),
-                min_size=0, max_size=4, max_idle=300, name=role, open=True,
+                min_size=0, max_size=4, max_idle=300, name=role, open=True, reset=_reset,
                 kwargs={"application_name": f"starbox:{role}"},
             )
             self._users[role] = pool

@@ -1,0 +1,168 @@
+"""Isolation is enforced by PostgreSQL: each user's SQL runs on a login of their own role."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def alice(service):
+    token = service.add_user("iso_alice")
+    with service.client(token) as c:
+        r = c.get("/query/query", params={"sql": "SELECT 1 AS x, 'secret' AS note", "out": "mydb://private", "drop": "True"})
+        assert r.status_code == 200, r.text
+    return token
+
+
+@pytest.fixture(scope="module")
+def bob(service):
+    return service.add_user("iso_bob")
+
+
+def q(service, token, sql, **params):
+    with service.client(token) as c:
+        return c.get("/query/query", params={"sql": sql, **params})
+
+
+def assert_refused(r, *words):
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.text.startswith("Error:") and "Traceback" not in r.text
+    for w in words:
+        assert w in r.text, r.text
+
+
+def test_owner_reads_own_table(service, alice):
+    r = q(service, alice, "SELECT note FROM mydb://private")
+    assert r.status_code == 200 and r.text == "note\nsecret\n"
+
+
+def test_other_user_cannot_read_or_change_mydb(service, alice, bob):
+    assert_refused(q(service, bob, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
+    assert_refused(q(service, bob, "DROP TABLE mydb_iso_alice.private"), "permission denied")
+    assert_refused(q(service, bob, "INSERT INTO mydb_iso_alice.private VALUES (2, 'x')"), "permission denied")
+    assert_refused(q(service, None, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
+
+
+def test_anonymous_cannot_write(service):
+    r = q(service, None, "SELECT 1 AS x", out="mydb://t")
+    assert r.status_code in (400, 401) and "logged-in" in r.text
+    assert_refused(q(service, None, "CREATE TABLE public.t (x int)"), "permission denied")
+    assert_refused(q(service, None, "CREATE TEMP TABLE t (x int)"), "permission denied")
+
+
+def test_catalogs_cannot_be_changed(service, alice):
+    for sql in ("DELETE FROM hipparcos.main", "UPDATE hipparcos.main SET hpmag = 0",
+                "TRUNCATE hipparcos.main", "DROP TABLE hipparcos.main",
+                "ALTER TABLE hipparcos.main ADD COLUMN x int", "INSERT INTO tbl_stat VALUES ('a','b',1,1,1,'','','')",
+                "DELETE FROM tap_schema.columns"):
+        r = q(service, alice, sql)
+        assert 400 <= r.status_code < 500 and ("permission denied" in r.text or "must be owner" in r.text), (sql, r.text)
+    r = q(service, alice, "SELECT count(*) AS n FROM hipparcos.main")
+    assert r.text == "n\n117955\n"
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT pg_read_file('/etc/passwd')",
+    "SELECT pg_read_binary_file('/etc/passwd')",
+    "SELECT pg_ls_dir('/')",
+    "SELECT lo_import('/etc/passwd')",
+    "COPY (SELECT 1) TO PROGRAM 'id'",
+    "COPY (SELECT 1) TO '/tmp/x'",
+    "CREATE EXTENSION IF NOT EXISTS plpython3u",
+    "ALTER ROLE starbox_u_iso_alice SUPERUSER",
+    "CREATE ROLE evil",
+])
+def test_server_side_file_and_program_functions_are_refused(service, alice, sql):
+    assert_refused(q(service, alice, sql))
+
+
+@pytest.mark.parametrize("sql", [
+    "SET ROLE starbox_service",
+    "SET ROLE starbox_u_iso_bob",
+    "SET ROLE postgres",
+    "SELECT set_config('role', 'starbox_service', false)",
+    "SELECT set_config('role', 'starbox_u_iso_bob', true), (SELECT count(*) FROM mydb_iso_bob.t)",
+    "SELECT set_config('role', 'starbox_service', true), query_to_xml('SELECT * FROM starbox.tokens', true, false, '')",
+    "SET SESSION AUTHORIZATION starbox_service",
+])
+def test_set_role_cannot_escape(service, alice, bob, sql):
+    assert_refused(q(service, alice, sql))
+
+
+def test_reset_role_stays_the_user(service, alice):
+    r = q(service, alice, "RESET ROLE")
+    assert r.status_code == 200
+    r = q(service, alice, "SELECT current_user AS u, session_user AS s")
+    assert r.text == "u,s\nstarbox_u_iso_alice,starbox_u_iso_alice\n"
+    assert_refused(q(service, alice, "SELECT count(*) FROM starbox.tokens"), "permission denied")
+    assert_refused(q(service, alice, "SELECT count(*) FROM starbox.accounts"), "permission denied")
+
+
+def test_session_settings_do_not_leak_into_the_next_query(service, alice):
+    for _ in range(6):  # more than the pool size, so the same connection is certainly reused
+        assert q(service, alice, "SET search_path = hipparcos").status_code == 200
+        assert q(service, alice, "SET ROLE starbox_public").status_code == 200
+    r = q(service, alice, "SELECT current_user AS u, current_setting('search_path') AS p")
+    assert r.text.startswith("u,p\nstarbox_u_iso_alice,")
+
+
+def test_statement_timeout_ends_a_runaway_query(service, alice):
+    with service.client(alice) as c:
+        r = c.get("/query/query", params={"sql": "SELECT pg_sleep(30)"}, headers={"X-DL-TimeoutRequest": "2"})
+    assert_refused(r, "time limit")
+
+
+def test_one_statement_per_request(service, alice):
+    assert_refused(q(service, alice, "SELECT 1; DROP TABLE mydb://private"), "one statement")
+    r = q(service, alice, "SELECT ';' AS semicolon")  # a ';' inside a literal is fine
+    assert r.text == "semicolon\n;\n"
+
+
+def test_row_cap_answers_clearly(service):
+    import dataclasses
+
+    import httpx
+
+    from conftest import free_port, start_service
+
+    s = dataclasses.replace(service.settings, service_port=free_port())
+    proc = start_service(s, STARBOX_ROW_CAP="1000")
+    try:
+        r = httpx.get(f"{s.service_url}/query/query", params={"sql": "SELECT hip FROM hipparcos.main"})
+        assert r.status_code == 413 and "more than 1,000 rows" in r.text
+        r = httpx.get(f"{s.service_url}/query/query", params={"sql": "SELECT hip FROM hipparcos.main LIMIT 1000"})
+        assert r.status_code == 200 and len(r.text.splitlines()) == 1001
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("params,headers", [
+    ({}, {}),
+    ({"sql": ""}, {}),
+    ({"sql": "SELECT 1", "ofmt": "xlsx"}, {}),
+    ({"sql": "SELECT 1"}, {"X-DL-TimeoutRequest": "soon"}),
+    ({"sql": "SELECT 1"}, {"X-DL-AuthToken": "not.a.token"}),
+    ({"sql": "SELECT 1"}, {"X-DL-AuthToken": "someone.1.1.$1$abcdefghijklmnopqrstuvwxyz"}),
+    ({"adql": "SELEC x FROM"}, {}),
+    ({"sql": "SELECT * FROM mydb://t"}, {}),
+    ({"sql": "SELECT 1", "async": "True", "out": "mydb://Bad-Name"}, {}),
+])
+def test_bad_query_input_never_500(service, params, headers):
+    with service.client() as c:
+        r = c.get("/query/query", params=params, headers=headers)
+    assert 400 <= r.status_code < 500, (params, r.status_code, r.text)
+    assert r.text.startswith("Error") and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("path", ["/query/status", "/query/results", "/query/error", "/query/abort"])
+def test_job_calls_with_unknown_or_foreign_jobs(service, alice, bob, path):
+    with service.client(alice) as c:
+        jobid = c.get("/query/query", params={"sql": "SELECT 1 AS x", "async": "True"}).text
+    with service.client(bob) as c:
+        r = c.get(path, params={"jobid": jobid})
+        assert r.status_code == 404, r.text  # bob cannot see alice's job
+        r = c.get(path, params={"jobid": "nope"})
+        assert r.status_code == 404
+        r = c.get(path)
+        assert r.status_code == 404

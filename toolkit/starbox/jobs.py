@@ -196,10 +196,11 @@ class JobRunner:
         limits = run.Limits(job["timeout_s"], self.settings.row_cap)
         out = job["out_uri"] or ""
         if out.startswith("mydb://"):
-            from starbox.mydb_names import mydb_table
+            from starbox.mydb import table_name
 
             with self._conn_for(jobid, user) as conn:
-                rows = run.run_to_mydb(conn, prepared, user.schema, mydb_table(out), job["params"].get("drop", False), limits)
+                rows = run.run_to_mydb(conn, prepared, user.schema, table_name(user, out).name,
+                                       job["params"].get("drop", False), limits)
             return None, rows
         fmt, chunks = run.stream(lambda: self._conn_for(jobid, user), prepared, job["ofmt"], limits)
         path = self.dir / f"{jobid}.{fmt.suffix}"

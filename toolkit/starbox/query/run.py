@@ -124,6 +124,8 @@ def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, 
 def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool,
                 limits: Limits) -> int:
     """CREATE TABLE <user schema>.<table> AS <query>, replacing it when drop; returns rows."""
+    from starbox.mydb import stamp_created
+
     if not prepared.is_query:
         raise StarboxError("Error: out=mydb:// needs a query that returns rows")
     target = pgsql.Identifier(schema, table)
@@ -134,7 +136,9 @@ def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table
                 conn.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cur = conn.execute(pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(
                 target, pgsql.SQL(prepared.sql)))
-            return cur.rowcount
+            rows = cur.rowcount
+            stamp_created(conn.cursor(), schema, table)
+            return rows
     except psycopg.errors.DuplicateTable:
         raise StarboxError(f"Error: table {table} already exists in MyDB; pass drop=True to replace it") from None
     except psycopg.Error as exc:

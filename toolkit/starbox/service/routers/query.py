@@ -10,7 +10,7 @@ from starbox import metadata
 from starbox.accounts import ANONYMOUS, User
 from starbox.errors import StarboxError
 from starbox.jobs import JobSpec
-from starbox.mydb_names import mydb_table
+from starbox.mydb import table_name
 from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri
 from starbox.service.app import HELLO
@@ -53,7 +53,7 @@ def query(request: Request, user: User = Depends(current_user), sql: str | None 
                        drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout_max))
         prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
         if spec.out_uri and spec.out_uri.startswith("mydb://"):
-            mydb_table(spec.out_uri)
+            table_name(user, spec.out_uri)
         return request.app.state.jobs.submit(user, spec)
     prepared = prepare(user, sql=sql, adql=adql)
     limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout_max), s.row_cap)
@@ -62,7 +62,7 @@ def query(request: Request, user: User = Depends(current_user), sql: str | None 
         if user.anonymous:
             raise StarboxError("Error: out=mydb:// needs a logged-in user")
         with pools.user(user) as conn:
-            run_to_mydb(conn, prepared, user.schema, mydb_table(out), _truthy(drop), limits)
+            run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, _truthy(drop), limits)
         return "OK"
     if out and is_storage_uri(out, user):
         return _save(request, user, prepared, fmt.name, limits, out)

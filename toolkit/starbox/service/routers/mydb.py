@@ -1,0 +1,93 @@
+"""/query's MyDB calls (Data Lab's mydb_* functions): thin HTTP over starbox.mydb.
+
+Parameters arrive in the query string as the `dl` client sends them (POST bodies are empty).
+Success is 200 `OK` (or the listing); every refusal is one line with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+
+from starbox import mydb
+from starbox.accounts import User
+from starbox.errors import StarboxError
+from starbox.service.deps import logged_in_user
+
+router = APIRouter(default_response_class=PlainTextResponse)
+
+
+def _ctx(request: Request):
+    return request.app.state.pools, request.app.state.settings
+
+
+def _int(value: str, param: str) -> int | None:
+    if value in ("", "None"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise StarboxError(f"Error: {param} must be a whole number, not {value!r}") from None
+
+
+@router.get("/list")
+def mydb_list(request: Request, table: str = "", index: str = "False",
+              user: User = Depends(logged_in_user)) -> str:
+    return mydb.list_tables(*_ctx(request), user, table or None, mydb.parse_bool(index, False, "index"))
+
+
+@router.api_route("/create", methods=["POST", "GET"])
+def mydb_create(request: Request, table: str = "", schema: str = "", drop: str = "True",
+                user: User = Depends(logged_in_user)) -> str:
+    return mydb.create_table(*_ctx(request), user, table, schema, mydb.parse_bool(drop, True, "drop"))
+
+
+@router.api_route("/ingest", methods=["POST", "GET"])
+def mydb_ingest(request: Request, table: str = "", filename: str = "", csv_header: str = "True",
+                delimiter: str = ",", user: User = Depends(logged_in_user)) -> str:
+    return mydb.ingest(*_ctx(request), user, table, filename, mydb.parse_bool(csv_header, True, "csv_header"),
+                       delimiter)
+
+
+@router.api_route("/import", methods=["POST", "GET"])
+def mydb_import(request: Request, table: str = "", filename: str = "", delimiter: str = ",",
+                append: str = "False", csv_header: str = "True", schema_def: str = "", extnum: str = "",
+                extname: str = "", drop: str = "True", user: User = Depends(logged_in_user)) -> str:
+    return mydb.import_table(
+        *_ctx(request), user, table, filename, delimiter=delimiter,
+        append=mydb.parse_bool(append, False, "append"), csv_header=mydb.parse_bool(csv_header, True, "csv_header"),
+        schema_def=schema_def, extnum=_int(extnum, "extnum"), extname=extname if extname != "None" else "",
+        drop=mydb.parse_bool(drop, True, "drop"),
+    )
+
+
+@router.get("/truncate")
+def mydb_truncate(request: Request, table: str = "", user: User = Depends(logged_in_user)) -> str:
+    return mydb.truncate_table(*_ctx(request), user, table)
+
+
+@router.get("/index")
+def mydb_index(request: Request, tbl: str = "", col: str = "", q3c: str = "", cluster: str = "False",
+               table: str = "", user: User = Depends(logged_in_user)) -> str:
+    return mydb.index_table(*_ctx(request), user, tbl or table, col, q3c or None,
+                            mydb.parse_bool(cluster, False, "cluster"))
+
+
+@router.get("/delete")
+def mydb_delete(request: Request, table: str = "", user: User = Depends(logged_in_user)) -> str:
+    return mydb.drop_table(*_ctx(request), user, table)
+
+
+@router.get("/rename")
+def mydb_rename(request: Request, source: str = "", target: str = "", user: User = Depends(logged_in_user)) -> str:
+    return mydb.rename_table(*_ctx(request), user, source, target)
+
+
+@router.get("/copy")
+def mydb_copy(request: Request, source: str = "", target: str = "", user: User = Depends(logged_in_user)) -> str:
+    return mydb.copy_table(*_ctx(request), user, source, target)
+
+
+@router.get("/flush")
+def mydb_flush(request: Request, user: User = Depends(logged_in_user)) -> str:
+    return mydb.flush(*_ctx(request), user)

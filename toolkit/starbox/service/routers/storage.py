@@ -1,0 +1,165 @@
+"""/storage: Data Lab's Storage Manager over each user's file tree (logic in starbox.storage.ops).
+
+Success codes are the client's: mkdir and ln 201, rm and rmdir 204, cp and mv a body containing
+COMPLETED, the rest 200. Download and upload URLs are signed and need no headers.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect
+
+from starbox.accounts import User
+from starbox.errors import StarboxError
+from starbox.service.app import HELLO
+from starbox.service.deps import current_user
+from starbox.storage import ops
+
+router = APIRouter(default_response_class=PlainTextResponse)
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+def _bool(value: bool) -> str:
+    return "True" if value else "False"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes", "t")
+
+
+@router.get("")
+@router.get("/")
+def hello() -> str:
+    return HELLO
+
+
+@router.get("/ls")
+def ls(request: Request, name: str = "vos://", format: str = "csv", user: User = Depends(current_user)) -> str:
+    return ops.ls(_settings(request), user, name, format)
+
+
+@router.get("/stat")
+def stat(request: Request, name: str | None = None, user: User = Depends(current_user)) -> Response:
+    result = ops.stat(_settings(request), user, name)
+    return Response(json.dumps(result), media_type="application/json")
+
+
+@router.get("/access")
+def access(request: Request, name: str | None = None, mode: str | None = None,
+           user: User = Depends(current_user)) -> str:
+    return _bool(ops.access(_settings(request), user, name, mode))
+
+
+@router.get("/isdir")
+def isdir(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
+    return _bool(ops.isdir(_settings(request), user, name))
+
+
+@router.get("/get")
+def get(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
+    return ops.get_url(_settings(request), user, name)
+
+
+@router.get("/put")
+def put(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
+    return ops.put_url(_settings(request), user, name)
+
+
+@router.api_route("/file/{token}", methods=["GET", "HEAD"])
+@router.api_route("/file/{token}/{filename:path}", methods=["GET", "HEAD"])
+def download(request: Request, token: str, filename: str = "") -> FileResponse:
+    path = ops.signed_file(_settings(request), token)
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+
+@router.put("/file/{token}")
+@router.put("/file/{token}/{filename:path}")
+async def upload(request: Request, token: str, filename: str = "") -> str:
+    length = request.headers.get("content-length")
+    try:
+        await ops.signed_upload(_settings(request), token, request.stream(),
+                                int(length) if length and length.isdigit() else None)
+    except ClientDisconnect:
+        raise StarboxError("Error: the upload was interrupted; nothing was stored") from None
+    return "OK"
+
+
+@router.get("/mkdir")
+def mkdir(request: Request, dir: str | None = None, user: User = Depends(current_user)) -> Response:
+    ops.mkdir(_settings(request), user, dir)
+    return PlainTextResponse("OK", status_code=201)
+
+
+@router.get("/rm")
+def rm(request: Request, file: str | None = None, name: str | None = None,
+       user: User = Depends(current_user)) -> Response:
+    ops.rm(_settings(request), user, file if file is not None else name)
+    return Response(status_code=204)
+
+
+@router.get("/rmdir")
+def rmdir(request: Request, dir: str | None = None, name: str | None = None,
+          user: User = Depends(current_user)) -> Response:
+    ops.rmdir(_settings(request), user, dir if dir is not None else name)
+    return Response(status_code=204)
+
+
+@router.get("/cp")
+def cp(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
+       user: User = Depends(current_user)) -> str:
+    return ops.cp(_settings(request), user, from_, to)
+
+
+@router.get("/mv")
+def mv(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
+       user: User = Depends(current_user)) -> str:
+    return ops.mv(_settings(request), user, from_, to)
+
+
+@router.get("/ln")
+def ln(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
+       user: User = Depends(current_user)) -> Response:
+    ops.ln(_settings(request), user, from_, to)
+    return PlainTextResponse("OK", status_code=201)
+
+
+@router.get("/tag")
+def tag(request: Request, name: str | None = None, file: str | None = None, tag: str | None = None,
+        user: User = Depends(current_user)) -> str:
+    return ops.tag(_settings(request), user, name if name is not None else file, tag)
+
+
+@router.get("/load")
+def load(request: Request, name: str | None = None, endpoint: str | None = None,
+         is_vospace: str | None = None, user: User = Depends(current_user)) -> str:
+    return ops.load(_settings(request), user, name, endpoint, _truthy(is_vospace))
+
+
+@router.post("/xfer")
+async def xfer(request: Request, user: User = Depends(current_user),
+               x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
+               x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:
+    try:
+        return await ops.xfer(_settings(request), user, x_dl_filename, _truthy(x_dl_initxfer), request.stream())
+    except ClientDisconnect:
+        raise StarboxError("Error: the upload was interrupted; this chunk was not stored") from None
+
+
+@router.get("/profiles")
+def profiles(profile: str | None = None, format: str | None = "text") -> Response:
+    result = ops.profiles(profile, format)
+    if isinstance(result, str):
+        return PlainTextResponse(result)
+    return Response(json.dumps(result), media_type="application/json")
+
+
+@router.get("/services")
+def services() -> str:
+    return "\n                    name   svc   description\n                --------   ----  --------\n" \
+           "                     vos   vos   Starbox local storage (vos://, <user>://public/)\n"

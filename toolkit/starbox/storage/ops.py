@@ -1,0 +1,700 @@
+"""The Storage Manager's operations as plain functions of (settings, user, ...).
+
+The /storage router, the CLI, the toolkit and the tests call these. Each returns what the
+client expects in the body (or a value the router turns into it) and raises a StarboxError
+subclass, carrying its HTTP status, for every refusal: the message is the whole story.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import shutil
+import stat as stat_mod
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncIterable, Iterable
+from pathlib import Path
+
+import httpx
+
+from starbox import storage_home
+from starbox.accounts import User
+from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge
+from starbox.settings import Settings
+from starbox.storage import signing
+from starbox.storage.paths import (
+    MB, META_NAME, PUBLIC, RESERVED_PREFIX, Node, node, quota_free, usage, write_atomic,
+    write_atomic_async,
+)
+
+NODE_MISSING = "A Node does not exist with the requested URI."
+NODE_EXISTS = "A Node already exists with the requested URI."
+NOT_PERMITTED = "Error: operation not permitted"
+PROTECTED = {(), ("tmp",), (PUBLIC,)}
+LOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+LOAD_DEADLINE = 600.0          # seconds a /load may take in all
+XFER_CHUNK_MAX = 64 * MB       # one POST /xfer body
+PROFILES = {"default": "Starbox local storage"}
+
+
+class BadGateway(StarboxError):
+    """A remote server that /load fetches from failed or could not be reached."""
+
+    status = 502
+
+
+class InsufficientStorage(StarboxError):
+    status = 507
+
+
+def _oserrors(func):
+    """Turn file-system errors into clear refusals (never a 500)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except StarboxError:
+            raise
+        except OSError as exc:
+            raise _oserror(exc) from None
+
+    return wrapper
+
+
+def _oserror(exc: OSError) -> StarboxError:
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(NODE_MISSING)
+    if isinstance(exc, FileExistsError):
+        return Conflict(NODE_EXISTS)
+    if isinstance(exc, PermissionError):
+        return Forbidden("Error: permission denied")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("Error: the storage disk is full; ask the site admin")
+    if isinstance(exc, NotADirectoryError):
+        return StarboxError("Error: a folder in that path is a file")
+    if isinstance(exc, IsADirectoryError):
+        return StarboxError("Error: that name is a directory")
+    if exc.errno == errno.ELOOP:
+        return StarboxError("Error: too many levels of links")
+    if exc.errno == errno.ENAMETOOLONG:
+        return StarboxError("Error: the name is too long")
+    return StarboxError(f"Error: {exc.strerror or exc}")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _home(settings: Settings, user: User) -> None:
+    """Make sure a logged-in user's tree exists (accounts made before storage existed)."""
+    if not user.anonymous and not storage_home.root(settings, user.name).is_dir():
+        storage_home.create(settings, user.name)
+
+
+def _node(settings: Settings, user: User, uri: str | None, *, write: bool = False, follow: bool = True,
+          what: str = "name") -> Node:
+    if uri is None or not str(uri).strip():
+        raise StarboxError(f"Error: no {what} given")
+    _home(settings, user)
+    return node(settings, user, uri, write=write, follow=follow)
+
+
+def _exists(n: Node) -> bool:
+    return os.path.lexists(n.path)
+
+
+def _must_exist(n: Node) -> None:
+    if not os.path.lexists(n.path):
+        raise NotFound(NODE_MISSING)
+    if not os.path.exists(n.path):
+        raise NotFound(f"{NODE_MISSING} (a link whose target is gone)")
+
+
+def _child(n: Node, name: str) -> Node:
+    return Node(n.owner, n.parts + (name,), n.path / name)
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(RESERVED_PREFIX)
+
+
+def _perms(n: Node, st: os.stat_result, is_link: bool) -> str:
+    kind = "l" if is_link else ("d" if stat_mod.S_ISDIR(st.st_mode) else "-")
+    owner = "rwx" if kind in "dl" else "rw-"
+    other = ("r-x" if kind in "dl" else "r--") if n.public else "---"
+    return kind + owner + other + other if n.public else kind + owner + "------"
+
+
+def _link_target_uri(settings: Settings, user: User, n: Node) -> str:
+    target = os.path.realpath(n.path)
+    root = os.path.realpath(storage_home.root(settings, n.owner))
+    rel = os.path.relpath(target, root)
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return "(outside the storage tree)"
+    if not _inside(target, _readable_area(settings, user, n)):
+        return "(private)"
+    rel = "" if rel == "." else rel
+    return ("vos://" if user.name == n.owner else f"{n.owner}://") + rel
+
+
+def _uri_of(user: User, n: Node) -> str:
+    return n.uri_for(user)
+
+
+# --- metadata (tags) --------------------------------------------------------------------------
+
+_meta_lock = threading.Lock()
+
+
+def _meta_path(settings: Settings, owner: str) -> Path:
+    return storage_home.root(settings, owner) / META_NAME
+
+
+def _meta_load(settings: Settings, owner: str) -> dict:
+    try:
+        data = json.loads(_meta_path(settings, owner).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _meta_update(settings: Settings, owner: str, change) -> None:
+    with _meta_lock:
+        data = _meta_load(settings, owner)
+        tags = data.setdefault("tags", {})
+        change(tags)
+        if not tags:
+            data.pop("tags")
+        path = _meta_path(settings, owner)
+        if not data and not path.exists():
+            return
+        write_atomic(path, [json.dumps(data, indent=1, sort_keys=True).encode()])
+
+
+def _meta_forget(settings: Settings, n: Node) -> None:
+    prefix = n.rel + "/"
+
+    def change(tags):
+        for key in [k for k in tags if k == n.rel or k.startswith(prefix)]:
+            del tags[key]
+
+    if _meta_load(settings, n.owner).get("tags"):
+        _meta_update(settings, n.owner, change)
+
+
+def _meta_move(settings: Settings, src: Node, dst: Node) -> None:
+    prefix = src.rel + "/"
+
+    def change(tags):
+        for key in [k for k in tags if k == src.rel or k.startswith(prefix)]:
+            tags[dst.rel + key[len(src.rel):]] = tags.pop(key)
+
+    if src.owner == dst.owner and _meta_load(settings, src.owner).get("tags"):
+        _meta_update(settings, src.owner, change)
+
+
+def tags_of(settings: Settings, n: Node) -> list[str]:
+    return list(_meta_load(settings, n.owner).get("tags", {}).get(n.rel, []))
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def _entries(settings: Settings, user: User, n: Node) -> list[tuple[Node, os.stat_result, bool]]:
+    """(child node, stat, is_link) for a container's entries, or for the node itself (data).
+
+    A link is described by its target only where the user may read that target.
+    """
+    area = _readable_area(settings, user, n)
+
+    def describe(path: str, is_link: bool) -> os.stat_result:
+        if is_link and not _inside(os.path.realpath(path), area):
+            return os.lstat(path)
+        try:
+            return os.stat(path)
+        except OSError:
+            return os.lstat(path)
+
+    if os.path.isdir(n.path):
+        out = []
+        with os.scandir(n.path) as it:
+            for entry in it:
+                if _visible(entry.name):
+                    link = entry.is_symlink()
+                    out.append((_child(n, entry.name), describe(entry.path, link), link))
+        return sorted(out, key=lambda e: e[0].parts[-1])
+    link = os.path.islink(n.path)
+    return [(n, describe(str(n.path), link), link)]
+
+
+@_oserrors
+def ls(settings: Settings, user: User, name: str | None = "vos://", fmt: str = "csv") -> str:
+    """A listing: `csv` (names joined by commas), `long` (ls -l style) or `short` (columns)."""
+    fmt = (fmt or "csv").lower()
+    if fmt not in ("csv", "long", "short", "raw"):
+        raise StarboxError(f"Error: unknown listing format {fmt!r}; use csv, long or short")
+    n = _node(settings, user, name or "vos://")
+    _must_exist(n)
+    entries = _entries(settings, user, n)
+    names = [e[0].parts[-1] if e[0].parts else "" for e in entries]
+    if fmt in ("csv", "raw"):
+        return ",".join(names)
+    if fmt == "short":
+        if not names:
+            return ""
+        width = max(16, max(len(x) for x in names) + 2)
+        per_row = max(1, 80 // width)
+        rows = [names[i:i + per_row] for i in range(0, len(names), per_row)]
+        return "\n".join("".join(x.ljust(width) for x in row).rstrip() for row in rows) + "\n"
+    lines = []
+    for child, st, is_link in entries:
+        is_dir = stat_mod.S_ISDIR(st.st_mode)
+        size = 0 if is_dir else st.st_size
+        when = time.strftime("%d %b %Y %H:%M", time.localtime(st.st_mtime))
+        label = child.parts[-1] if child.parts else ""
+        if is_dir and not is_link:
+            label += "/"
+        if is_link:
+            label += " -> " + _link_target_uri(settings, user, child)
+        lines.append(f"{_perms(child, st, is_link)}  {child.owner}{size:>8}  {when}  {label}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+@_oserrors
+def stat(settings: Settings, user: User, name: str | None) -> dict:
+    """Data Lab's stat dict: name, groupread, groupwrite, publicread, owner, perms, target, size, type."""
+    n = _node(settings, user, name, follow=False)
+    if not os.path.lexists(n.path):
+        raise NotFound(NODE_MISSING)
+    is_link = os.path.islink(n.path)
+    if is_link:
+        node(settings, user, n.uri_for(user))  # reading through a link obeys the target's rules
+    try:
+        st = os.stat(n.path)
+    except OSError:
+        st = os.lstat(n.path)
+    is_dir = stat_mod.S_ISDIR(st.st_mode)
+    result = {
+        "name": _uri_of(user, n),
+        "groupread": "",
+        "groupwrite": "",
+        "publicread": n.public,
+        "owner": n.owner,
+        "perms": _perms(n, st, is_link),
+        "target": _link_target_uri(settings, user, n) if is_link else "",
+        "size": 0 if is_dir else st.st_size,
+        "type": "link" if is_link else ("container" if is_dir else "data"),
+    }
+    tags = tags_of(settings, n)
+    if tags:
+        result["tags"] = tags
+    return result
+
+
+@_oserrors
+def isdir(settings: Settings, user: User, name: str | None) -> bool:
+    n = _node(settings, user, name)
+    return os.path.isdir(n.path)
+
+
+@_oserrors
+def access(settings: Settings, user: User, name: str | None, mode: str | None = None) -> bool:
+    """May `user` read (r), write (w) or both (rw) `name`? Unknown names and refusals are False."""
+    mode = (mode or "r").lower()
+    if mode in ("none", ""):
+        mode = "r"
+    if mode not in ("r", "w", "rw", "wr"):
+        raise StarboxError(f"Error: unknown access mode {mode!r}; use r, w or rw")
+    try:
+        n = _node(settings, user, name, write="w" in mode)
+    except (Forbidden, NotFound):
+        return False
+    if "r" in mode and not os.path.exists(n.path):
+        return False
+    if "w" in mode and not os.path.exists(n.path) and not os.path.isdir(n.path.parent):
+        return False
+    return True
+
+
+@_oserrors
+def get_url(settings: Settings, user: User, name: str | None) -> str:
+    """A signed URL that downloads `name` without any headers."""
+    n = _node(settings, user, name)
+    _must_exist(n)
+    if os.path.isdir(n.path):
+        raise StarboxError(f"Error: {_uri_of(user, n)} is a directory; get files one by one")
+    return signing.sign(settings, user, n, "get")
+
+
+@_oserrors
+def put_url(settings: Settings, user: User, name: str | None) -> str:
+    """A signed URL that takes the file's bytes with PUT."""
+    n = _node(settings, user, name, write=True)
+    if not n.parts:
+        raise StarboxError("Error: name a file to upload, e.g. vos://data.csv")
+    if os.path.isdir(n.path):
+        raise StarboxError(f"Error: {_uri_of(user, n)} is a directory; name a file inside it")
+    return signing.sign(settings, user, n, "put")
+
+
+def _signed_node(settings: Settings, token: str, method: str) -> tuple[User, Node]:
+    grant = signing.verify(settings, token, method)
+    user = User(grant.user)
+    return user, _node(settings, user, grant.uri(), write=method == "put")
+
+
+@_oserrors
+def signed_file(settings: Settings, token: str) -> Path:
+    """The file a signed download URL stands for, after checking it again."""
+    user, n = _signed_node(settings, token, "get")
+    _must_exist(n)
+    if not os.path.isfile(n.path):
+        raise StarboxError("Error: that name is not a file")
+    return n.path
+
+
+def _upload_limit(settings: Settings, user: User, n: Node) -> tuple[int, str]:
+    """(bytes allowed for a write to n, the message when passed): the smaller of the two caps."""
+    cap = settings.max_upload_mb * MB
+    free = quota_free(settings, user)
+    if os.path.isfile(n.path) and not os.path.islink(n.path):
+        free += os.path.getsize(n.path)  # overwriting gives its old size back
+    if free < cap:
+        used, allowed = usage(settings, user.name), settings.storage_quota_mb * MB
+        return free, (f"Error: storage quota exceeded: {used / MB:.1f} MB used of {allowed / MB:.1f} MB "
+                      f"allowed ({free / MB:.1f} MB free)")
+    return cap, f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
+
+
+async def signed_upload(settings: Settings, token: str, chunks: AsyncIterable[bytes],
+                        length: int | None = None) -> int:
+    """Store the body of a PUT to a signed upload URL, atomically; returns its size."""
+    try:
+        user, n = _signed_node(settings, token, "put")
+        limit, message = _upload_limit(settings, user, n)
+        if length is not None and length > limit:
+            raise TooLarge(message)
+        n.path.parent.mkdir(parents=True, exist_ok=True)
+        node(settings, user, n.uri_for(user), write=True)  # the folders just made are plain folders
+        return await write_atomic_async(n.path, chunks, limit=limit, limit_message=message)
+    except StarboxError:
+        raise
+    except OSError as exc:
+        raise _oserror(exc) from None
+
+
+@_oserrors
+def write_bytes(settings: Settings, user: User, name: str, chunks: Iterable[bytes]) -> int:
+    """Store chunks at `name` (the toolkit's and the services' own writer), with every check."""
+    n = _node(settings, user, name, write=True)
+    if not n.parts or os.path.isdir(n.path):
+        raise StarboxError("Error: name a file to write, not a directory")
+    limit, message = _upload_limit(settings, user, n)
+    n.path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(n.path, chunks, limit=limit, limit_message=message)
+
+
+# --- changing the tree ------------------------------------------------------------------------
+
+@_oserrors
+def mkdir(settings: Settings, user: User, name: str | None) -> str:
+    n = _node(settings, user, name, write=True, what="dir")
+    if _exists(n):
+        raise Conflict(NODE_EXISTS)
+    n.path.mkdir(parents=True)
+    return "OK"
+
+
+@_oserrors
+def rm(settings: Settings, user: User, name: str | None) -> str:
+    """Remove a file or a link (never what the link points at)."""
+    n = _node(settings, user, name, write=True, follow=False, what="file")
+    if n.parts in PROTECTED:
+        raise Forbidden(NOT_PERMITTED)
+    if not os.path.lexists(n.path):
+        raise NotFound(NODE_MISSING)
+    if os.path.isdir(n.path) and not os.path.islink(n.path):
+        raise StarboxError(f"Error: {_uri_of(user, n)} is a directory; use rmdir")
+    n.path.unlink()
+    _meta_forget(settings, n)
+    return "OK"
+
+
+@_oserrors
+def rmdir(settings: Settings, user: User, name: str | None) -> str:
+    """Remove a directory and everything in it (a link to a directory: just the link)."""
+    n = _node(settings, user, name, write=True, follow=False, what="dir")
+    if n.parts in PROTECTED:
+        raise Forbidden(NOT_PERMITTED)
+    if not os.path.lexists(n.path):
+        raise NotFound(NODE_MISSING)
+    if os.path.islink(n.path):
+        if not os.path.isdir(n.path):
+            raise StarboxError(f"Error: {_uri_of(user, n)} is not a directory")
+        n.path.unlink()
+    elif not os.path.isdir(n.path):
+        raise StarboxError(f"Error: {_uri_of(user, n)} is not a directory")
+    else:
+        shutil.rmtree(n.path)
+    _meta_forget(settings, n)
+    return "OK"
+
+
+def _destination(settings: Settings, user: User, src: Node, to: str | None) -> Node:
+    dst = _node(settings, user, to, write=True, what="destination (to)")
+    if os.path.isdir(dst.path):
+        dst = _child(dst, src.parts[-1])
+        node(settings, user, dst.uri_for(user), write=True)
+    if not dst.parts:
+        raise Forbidden(NOT_PERMITTED)
+    return dst
+
+
+def _tree_size(path: Path) -> int:
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(path) for f in files)
+
+
+def _readable_area(settings: Settings, user: User, n: Node) -> str:
+    root = os.path.realpath(storage_home.root(settings, n.owner))
+    return root if user.name == n.owner else os.path.join(root, PUBLIC)
+
+
+def _inside(path: str, area: str) -> bool:
+    return path == area or path.startswith(area.rstrip(os.sep) + os.sep)
+
+
+def _copy_tree(src: Path, dst: Path, area: str) -> None:
+    """Copy a directory; links are followed only while they stay inside `area`."""
+    dst.mkdir()
+    with os.scandir(src) as it:
+        for entry in it:
+            if not _visible(entry.name):
+                continue
+            target = Path(entry.path)
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not _inside(real, area):
+                    raise StarboxError(f"Error: {entry.name} is a link that leaves the readable tree; not copied")
+                if os.path.isdir(real):
+                    continue  # links to folders are not descended into (no loops, no surprises)
+                target = Path(real)
+            if entry.is_dir(follow_symlinks=False):
+                _copy_tree(target, dst / entry.name, area)
+            elif os.path.isfile(target):
+                shutil.copyfile(target, dst / entry.name)
+
+
+@_oserrors
+def cp(settings: Settings, user: User, src_name: str | None, to: str | None) -> str:
+    src = _node(settings, user, src_name, what="source (from)")
+    _must_exist(src)
+    if not src.parts:
+        raise StarboxError("Error: cannot copy a whole storage tree; copy its folders")
+    dst = _destination(settings, user, src, to)
+    if os.path.lexists(dst.path) and os.path.isdir(dst.path):
+        raise Conflict(NODE_EXISTS)
+    real_src = os.path.realpath(src.path)
+    if os.path.isdir(real_src) and _inside(os.path.realpath(dst.path), real_src):
+        raise StarboxError("Error: cannot copy a directory into itself")
+    needed = _tree_size(Path(real_src))  # copies inside storage are not uploads: only the quota applies
+    free = quota_free(settings, user) + (os.path.getsize(dst.path) if os.path.isfile(dst.path) else 0)
+    if needed > free:
+        raise TooLarge(f"Error: storage quota exceeded: {usage(settings, user.name) / MB:.1f} MB used of "
+                       f"{settings.storage_quota_mb} MB allowed; the copy needs {needed / MB:.1f} MB")
+    dst.path.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.isdir(real_src):
+        tmp = dst.path.parent / f"{RESERVED_PREFIX}part-{os.urandom(6).hex()}"
+        try:
+            _copy_tree(Path(real_src), tmp, _readable_area(settings, user, src))
+            os.replace(tmp, dst.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    else:
+        with open(real_src, "rb") as fh:
+            write_atomic(dst.path, iter(functools.partial(fh.read, 1024 * 1024), b""))
+    return f"COMPLETED: copied {_uri_of(user, src)} to {_uri_of(user, dst)}"
+
+
+def _relink(path: Path, real_target: str) -> None:
+    """Point a moved link at the same target again (targets are stored relative)."""
+    os.unlink(path)
+    os.symlink(os.path.relpath(real_target, path.parent), path)
+
+
+@_oserrors
+def mv(settings: Settings, user: User, src_name: str | None, to: str | None) -> str:
+    src = _node(settings, user, src_name, write=True, follow=False, what="source (from)")
+    if src.parts in PROTECTED:
+        raise Forbidden(NOT_PERMITTED)
+    if not os.path.lexists(src.path):
+        raise NotFound(NODE_MISSING)
+    dst = _destination(settings, user, src, to)
+    if dst.path == src.path:
+        return f"COMPLETED: {_uri_of(user, src)} is already there"
+    if os.path.isdir(dst.path) and not os.path.islink(dst.path):
+        raise Conflict(NODE_EXISTS)
+    is_link = os.path.islink(src.path)
+    if os.path.isdir(src.path) and not is_link and _inside(str(dst.path), str(src.path)):
+        raise StarboxError("Error: cannot move a directory into itself")
+    real_target = os.path.realpath(src.path) if is_link else None
+    dst.path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src.path, dst.path)
+    if is_link:
+        _relink(dst.path, real_target)
+    _meta_move(settings, src, dst)
+    return f"COMPLETED: moved {_uri_of(user, src)} to {_uri_of(user, dst)}"
+
+
+@_oserrors
+def ln(settings: Settings, user: User, link_name: str | None, target_name: str | None) -> str:
+    """Make `link_name` a link to `target_name`; both in the user's own tree."""
+    link = _node(settings, user, link_name, write=True, follow=False, what="link name (from)")
+    target = _node(settings, user, target_name, what="target (to)")
+    if target.owner != user.name:
+        raise Forbidden("Error: a link may only point inside your own storage")
+    if not link.parts:
+        raise Forbidden(NOT_PERMITTED)
+    _must_exist(target)
+    if os.path.lexists(link.path):
+        raise Conflict(NODE_EXISTS)
+    link.path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(os.path.relpath(os.path.realpath(target.path), os.path.realpath(link.path.parent)), link.path)
+    return "OK"
+
+
+@_oserrors
+def tag(settings: Settings, user: User, name: str | None, text: str | None) -> str:
+    """Annotate a node; an empty tag clears its tags."""
+    n = _node(settings, user, name, write=True)
+    _must_exist(n)
+    text = (text or "").strip()
+    if len(text) > 1000:
+        raise StarboxError("Error: a tag may have at most 1000 characters")
+
+    def change(tags):
+        if not text:
+            tags.pop(n.rel, None)
+        elif text not in tags.setdefault(n.rel, []):
+            tags[n.rel].append(text)
+
+    _meta_update(settings, n.owner, change)
+    return "OK"
+
+
+@_oserrors
+def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
+         is_vospace: bool = False) -> str:
+    """Fetch a URL (or, with is_vospace, a storage name) into `name`."""
+    if not endpoint or not endpoint.strip():
+        raise StarboxError("Error: no endpoint given")
+    endpoint = endpoint.strip()
+    scheme = urllib.parse.urlsplit(endpoint).scheme.lower()
+    if scheme not in ("http", "https"):
+        if is_vospace:
+            cp(settings, user, endpoint, name)
+            return "OK"
+        raise StarboxError("Error: the endpoint must be an http:// or https:// URL "
+                           "(or a storage name with is_vospace=True)")
+    n = _node(settings, user, name, write=True)
+    if not n.parts:
+        raise StarboxError("Error: name a file to load into, e.g. vos://data.csv")
+    if os.path.isdir(n.path):
+        n = _child(n, Path(urllib.parse.urlsplit(endpoint).path).name or "download")
+        node(settings, user, n.uri_for(user), write=True)
+    limit, message = _upload_limit(settings, user, n)
+    deadline = time.monotonic() + LOAD_DEADLINE
+    n.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with httpx.stream("GET", endpoint, timeout=LOAD_TIMEOUT, follow_redirects=True) as r:
+            if r.status_code >= 400:
+                raise BadGateway(f"Error: {endpoint} answered {r.status_code} {r.reason_phrase}")
+            length = r.headers.get("content-length")
+            if length and length.isdigit() and int(length) > limit:
+                raise TooLarge(message)
+
+            def chunks():
+                for chunk in r.iter_bytes(1024 * 1024):
+                    if time.monotonic() > deadline:
+                        raise BadGateway(f"Error: fetching {endpoint} took longer than {LOAD_DEADLINE:.0f} s")
+                    yield chunk
+
+            write_atomic(n.path, chunks(), limit=limit, limit_message=message)
+    except httpx.InvalidURL as exc:
+        raise StarboxError(f"Error: not a valid URL: {exc}") from None
+    except httpx.TimeoutException:
+        raise BadGateway(f"Error: {endpoint} did not answer in time") from None
+    except httpx.HTTPError as exc:
+        raise BadGateway(f"Error: could not fetch {endpoint}: {exc or type(exc).__name__}") from None
+    return "OK"
+
+
+# --- staged uploads for /query/import ---------------------------------------------------------
+
+def staging_name(filename: str | None) -> str:
+    """The staged file's name: the last path component, checked."""
+    raw = (filename or "").strip()
+    if not raw:
+        raise StarboxError("Error: no file name given (X-DL-FileName)")
+    if "\x00" in raw or ".." in raw.replace("\\", "/").split("/"):
+        raise StarboxError("Error: the file name may not contain '..' or NUL bytes")
+    base = raw.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if base in ("", ".", "..") or base.startswith(RESERVED_PREFIX):
+        raise StarboxError(f"Error: {raw!r} is not a usable file name")
+    if len(base) > 200:
+        raise StarboxError("Error: the file name is too long")
+    return base
+
+
+def staged_path(settings: Settings, user: User, filename: str) -> Path:
+    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest)."""
+    return storage_home.staging_dir(settings, user.name) / staging_name(filename)
+
+
+async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
+               chunks: AsyncIterable[bytes]) -> str:
+    """Append one POST's body to the staged file (a new file when `init`)."""
+    if user.anonymous:
+        raise Forbidden("Error: anonymous users cannot upload; log in first")
+    try:
+        folder = storage_home.staging_dir(settings, user.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / staging_name(filename)
+        have = 0 if init or not path.exists() else path.stat().st_size
+        cap = settings.max_upload_mb * MB
+        message = f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
+        if have >= cap:
+            raise TooLarge(message)
+        part = folder / f"{RESERVED_PREFIX}chunk-{os.urandom(6).hex()}"
+        await write_atomic_async(part, chunks, limit=min(cap - have, XFER_CHUNK_MAX), limit_message=message)
+        try:
+            if init or not path.exists():
+                os.replace(part, path)
+            else:
+                with open(path, "ab") as out, open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+        finally:
+            if part.exists():
+                part.unlink()
+    except StarboxError:
+        raise
+    except OSError as exc:
+        raise _oserror(exc) from None
+    return "OK"
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+def profiles(profile: str | None = None, fmt: str | None = "text"):
+    """All profiles as text lines, or one profile as a dict (JSON)."""
+    if profile and profile not in ("None",):
+        if profile not in PROFILES:
+            raise NotFound(f"Error: no such storage profile: {profile}")
+        return {"name": profile, "description": PROFILES[profile], "type": "vos", "root": "vos://"}
+    if (fmt or "text").lower() == "json":
+        return [{"name": k, "description": v} for k, v in PROFILES.items()]
+    return "".join(f"{k:>19}   {v}\n" for k, v in PROFILES.items())

@@ -1,0 +1,247 @@
+"""Storage names to paths on disk, with every permission check in one place.
+
+Names, as Data Lab's client sends them:
+
+- ``vos://a/b.csv``, ``vos:a/b.csv``, a bare ``a/b.csv``: the caller's own home
+  (``vos:///a`` is ``vos://a``, the client's own convention);
+- ``<user>://public/...``: another user's public folder, readable by everyone, writable only by
+  its owner; ``<user>://...`` elsewhere is that user's private space (only the owner).
+
+Everything lands under ``storage_home.root(settings, owner)``. ``..``, absolute paths, NUL bytes
+and symbolic links whose target leaves the owner's tree are refused (400); reading another
+user's files outside ``public/`` (also through a link), writing into anyone else's tree and
+anonymous writes are forbidden (403).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from starbox import storage_home
+from starbox.accounts import User
+from starbox.errors import Forbidden, StarboxError, TooLarge
+from starbox.settings import Settings
+
+PUBLIC = "public"
+PART_PREFIX = ".starbox-part-"        # temporary files of atomic writes; never listed
+META_NAME = ".starbox-meta.json"      # per-user metadata (tags); never listed
+HIDDEN = (PART_PREFIX, META_NAME)
+RESERVED_PREFIX = ".starbox-"
+_SCHEME = re.compile(r"^([A-Za-z0-9_.\-]*):(.*)$", re.S)
+_OWNER = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Node:
+    """A parsed storage name: whose tree, which path inside it, and where that is on disk."""
+
+    owner: str
+    parts: tuple[str, ...]   # components below the owner's root; () is the root itself
+    path: Path               # storage_home.root(owner) / parts (links not followed)
+
+    @property
+    def rel(self) -> str:
+        return "/".join(self.parts)
+
+    @property
+    def uri(self) -> str:
+        """The name as the owner sees it."""
+        return "vos://" + self.rel
+
+    def uri_for(self, user: User) -> str:
+        return ("vos://" if user.name == self.owner else f"{self.owner}://") + self.rel
+
+    @property
+    def public(self) -> bool:
+        return bool(self.parts) and self.parts[0] == PUBLIC
+
+
+def split(user: User, uri: str) -> tuple[str, tuple[str, ...]]:
+    """(owner, path components) of a storage name; no disk access, no permission checks."""
+    if not isinstance(uri, str):
+        raise StarboxError("Error: the storage name must be text")
+    if "\x00" in uri:
+        raise StarboxError("Error: NUL bytes are not allowed in storage names")
+    name = uri.strip()
+    match = _SCHEME.match(name)
+    if match:
+        scheme, rest = match.groups()
+        if rest.startswith("//"):
+            rest = rest[2:]
+            if rest.startswith("/") and not rest.startswith("//"):
+                rest = rest[1:]           # vos:///a is vos://a (the client's ///-to-// rule)
+        if scheme.lower() in ("", "vos"):
+            owner = user.name
+        elif _OWNER.match(scheme):
+            owner = scheme
+        else:
+            raise StarboxError(f"Error: {uri!r} is not a storage name (vos://path or <user>://public/path)")
+    else:
+        owner, rest = user.name, name
+    if rest.startswith("/") or rest.startswith("\\"):
+        raise StarboxError(f"Error: absolute paths are not allowed: {uri!r}; use vos://path")
+    parts = []
+    for part in rest.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise StarboxError(f"Error: '..' is not allowed in storage names: {uri!r}")
+        if part.startswith(RESERVED_PREFIX):
+            raise StarboxError(f"Error: names starting with {RESERVED_PREFIX!r} are reserved: {uri!r}")
+        parts.append(part)
+    return owner, tuple(parts)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def node(settings: Settings, user: User, uri: str, *, write: bool = False, follow: bool = True) -> Node:
+    """Parse and check a storage name; see the module's docstring for the rules.
+
+    ``follow=False`` leaves a link in the last component unchecked (to remove or stat the link
+    itself); links in the folders above are always checked.
+    """
+    owner, parts = split(user, uri)
+    if user.anonymous and owner == user.name:
+        raise Forbidden("Error: anonymous users have no storage of their own; log in, "
+                        "or read <user>://public/... files")
+    if write and user.anonymous:
+        raise Forbidden("Error: anonymous users cannot write to storage; log in first")
+    mine = owner == user.name
+    if not mine:
+        if write:
+            where = "public folder" if parts and parts[0] == PUBLIC else "storage"
+            raise Forbidden(f"Error: permission denied: {owner}'s {where} is not writable by {user.name}")
+        if not parts or parts[0] != PUBLIC:
+            raise Forbidden(f"Error: permission denied: only {owner}://public/ is readable by other users")
+    root = storage_home.root(settings, owner)
+    path = root.joinpath(*parts)
+    real_root = os.path.realpath(root)
+    checked = path if follow or not parts else path.parent
+    real = os.path.realpath(checked)
+    if not _inside(real, real_root):
+        raise StarboxError(f"Error: {uri!r} goes through a link that leaves the storage tree")
+    if not mine and not _inside(real, os.path.join(real_root, PUBLIC)):
+        raise Forbidden(f"Error: permission denied: {uri!r} links to a private file of {owner}")
+    return Node(owner, parts, path)
+
+
+def resolve(settings: Settings, user: User, uri: str, *, write: bool = False) -> Path:
+    """The path on disk of a storage name, after every check; raises Forbidden or StarboxError."""
+    return node(settings, user, uri, write=write).path
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes], *, limit: int | None = None,
+                 limit_message: str | None = None) -> int:
+    """Write chunks to a temporary file beside `path`, then rename it into place.
+
+    Missing parent folders are made (resolve() has already checked the path).
+
+    Returns the number of bytes written. If anything goes wrong (an exception in the chunks,
+    more than `limit` bytes, a full disk) the temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
+    size = 0
+    try:
+        with open(tmp, "xb") as fh:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise TooLarge(limit_message or f"Error: the file is larger than {_mb(limit)} allowed")
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return size
+
+
+async def write_atomic_async(path: Path, chunks: AsyncIterable[bytes], *, limit: int | None = None,
+                             limit_message: str | None = None) -> int:
+    """write_atomic for an async stream of chunks (an HTTP request body); same guarantees."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
+    size = 0
+    try:
+        fh = open(tmp, "xb")
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise TooLarge(limit_message or f"Error: the file is larger than {_mb(limit)} allowed")
+                fh.write(chunk)
+            fh.flush()
+            await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+        finally:
+            fh.close()
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return size
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def usage(settings: Settings, username: str) -> int:
+    """Bytes stored in a user's tree (links count as themselves, not as their targets)."""
+    total = 0
+    for folder, dirs, files in os.walk(storage_home.root(settings, username)):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def quota_check(settings: Settings, user: User, adding_bytes: int) -> int:
+    """Refuse (TooLarge, 413) if adding `adding_bytes` would pass the user's quota.
+
+    Returns the bytes still free after the addition.
+    """
+    allowed = settings.storage_quota_mb * MB
+    used = usage(settings, user.name)
+    if used + max(adding_bytes, 0) > allowed:
+        raise TooLarge(f"Error: storage quota exceeded: {_mb(used)} used of {_mb(allowed)} allowed; "
+                       f"{_mb(adding_bytes)} more does not fit")
+    return allowed - used - max(adding_bytes, 0)
+
+
+def quota_free(settings: Settings, user: User) -> int:
+    return max(settings.storage_quota_mb * MB - usage(settings, user.name), 0)
+
+
+def quota_message(settings: Settings, user: User) -> str:
+    return (f"Error: storage quota exceeded: {_mb(usage(settings, user.name))} used of "
+            f"{_mb(settings.storage_quota_mb * MB)} allowed")
+
+
+__all__ = ["Node", "node", "resolve", "split", "write_atomic", "write_atomic_async", "quota_check", "quota_free", "usage",
+           "PUBLIC", "HIDDEN", "PART_PREFIX", "META_NAME"]

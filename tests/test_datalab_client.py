@@ -92,3 +92,47 @@ def test_out_vos_wrote_the_file(service, dl_users, tmp_path):
     if not (home / "sirius.csv").exists():
         drive(service, "query", tmp_path)
     assert (home / "sirius.csv").read_text().startswith("hip,ra,dec,hpmag,b_v\n32349,")
+
+
+def test_mydb(service, dl_users, tmp_path):
+    o = drive(service, "mydb", tmp_path)
+    assert o["flush"] == "OK" and o["import_df"] == "OK" and o["import_file"] == "OK"
+    assert set(o["list"].split()) >= {"targets", "targets2"}
+    assert "ra" in o["list_table"] and "dec" in o["list_table"]
+    assert o["create"] == "OK" and o["insert"] == "OK"
+    assert o["made"] == "id,name\n1,one\n2,two\n"
+    assert o["index"] == "OK" and o["index_col"] == "OK"
+    assert o["xmatch"] == "id,hip\n1,32349\n2,91262\n"  # Sirius and Vega found through q3c_join
+    assert o["rename"] == "OK" and o["copy"] == "OK" and o["truncate"] == "OK"
+    assert o["count4"] == "n\n0\n"
+    assert o["drop"] == "OK" and 'relation "targets4" not known' in o["drop_missing"]
+    assert "Invalid table name" in o["invalid_name"]["message"]
+    assert "targets3" in o["list_after"] and "targets4" not in o["list_after"]
+
+
+def test_storage_and_sharing(service, dl_users, tmp_path):
+    (tmp_path / "a").mkdir()
+    o = drive(service, "storage", tmp_path / "a")
+    assert o["put"] == "OK" or o["put"] == ["OK"]
+    assert "hello.txt" in o["ls"].split(",") and "public" in o["ls"].split(",")
+    assert "hello.txt" in o["ls_long"] and "dluser" in o["ls_long"]
+    assert o["stat"]["type"] == "data" and int(o["stat"]["size"]) == 14
+    assert o["stat_missing"] == {}
+    assert o["access"] is True
+    assert o["get"] == "hello starbox\n" and o["fetched"] == "hello starbox\n"
+    assert o["mkdir"] == "OK" and "already exists" in o["mkdir_again"]
+    assert o["cp"] == "OK" and o["mv"] == "OK" and o["ls_dir"] == "moved.txt"
+    assert o["ln"] == "OK" and o["tag"] == "OK"
+    assert o["rm"] == "OK" and o["rmdir"] == "OK" and "does not exist" in o["rm_missing"]
+    assert o["saveAs"] in ("OK", ["OK"])
+    assert "default" in o["profiles"]
+    assert "dir1" not in o["ls_final"].split(",") and "saved.txt" in o["ls_final"].split(",")
+    (tmp_path / "b").mkdir()
+    s = drive(service, "sharing", tmp_path / "b")
+    assert s["read_public"] == "hello starbox\n"
+    # dl fetches whatever /get answers as a URL, so a refusal surfaces inside requests' error
+    assert "permission denied" in s["read_private"]["message"]
+    assert "not writable" in str(s["write_public"])
+    assert not (service.settings.storage_dir / "users" / "dluser" / "public" / "intruder.txt").exists()
+    assert "shared.txt" in s["ls_owner_public"]
+    assert s["mydb_other"]["raised"] == "queryClientError" and "permission denied" in s["mydb_other"]["message"]

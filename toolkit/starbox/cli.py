@@ -43,7 +43,7 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
         console.print(line, highlight=False)
     if not foreground:
         return
-    children = [processes.service(s)]
+    children = [processes.service(s), *processes.optional_children(s)]
 
     def stop():
         for child in reversed(children):
@@ -265,13 +265,31 @@ def accounts_remove(username: str, yes: bool = typer.Option(False, "--yes", "-y"
     console.print(f"removed {username}")
 
 
+# Commands that live beside their part of the package: (module, attribute, name, kind).
+OPTIONAL_COMMANDS = [
+    ("starbox.notebooks.cli", "nbtest", "nbtest", "command"),
+    ("starbox.notebooks.publish_cli", "notebooks_app", "notebooks", "group"),
+    ("starbox.notebooks.publish_cli", "getlatest", "getlatest", "command"),
+    ("starbox.notebooks.publish_cli", "nbcheck", "nbcheck", "command"),
+]
+
+
 def _register_optional_commands() -> None:
-    """Commands whose modules carry heavier imports register lazily by module presence."""
-    try:
-        from starbox.notebooks.cli import nbtest
-    except ImportError:
-        return
-    app.command("nbtest")(nbtest)
+    """Register the commands whose modules exist (parts of the package land one by one)."""
+    import importlib
+
+    for module_name, attr, name, kind in OPTIONAL_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        target = getattr(module, attr)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 _register_optional_commands()

@@ -67,3 +67,14 @@ def service(settings: Settings) -> Child:
     return Child("service", [sys.executable, "-m", "starbox.service"], settings.service_port,
                  f"http://{settings.service_host}:{settings.service_port}/auth/",
                  settings.log_dir / "service.log")
+
+
+def optional_children(settings: Settings) -> list[Child]:
+    """JupyterLab and Voila, once starbox.jupyter exists (it defines children(settings))."""
+    try:
+        from starbox import jupyter
+    except ModuleNotFoundError as exc:
+        if exc.name == "starbox.jupyter":
+            return []
+        raise
+    return jupyter.children(settings)

@@ -11,6 +11,9 @@ MOUNTS = [
     ("mydb", "/query"),
     ("res", "/res"),
     ("storage", "/storage"),
+    ("tap", "/tap"),
+    ("scs", "/scs"),
+    ("hooks", "/hooks"),
 ]
 
 

@@ -121,11 +121,11 @@ def bench_cones(s: settings_mod.Settings, repeat: int = 200) -> None:
            ["method", "median rows", "p50 ms", "p95 ms"], rows, "cones")
 
 
-def main() -> None:
+def main(extra=()) -> None:
+    """Cold and warm `make up`, then the benches of this module and `extra` on the running appliance."""
     home = Path(tempfile.mkdtemp(prefix="starbox-bench-"))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARBOX_")}
-    env.update(STARBOX_HOME=str(home), STARBOX_PG_PORT=str(port))
+    env.update(STARBOX_HOME=str(home), STARBOX_PG_PORT=str(free_port()), STARBOX_SERVICE_PORT=str(free_port()))
     console.print(f"[bold]appliance benchmarks[/] in {home}")
     bench_up(env)
     s = settings_mod.load(env)
@@ -133,6 +133,8 @@ def main() -> None:
     try:
         bench_cones(s)
         bench_load(s)
+        for bench in extra:
+            bench(s)
     finally:
         stop(proc)
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def make_settings(home: Path, **extra) -> settings_mod.Settings:
-    env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port())}
+    env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port()), "STARBOX_SERVICE_PORT": str(free_port())}
     env.update({f"STARBOX_{k.upper()}": str(v) for k, v in extra.items()})
     return settings_mod.load(env)
 

@@ -154,9 +154,12 @@ def test_foreground_up_stops_cleanly_on_signal(tmp_path):
             if "Ctrl-C" in line:
                 break
         assert Cluster(s).status().running
+        import httpx
+        assert httpx.get(f"{s.service_url}/query/").text.lower().startswith("hello world")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert not Cluster(s).status().running
+        assert not control.port_in_use(s.service_host, s.service_port)
     finally:
         proc.kill()
         Cluster(s).stop()

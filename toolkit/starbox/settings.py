@@ -45,6 +45,16 @@ class Settings:
     storage_quota_mb: int = 2048
     max_upload_mb: int = 1024
     signed_url_ttl: int = 300
+    # TAP: MAXREC when a client gives none, and the most a client may ask for.
+    tap_maxrec: int = 100_000
+    tap_maxrec_max: int = 10_000_000
+    # JupyterLab and Voila run as this Starbox account (made at `up`), so lessons just work.
+    local_user: str = "learner"
+    # Lesson publishing: the git repository (a path or URL; empty: this project's lessons/),
+    # the branch that counts, and whether a set must pass `starbox nbtest` to be published.
+    lessons_repo: str = ""
+    lessons_branch: str = "main"
+    lessons_test: bool = True
     # Catalog build: skip the big simulated catalog (handy on tiny machines).
     sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
     project_root: Path = PROJECT_ROOT
@@ -75,6 +85,15 @@ class Settings:
         return self.home / "storage"
 
     @property
+    def notebooks_latest(self) -> Path:
+        """The read-only lessons every user sees: a symlink swapped atomically on publish."""
+        return self.home / "notebooks-latest"
+
+    @property
+    def notebooks_versions(self) -> Path:
+        return self.home / "notebooks-versions"
+
+    @property
     def service_url(self) -> str:
         return (self.url or f"http://{self.service_host}:{self.service_port}").rstrip("/")
 
@@ -87,7 +106,13 @@ class Settings:
         return not self.database_url
 
 
-def _coerce(kind: type, raw: str | int | Path):
+def _coerce(kind: type, raw: str | int | bool | Path):
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"not a yes/no value: {raw!r}")
+        return str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind is int:
         return int(raw)
     if kind is Path:
@@ -99,7 +124,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
     """Build settings from defaults, the optional file and the environment."""
     env = dict(os.environ if env is None else env)
     types = {f.name: f.type for f in dataclasses.fields(Settings)}
-    kinds = {"int": int, "Path": Path, "str": str}
+    kinds = {"int": int, "Path": Path, "str": str, "bool": bool}
     values: dict[str, object] = {}
 
     home = Path(env.get("STARBOX_HOME", str(Settings().home))).expanduser()

@@ -36,7 +36,11 @@ def conninfo(settings: Settings, role: str, password: str) -> str:
 
 def _reset(conn: psycopg.Connection) -> None:
     """Back in the pool: forget whatever the user's SQL SET for the session (role, GUCs, temp)."""
-    conn.execute("DISCARD ALL")
+    conn.autocommit = True  # DISCARD ALL refuses to run inside a transaction block
+    try:
+        conn.execute("DISCARD ALL")
+    finally:
+        conn.autocommit = False
 
 
 class Pools:
@@ -58,7 +62,8 @@ class Pools:
             pool = ConnectionPool(
                 conninfo(self.settings, role, keys.role_password(self.settings, role)),
                 min_size=0, max_size=4, max_idle=300, name=role, open=True, reset=_reset,
-                kwargs={"application_name": f"starbox:{role}"},
+                # No client-side prepared statements: DISCARD ALL (the reset) would drop them.
+                kwargs={"application_name": f"starbox:{role}", "prepare_threshold": None},
             )
             self._users[role] = pool
             while len(self._users) > MAX_USER_POOLS:

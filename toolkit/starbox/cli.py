@@ -19,8 +19,9 @@ app = typer.Typer(help="Starbox: an astronomy science platform in one box.", no_
                   add_completion=False, pretty_exceptions_enable=False)
 catalog_app = typer.Typer(help="Catalogs: list, inspect, load, drop and build.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: long lines (URLs, DSNs) stay whole when the output is not a terminal.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings():
@@ -85,6 +86,9 @@ def status():
                       cs.started.strftime("%Y-%m-%d %H:%M:%S UTC"))
     else:
         table.add_row("PostgreSQL", "[red]stopped[/]", str(s.pgdata), "")
+    for name, port, since in appliance.children_status(s):
+        state = "[green]running[/]" if since else "[red]stopped[/]"
+        table.add_row(name, state, f"{s.service_host}:{port}", since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "")
     console.print(table)
     if cs is not None and not cs.running:
         return

@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -27,6 +27,11 @@ from starbox.settings import Settings
 log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
 RESTART_REASON = "Error: the service restarted while this job was running; please submit it again"
+# Job kinds other than Data Lab's run through an executor of their own, imported when first needed
+# (also by recover() after a restart): kind -> "module:function(runner, jobid, job, user)".
+EXECUTORS = {"tap": "starbox.tap.uws:execute"}
+# Columns a PENDING job may still change (UWS lets a client edit a job before it runs).
+EDITABLE = ("query", "lang", "ofmt", "params", "timeout_s", "destruction")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class JobSpec:
     drop: bool = False
     timeout_s: int = 300
     kind: str = "datalab"
+    params: dict = field(default_factory=dict)  # kind-specific parameters (TAP: MAXREC, UPLOAD, ...)
 
 
 def new_jobid() -> str:
@@ -78,7 +84,7 @@ class JobRunner:
                 "INSERT INTO starbox.jobs (jobid, owner, kind, phase, query, lang, ofmt, out_uri, params, timeout_s)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (jobid, user.name, spec.kind, "QUEUED" if run_now else "PENDING", spec.query, spec.lang,
-                 spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop}), spec.timeout_s))
+                 spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop, **spec.params}), spec.timeout_s))
         if run_now:
             self.executor.submit(self._run, jobid)
         return jobid
@@ -143,6 +149,61 @@ class JobRunner:
             done += 1
         return done
 
+    # -- UWS: jobs created PENDING, edited, started, destroyed -------------------------------------
+    def start(self, user: User, jobid: str) -> str:
+        """PENDING -> QUEUED and hand it to a worker; any other phase is left alone."""
+        self.get(user, jobid)
+        with self.pools.state_conn() as conn:
+            moved = conn.execute("UPDATE starbox.jobs SET phase = 'QUEUED' WHERE jobid = %s AND phase = 'PENDING'",
+                                 (jobid,)).rowcount
+        if moved:
+            self.executor.submit(self._run, jobid)
+        return self.get(user, jobid)["phase"]
+
+    def update(self, user: User, jobid: str, **fields) -> dict:
+        """Change a job's parameters; only a PENDING job may change anything but its destruction."""
+        from starbox.errors import Conflict
+
+        unknown = set(fields) - set(EDITABLE)
+        if unknown:
+            raise StarboxError(f"Error: a job has no editable field {', '.join(sorted(unknown))}")
+        job = self.get(user, jobid)
+        if set(fields) - {"destruction"} and job["phase"] != "PENDING":
+            raise Conflict(f"Error: job {jobid} is {job['phase']}; only a PENDING job can be changed")
+        if fields:
+            fields = {k: Jsonb(v) if k == "params" else v for k, v in fields.items()}
+            sets = ", ".join(f"{k} = %s" for k in fields)
+            with self.pools.state_conn() as conn:
+                conn.execute(f"UPDATE starbox.jobs SET {sets} WHERE jobid = %s AND owner = %s",
+                             (*fields.values(), jobid, user.name))
+        return self.get(user, jobid)
+
+    def connection(self, jobid: str, user: User):
+        """The user's connection for a job, registered so that abort() can cancel its query."""
+        return self._conn_for(jobid, user)
+
+    def purge_expired(self, kind: str | None = None) -> list[str]:
+        """Destroy the jobs past their destruction time: stop them, delete rows and files."""
+        with self.pools.state_conn() as conn:
+            rows = conn.execute(
+                "DELETE FROM starbox.jobs WHERE destruction <= now()"
+                + (" AND kind = %s" if kind else "") + " RETURNING jobid, result_path",
+                (kind,) if kind else ()).fetchall()
+        for jobid, result_path in rows:
+            with self._lock:
+                running = self._running.get(jobid)
+            if running is not None:
+                running.cancel_safe()
+            if result_path:
+                Path(result_path).unlink(missing_ok=True)
+            for extra in self.dir.glob(f"{jobid}-*"):  # files a job kept beside its result (uploads)
+                extra.unlink(missing_ok=True)
+        return [r[0] for r in rows]
+
+    @property
+    def closed(self) -> bool:
+        return self.executor._shutdown
+
     # -- the worker -----------------------------------------------------------------------------
     def _claim(self, jobid: str) -> dict | None:
         with self.pools.state_conn() as conn:
@@ -162,7 +223,7 @@ class JobRunner:
             return  # aborted or deleted while queued
         user = User(job["owner"])
         try:
-            path, rows = self._execute(jobid, job, user)
+            path, rows = self._executor(job["kind"])(jobid, job, user)
             self._finish(jobid, "COMPLETED", result_path=str(path) if path else None, result_rows=rows)
         except StarboxError as exc:
             self._finish(jobid, "ERROR", error=str(exc))
@@ -172,6 +233,15 @@ class JobRunner:
         finally:
             with self._lock:
                 self._running.pop(jobid, None)
+
+    def _executor(self, kind: str):
+        if kind not in EXECUTORS:
+            return self._execute
+        import importlib
+
+        module, name = EXECUTORS[kind].split(":")
+        execute = getattr(importlib.import_module(module), name)
+        return lambda jobid, job, user: execute(self, jobid, job, user)
 
     def _conn_for(self, jobid: str, user: User):
         runner = self

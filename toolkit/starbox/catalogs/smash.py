@@ -136,8 +136,8 @@ def _observing_log(rng):
     """61 exposures over four seasons: band, long/short, MJD, dither offset, exposure number.
 
     The long exposures of each band sit on three dither positions, a triangle of radius
-    DITHER; the two short ones on two more. So every point of the field has at least four
-    long exposures in g and r, and the depth falls in steps over the outer ~10', softly.
+    DITHER_LONG; the two short ones on two more. So every point of the field has at least four
+    long exposures in g and r, and the depth falls in steps over the outer ~10'.
     """
     # Feb-May of 2013..2016, when Hydra II is up at night; 15 nights a season, so that the
     # RR Lyrae star's period can be found without day aliases.
@@ -355,8 +355,8 @@ def _foreground(rng, scale):
     xi = rng.uniform(-HALF_SIZE, HALF_SIZE, len(mags))
     eta = rng.uniform(-HALF_SIZE, HALF_SIZE, len(mags))
     # Nearby disk stars sit in front of part of the dust.
-    dust = 1.0 - np.exp(-dist * np.sin(_B) / 0.125)
-    mags += EXT * (_ebv(xi, eta) * dust)[:, None]
+    in_front = 1.0 - np.exp(-dist * np.sin(_B) / 0.125)
+    mags += EXT * (_ebv(xi, eta) * in_front)[:, None]
     return {"xi": xi, "eta": eta, "mags": mags}
 
 

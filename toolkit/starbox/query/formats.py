@@ -25,6 +25,8 @@ ARROW_FOR_OID = {
 class Column:
     name: str
     type_oid: int
+    table_oid: int = 0  # where the column comes from, when it is a plain table column (for TAP's
+    table_col: int = 0  # units and UCDs); 0 for computed columns
 
     @property
     def arrow_type(self) -> pa.DataType:

@@ -54,7 +54,8 @@ def _begin(conn: psycopg.Connection, limits: Limits) -> None:
 
 def describe(conn: psycopg.Connection, prepared: Prepared) -> list[formats.Column]:
     cur = conn.execute(pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT 0").format(pgsql.SQL(prepared.sql)))
-    return [formats.Column(d.name, d.type_code) for d in cur.description]
+    res = cur.pgresult
+    return [formats.Column(d.name, d.type_code, res.ftable(i), res.ftablecol(i)) for i, d in enumerate(cur.description)]
 
 
 def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, limits: Limits) -> Iterator[bytes]:
@@ -62,19 +63,17 @@ def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, li
     copy_sql = pgsql.SQL("COPY (SELECT * FROM (\n{}\n) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
         pgsql.SQL(prepared.sql), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
     lines = 0
-    buf: list[bytes] = []
-    size = 0
+    buf = bytearray()  # copy each row out at once: holding on to libpq's row buffers is 3x slower
     with conn.cursor().copy(copy_sql) as copy:
         for row in copy:
-            buf.append(row)
-            size += len(row)
-            if size >= BLOCK:
-                block = b"".join(buf)
+            buf += row
+            if len(buf) >= BLOCK:
+                block = bytes(buf)
                 lines += block.count(b"\n")
                 _check_cap(lines, limits)
                 yield block
-                buf, size = [], 0
-    block = b"".join(buf)
+                buf = bytearray()
+    block = bytes(buf)
     lines += block.count(b"\n")
     _check_cap(lines, limits)
     yield block
@@ -109,10 +108,11 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
             raise
 
 
-def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt_name: str | None,
+def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt_name: str | formats.Format | None,
            limits: Limits) -> tuple[formats.Format, Iterator[bytes]]:
-    """(format, chunks). The first chunk is already computed, so errors raise here."""
-    fmt = formats.get(fmt_name)
+    """(format, chunks). The first chunk is already computed, so errors raise here.
+    A Format object instead of a name brings its own encoder (TAP's VOTable with metadata)."""
+    fmt = fmt_name if isinstance(fmt_name, formats.Format) else formats.get(fmt_name)
     gen = _generate(open_conn, prepared, fmt, limits)
     try:
         first = next(gen)

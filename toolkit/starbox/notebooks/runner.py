@@ -108,6 +108,36 @@ class BadNotebook(Exception):
     """The file cannot be read as a Jupyter notebook; the message is one line."""
 
 
+def _wait_for_replies_in_slices() -> None:
+    """Work around jupyter/nbclient#312: after a cell that shows ipywidgets, nbclient sometimes
+    does not wake up for an execute reply that has already arrived and waits out the whole cell
+    timeout before reading it (the cell passes, minutes late). Waiting in half-second slices
+    bounds that delay; it changes nothing else about how messages are read."""
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    original = AsyncZMQSocketChannel.get_msg
+    if getattr(original, "_starbox_sliced", False):
+        return
+
+    async def get_msg(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            try:
+                return await original(self, timeout=step)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    get_msg._starbox_sliced = True
+    AsyncZMQSocketChannel.get_msg = get_msg
+
+
+_wait_for_replies_in_slices()
+
+
 def strip_ansi(text: str) -> str:
     return ANSI.sub("", text)
 

@@ -88,7 +88,7 @@ INSERT INTO tap_schema.columns
   ('tap_schema.columns', 'datatype', 'ADQL datatype (VOTable datatype in TAP 1.1)', 'char', '64*', 1, 0, 1, 7),
   ('tap_schema.columns', 'arraysize', 'VOTable arraysize', 'char', '16*', 0, 0, 1, 8),
   ('tap_schema.columns', 'xtype', 'VOTable xtype', 'char', '64*', 0, 0, 1, 9),
-  ('tap_schema.columns', 'size', 'Length of variable length datatypes (deprecated)', 'int', NULL, 0, 0, 1, 10),
+  ('tap_schema.columns', '"size"', 'Length of variable length datatypes (deprecated)', 'int', NULL, 0, 0, 1, 10),
   ('tap_schema.columns', 'principal', 'A principal column; 1 means true, 0 false', 'int', NULL, 0, 0, 1, 11),
   ('tap_schema.columns', 'indexed', 'An indexed column; 1 means true, 0 false', 'int', NULL, 0, 0, 1, 12),
   ('tap_schema.columns', 'std', 'A standard column; 1 means true, 0 false', 'int', NULL, 0, 0, 1, 13),

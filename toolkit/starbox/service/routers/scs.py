@@ -1,0 +1,39 @@
+"""/scs: Simple Cone Search 1.03 on every published table with a position. Thin over
+starbox.tap.scs; refusals are SCS error VOTables (INFO name="Error") with a 4xx status."""
+
+from __future__ import annotations
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from starbox.errors import StarboxError
+from starbox.query.run import db_error
+from starbox.service.deps import current_user
+from starbox.tap import params, scs, votable
+
+router = APIRouter()
+
+
+@router.get("", response_class=PlainTextResponse)
+@router.get("/", response_class=PlainTextResponse)
+async def index(request: Request) -> str:
+    base = str(request.base_url).rstrip("/") + "/scs"
+    return await run_in_threadpool(scs.index, request.app.state.pools, base)
+
+
+@router.get("/{schema}/{table}")
+async def cone(request: Request, schema: str, table: str):
+    s = request.app.state
+
+    def work():
+        p = params.parse(request.url.query, None, b"")
+        media_type, chunks = scs.cone(s.pools, s.settings, current_user(request), schema, table, p)
+        return StreamingResponse(chunks, media_type=media_type)
+
+    try:
+        return await run_in_threadpool(work)
+    except (StarboxError, psycopg.Error) as exc:
+        refusal = exc if isinstance(exc, StarboxError) else db_error(exc)
+        return Response(scs.error_document(str(refusal)), status_code=refusal.status, media_type=votable.MEDIA_TYPE)

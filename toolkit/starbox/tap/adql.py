@@ -1,0 +1,325 @@
+"""ADQL -> PostgreSQL: queryparser-python3 (through starbox.query.prepare), with the little it lacks.
+
+queryparser's grammar refuses a few things ADQL 2.1 has and PostgreSQL runs as they are (LOWER
+and UPPER of a column, COALESCE, CAST, comments, hexadecimal literals, CIRCLE(ra, dec, r) on
+columns). Before parsing, those are hidden behind user-defined-function names (which queryparser
+passes through); after translation the names are put back. Then `mydb.t` becomes the user's
+MyDB schema and `TAP_UPLOAD.t` the uploaded table, and geometry.py moves spatial predicates onto
+the indexes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starbox.accounts import User
+from starbox.errors import StarboxError, Unauthorized
+from starbox.query.prepare import prepare, translate_adql
+
+TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<comment>--[^\n]*|/\*.*?\*/)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<quoted>"(?:[^"]|"")*")
+  | (?P<hex>0[xX][0-9a-fA-F]+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<op><->|<=|>=|<>|!=|\|\||!@|<@|@>|!<@|&&|::)
+  | (?P<other>.)
+""", re.X | re.S)
+
+# Functions queryparser's grammar cannot parse with column arguments, passed as UDFs instead.
+HIDDEN_FUNCTIONS = {"LOWER", "UPPER", "COALESCE", "NULLIF", "CHAR_LENGTH", "CHARACTER_LENGTH", "OCTET_LENGTH"}
+PLACEHOLDER = "sbx__"
+CAST_TYPES = re.compile(r"^(SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE PRECISION|TIMESTAMP|"
+                        r"CHAR(ACTER)?\s*(\(\s*\d+\s*\))?|VARCHAR\s*(\(\s*\d+\s*\))?)$", re.I)
+
+
+@dataclass
+class Tok:
+    kind: str
+    text: str
+    pos: int
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper()
+
+
+def tokens(text: str) -> list[Tok]:
+    return [Tok(m.lastgroup, m.group(), m.start()) for m in TOKEN.finditer(text)]
+
+
+def _significant(toks: list[Tok], i: int, step: int = 1) -> int:
+    """Index of the next token that is not whitespace or a comment (or -1 / len)."""
+    i += step
+    while 0 <= i < len(toks) and toks[i].kind in ("ws", "comment"):
+        i += step
+    return i
+
+
+def _close(toks: list[Tok], i: int) -> int:
+    """Index of the ')' matching the '(' at i."""
+    depth = 0
+    for j in range(i, len(toks)):
+        if toks[j].text == "(":
+            depth += 1
+        elif toks[j].text == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise StarboxError(f"Error: ADQL syntax error: unbalanced parenthesis at column {toks[i].pos + 1}")
+
+
+def _args(toks: list[Tok], open_i: int, close_i: int) -> list[tuple[int, int]]:
+    """Top-level argument token ranges [start, end) between a '(' and its ')'."""
+    out, depth, start = [], 0, open_i + 1
+    for j in range(open_i + 1, close_i):
+        t = toks[j].text
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        elif t == "," and depth == 0:
+            out.append((start, j))
+            start = j + 1
+    out.append((start, close_i))
+    return out
+
+
+def _text(toks: list[Tok], a: int, b: int) -> str:
+    return "".join(t.text for t in toks[a:b])
+
+
+# -- before queryparser ----------------------------------------------------------------------
+
+def shim(adql: str) -> tuple[str, list[str]]:
+    """The ADQL with what queryparser cannot parse hidden; the CAST target types, by number."""
+    toks = tokens(adql)
+    casts: list[str] = []
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        nxt = _significant(toks, i)
+        is_call = t.kind == "name" and nxt < len(toks) and toks[nxt].text == "("
+        if t.kind == "comment":
+            out.append(" ")
+        elif t.kind == "hex":
+            out.append(str(int(t.text, 16)))  # PostgreSQL 15 would read 0x10 as 0 AS x10
+        elif is_call and t.upper in HIDDEN_FUNCTIONS:
+            out.append(PLACEHOLDER + t.text.lower())
+        elif is_call and t.upper == "CAST":
+            close = _close(toks, nxt)
+            body = _text(toks, nxt + 1, close)
+            m = re.match(r"(?is)^(.*)\s+AS\s+([^()]+(?:\(\s*\d+\s*\))?)\s*$", body)
+            if not m:
+                raise StarboxError(f"Error: ADQL syntax error at column {t.pos + 1}: CAST needs (value AS type)")
+            if not CAST_TYPES.match(m.group(2).strip()):
+                raise StarboxError(f"Error: CAST to {m.group(2).strip()} is not supported (column {t.pos + 1}); "
+                                   "use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n) or TIMESTAMP")
+            casts.append(m.group(2).strip())
+            inner, _ = shim(m.group(1))
+            out.append(f"{PLACEHOLDER}cast_{len(casts) - 1}({inner})")
+            i = close + 1
+            continue
+        elif is_call and t.upper == "CIRCLE":
+            close = _close(toks, nxt)
+            args = _args(toks, nxt, close)
+            first = toks[_significant(toks, args[0][0] - 1)]
+            if len(args) == 3 and first.upper != "POINT" and first.kind != "string":
+                # CIRCLE(ra, dec, r): queryparser wants the centre as POINT(ra, dec).
+                a, b, r = (shim(_text(toks, s, e))[0] for s, e in args)
+                out.append(f"CIRCLE(POINT({a}, {b}), {r})")
+                i = close + 1
+                continue
+            out.append(t.text)
+        elif is_call and t.upper == "POLYGON":
+            close = _close(toks, nxt)
+            flat = _flatten_polygon(toks, nxt, close)
+            if flat is not None:
+                out.append(flat)
+                i = close + 1
+                continue
+            out.append(t.text)
+        else:
+            out.append(t.text)
+        i += 1
+    return "".join(out), casts
+
+
+def _flatten_polygon(toks: list[Tok], open_i: int, close_i: int) -> str | None:
+    """POLYGON(POINT(a, b), POINT(c, d), ...) -> POLYGON(a, b, c, d, ...), which queryparser reads."""
+    coords = []
+    for s, e in _args(toks, open_i, close_i):
+        k = _significant(toks, s - 1)
+        if toks[k].upper != "POINT":
+            if toks[k].kind == "string" and not coords:
+                continue  # the coordinate system of ADQL 2.0
+            return None
+        p_open = _significant(toks, k)
+        inner = [_text(toks, a, b).strip() for a, b in _args(toks, p_open, _close(toks, p_open))]
+        coords += inner[-2:]
+    return "POLYGON(" + ", ".join(coords) + ")"
+
+
+# -- after queryparser -----------------------------------------------------------------------
+
+def unshim(sql: str, casts: list[str]) -> str:
+    toks = tokens(sql)
+    out: list[str] = []
+    pending: dict[int, str] = {}  # index of a ')' -> text to put before it
+    for i, t in enumerate(toks):
+        if i in pending:
+            out.append(pending.pop(i))
+        if t.kind == "name" and t.text.lower().startswith(PLACEHOLDER):
+            name = t.text[len(PLACEHOLDER):].lower()
+            if name.startswith("cast_"):
+                nxt = _significant(toks, i)
+                pending[_close(toks, nxt)] = f" AS {casts[int(name[5:])]}"
+                out.append("CAST")
+            else:
+                out.append(name)
+        else:
+            out.append(t.text)
+    return "".join(out)
+
+
+def upload_table(name: str) -> str:
+    """The SQL name of an uploaded table (a CTE of the query; see upload.py)."""
+    return f"tap_upload__{name.lower()}"
+
+
+def _ident(t: Tok) -> str:
+    return t.text[1:-1].replace('""', '"') if t.kind == "quoted" else t.text.lower()
+
+
+def rename(sql: str, user: User) -> tuple[str, set[str]]:
+    """`mydb.t` -> the user's MyDB schema; `TAP_UPLOAD.t` -> the uploaded table. Returns the
+    SQL and the names of the uploaded tables it uses."""
+    toks = tokens(sql)
+    used: set[str] = set()
+    out: list[str] = []
+    skip_to = -1
+    for i, t in enumerate(toks):
+        if i < skip_to:
+            continue
+        dot = _significant(toks, i)
+        prev = _significant(toks, i, -1)
+        qualifier = (t.kind in ("name", "quoted") and dot < len(toks) and toks[dot].text == "."
+                     and not (prev >= 0 and toks[prev].text == "."))
+        if qualifier and _ident(t) == "mydb":
+            if user.anonymous:
+                raise Unauthorized("Error: mydb tables need a logged-in user: send your token "
+                                   "(X-DL-AuthToken or Authorization: Bearer)")
+            out.append(user.schema)
+            continue
+        if qualifier and _ident(t) == "tap_upload":
+            name_i = _significant(toks, dot)
+            name = _ident(toks[name_i])
+            used.add(name)
+            out.append(upload_table(name))
+            skip_to = name_i + 1
+            continue
+        out.append(t.text)
+    return "".join(out), used
+
+
+def _translate(adql: str, user: User) -> str:
+    shimmed, casts = shim(adql)
+    try:
+        prepared = prepare(user, adql=shimmed)
+    except Unauthorized:
+        raise
+    except StarboxError:
+        translate_adql(adql)  # the user's own text, for positions that match what they typed
+        raise
+    if not prepared.is_query:
+        raise StarboxError("Error: only SELECT queries are ADQL")
+    return unshim(prepared.sql, casts)
+
+
+# queryparser's ANTLR parser takes 50-150 ms per query in Python. Queries that differ only in
+# their numbers (a cone moved by a slider, a new magnitude cut) share one translation: numbers
+# become sentinels, the translated template is cached, the numbers go back in. When a number
+# does not come through unchanged (BOX computes its corners, 1.0/3600 is folded), the query is
+# translated as it is.
+SENTINEL = 987654320000
+_SENTINEL_RE = re.compile(r"(?<![\w.])9876543(\d{5})(\.5|\.0)?(?![\d.])")
+_templates: "OrderedDict[tuple[str, str | None], str]" = OrderedDict()
+_templates_lock = threading.Lock()
+TEMPLATES = 512
+
+
+_UNARY_AFTER = {"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", "/", "AND", "OR", "NOT",
+                "BETWEEN", "SELECT", "WHERE", "ON", "TOP", "IN", "HAVING"}
+
+
+def _template(adql: str) -> tuple[str, list[str]] | None:
+    if "9876543" in adql:
+        return None
+    toks = tokens(adql)
+    out: list[str] = []
+    numbers: list[str] = []
+    for i, t in enumerate(toks):
+        if t.kind == "number" and t.text not in ("0", "1"):  # 1 = CONTAINS(...) must stay as it is
+            literal = t.text
+            minus = _significant(toks, i, -1)
+            if minus >= 0 and toks[minus].text == "-":
+                before = _significant(toks, minus, -1)
+                if before < 0 or toks[before].upper in _UNARY_AFTER:  # a negative number, not a subtraction
+                    literal = "-" + literal
+                    del out[minus - i:]  # drop the '-' (and blanks after it) already copied
+            fraction = ".5" if any(c in t.text for c in ".eE") else ""
+            out.append(f"{SENTINEL + len(numbers)}{fraction}")
+            numbers.append(literal)
+        else:
+            out.append(t.text)
+    return "".join(out), numbers
+
+
+def _fill(sql: str, numbers: list[str]) -> str | None:
+    seen = [0] * len(numbers)
+
+    def put(m: re.Match) -> str:
+        k = int(m.group(1)) - (SENTINEL - 987654300000)
+        if not 0 <= k < len(numbers):
+            raise ValueError(k)
+        seen[k] += 1
+        return numbers[k]
+
+    try:
+        out = _SENTINEL_RE.sub(put, sql)
+    except ValueError:
+        return None
+    return out if all(n == 1 for n in seen) and "9876543" not in out else None
+
+
+def translate(adql: str, user: User) -> tuple[str, set[str]]:
+    """ADQL -> PostgreSQL, with MyDB and upload names resolved. Returns (sql, uploads used)."""
+    if not adql or not adql.strip():
+        raise StarboxError("Error: no QUERY given: pass the ADQL query as QUERY=...")
+    sql = None
+    templated = _template(adql)
+    if templated is not None:
+        key = (templated[0], user.schema)
+        with _templates_lock:
+            cached = _templates.get(key)
+            if cached is not None:
+                _templates.move_to_end(key)
+        if cached is None:
+            try:
+                cached = _translate(templated[0], user)
+            except StarboxError:
+                cached = ""  # the real text below gives the real message
+            with _templates_lock:
+                _templates[key] = cached
+                while len(_templates) > TEMPLATES:
+                    _templates.popitem(last=False)
+        sql = _fill(cached, templated[1]) if cached else None
+    if sql is None:
+        sql = _translate(adql, user)
+    return rename(sql, user)

@@ -125,7 +125,8 @@ def main(extra=()) -> None:
     """Cold and warm `make up`, then the benches of this module and `extra` on the running appliance."""
     home = Path(tempfile.mkdtemp(prefix="starbox-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARBOX_")}
-    env.update(STARBOX_HOME=str(home), STARBOX_PG_PORT=str(free_port()), STARBOX_SERVICE_PORT=str(free_port()))
+    env.update(STARBOX_HOME=str(home), STARBOX_PG_PORT=str(free_port()), STARBOX_SERVICE_PORT=str(free_port()),
+               STARBOX_JUPYTER_PORT=str(free_port()), STARBOX_VOILA_PORT=str(free_port()))
     console.print(f"[bold]appliance benchmarks[/] in {home}")
     bench_up(env)
     s = settings_mod.load(env)

@@ -62,6 +62,13 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
         raise
     for line in appliance.service_help(s):
         console.print(line, highlight=False)
+    try:
+        from starbox import jupyter
+    except ModuleNotFoundError:
+        pass
+    else:
+        for line in jupyter.help_lines(s):
+            console.print(line, highlight=False)
     appliance.wait_in_foreground(s, stop, children=children, log=console.print)
 
 

@@ -1,0 +1,101 @@
+"""Issue 3's benchmarks: a 0.1° cone through the service against psycopg, and one million rows
+into pandas through the toolkit (Arrow and CSV) and the real dl client, against psycopg COPY."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+
+from bench.common import ROOT, console, p50_p95, report, timed
+from starbox import database, settings as settings_mod
+
+HYDRA_II = (185.4286, -31.9728)
+MILLION = "SELECT id, ra, dec, gmag, rmag FROM smash_sim.object LIMIT 1000000"
+DL_PYTHON = ROOT / ".venv-datalab" / "bin" / "python"
+
+
+def bench_cone(s: settings_mod.Settings, repeat: int = 200) -> None:
+    import httpx
+
+    rng = np.random.default_rng(99)
+    centres = [(HYDRA_II[0] + dx, HYDRA_II[1] + dy) for dx, dy in rng.uniform(-0.8, 0.8, (repeat, 2))]
+    sql = "SELECT id, ra, dec, gmag, rmag FROM smash_sim.object WHERE q3c_radial_query(ra, dec, {}, {}, 0.1)"
+    rows = []
+    with database.connect_admin(s) as conn, httpx.Client(base_url=s.service_url, timeout=60) as http:
+        def bare(i):
+            conn.execute(sql.format(*centres[i % repeat]), prepare=False).fetchall()
+
+        def service(i):
+            r = http.get("/query/query", params={"sql": sql.format(*centres[i % repeat]), "ofmt": "csv"})
+            r.raise_for_status()
+
+        b50, b95 = p50_p95([t * 1000 for t in timed(bare, repeat)])
+        s50, s95 = p50_p95([t * 1000 for t in timed(service, repeat)])
+    rows.append(["psycopg (bare database)", b50, b95, 1.0])
+    rows.append(["service /query/query, CSV", s50, s95, s50 / b50])
+    report("0.1° cone on smash_sim.object, 200 centres (ms)", ["path", "p50", "p95", "p50 ratio"], rows, "service_cone")
+
+
+def _bare_million(s) -> pd.DataFrame:
+    with database.connect_admin(s) as conn:
+        buf = io.BytesIO()
+        with conn.cursor().copy(f"COPY ({MILLION}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
+            for block in copy:
+                buf.write(block)
+        buf.seek(0)
+        return pd.read_csv(buf)
+
+
+def _dl_client_million(s) -> float:
+    script = (
+        "import time, socket\n"
+        "from dl import queryClient as qc\n"
+        f"qc.set_svc_url('{s.service_url}/query')\n"
+        "t0 = time.perf_counter()\n"
+        f"df = qc.query(sql={MILLION!r}, fmt='pandas', timeout=600)\n"
+        "assert len(df) == 1000000\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    proc = subprocess.run([str(DL_PYTHON), "-c", script], capture_output=True, text=True, timeout=900,
+                          env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_million(s: settings_mod.Settings, rounds: int = 3) -> None:
+    from starbox import queryClient as qc
+
+    qc.set_svc_url(f"{s.service_url}/query")
+
+    def arrow(_):
+        assert len(qc.query(sql=MILLION, fmt="arrow", timeout=600)) == 1_000_000
+
+    def csv(_):
+        assert len(qc.query(sql=MILLION, fmt="pandas", timeout=600)) == 1_000_000
+
+    def bare(_):
+        assert len(_bare_million(s)) == 1_000_000
+
+    t_bare = min(timed(bare, rounds, warmup=1))
+    t_arrow = min(timed(arrow, rounds, warmup=1))
+    t_csv = min(timed(csv, rounds, warmup=0))
+    t_dl = min(_dl_client_million(s) for _ in range(2))
+    rows = [["psycopg COPY … TO STDOUT → pandas.read_csv (bare)", t_bare, 1.0],
+            ["starbox toolkit, fmt='arrow'", t_arrow, t_arrow / t_bare],
+            ["starbox toolkit, CSV (fmt='pandas')", t_csv, t_csv / t_bare],
+            ["real dl client 2.24.0, CSV (fmt='pandas')", t_dl, t_dl / t_bare]]
+    report(f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})",
+           ["path", "seconds", "ratio to bare"], rows, "service_million")
+
+
+def main(s: settings_mod.Settings) -> None:
+    console.print("[bold]service benchmarks[/]")
+    bench_cone(s)
+    bench_million(s)

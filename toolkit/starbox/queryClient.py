@@ -33,6 +33,7 @@ import httpx
 from starbox import _http
 from starbox import storeClient
 from starbox.convert import convert, from_arrow, from_parquet
+from starbox.query.formats import ChunkReader
 
 DEF_TIMEOUT_REQUEST = 300
 CONVERTED = ("pandas", "array", "structarray", "table", "csv-noheader")  # fetched as CSV
@@ -102,35 +103,13 @@ def _local_path(out) -> str:
     return out[7:] if out.startswith("file://") else out
 
 
-class _BodyReader(io.RawIOBase):
-    """A response body as a file object, read chunk by chunk (for Arrow's stream reader)."""
-
-    def __init__(self, response: httpx.Response):
-        self._chunks = response.iter_bytes(1 << 20)
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while not self._buf:
-            try:
-                self._buf = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 def _deliver(r: httpx.Response, fmt: str, local_out=None):
     """The result of a successful (streaming) response, as `fmt` asks."""
     if local_out:
         _http.write_stream(r, _local_path(local_out))
         return "OK"
     if fmt == "arrow":
-        return from_arrow(io.BufferedReader(_BodyReader(r), buffer_size=1 << 20))
+        return from_arrow(io.BufferedReader(ChunkReader(r.iter_bytes(1 << 20)), buffer_size=1 << 20))
     body = r.read()
     if fmt == "parquet":
         return from_parquet(body)

@@ -42,12 +42,12 @@ class Format:
     encode: Callable[[list[Column], Iterator[pa.RecordBatch]], Iterator[bytes]] | None = None
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file object over an iterator of bytes, for Arrow's streaming CSV reader."""
+class ChunkReader(io.RawIOBase):
+    """A file object over an iterator of bytes (COPY blocks, an HTTP body), for Arrow's readers."""
 
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks = iter(chunks)
-        self._buf = b""
+        self._buf = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -55,7 +55,7 @@ class _ChunkReader(io.RawIOBase):
     def readinto(self, b) -> int:
         while not self._buf:
             try:
-                self._buf = bytes(next(self._chunks))
+                self._buf = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         n = min(len(b), len(self._buf))
@@ -83,7 +83,7 @@ def batches_from_csv(columns: list[Column], csv_chunks: Iterable[bytes]) -> Iter
     """Arrow batches from PostgreSQL's CSV (with a header line)."""
     schema = arrow_schema(columns)
     reader = pacsv.open_csv(
-        io.BufferedReader(_ChunkReader(csv_chunks), buffer_size=1 << 20),
+        io.BufferedReader(ChunkReader(csv_chunks), buffer_size=1 << 20),
         read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1, block_size=4 << 20),
         convert_options=pacsv.ConvertOptions(
             column_types=schema, null_values=[""], strings_can_be_null=True,

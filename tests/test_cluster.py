@@ -122,7 +122,7 @@ def test_external_server_mode_builds_database_without_cluster(starbox, admin, tm
     with psycopg.connect(url) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM starbox_meta.migrations ORDER BY name")]
         assert names == [p.name for p in database.migration_files(ext.db_dir)]
-        assert conn.execute("SELECT count(*) FROM tap_schema.tables").fetchone()[0] == 5
+        assert conn.execute("SELECT count(*) FROM tap_schema.tables WHERE schema_name = 'tap_schema'").fetchone()[0] == 5
     assert "password" not in database.public_dsn(ext) and password not in database.public_dsn(ext)
 
 

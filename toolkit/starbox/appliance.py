@@ -129,13 +129,9 @@ def children_status(settings: Settings) -> list[tuple[str, int, "dt.datetime | N
     """(name, port, running since) of the service, JupyterLab and Voila: up since `up` started them."""
     import datetime as dt
 
-    from starbox import processes
     from starbox.cluster.control import port_in_use
 
     pidfile = _pidfile(settings)
     since = dt.datetime.fromtimestamp(pidfile.stat().st_mtime, dt.timezone.utc) if pidfile.exists() else None
-    out = []
-    for child in [processes.service(settings), *processes.optional_children(settings)]:
-        running = port_in_use(settings.service_host, child.port)
-        out.append((child.name, child.port, since if running else None))
-    return out
+    parts = [("service", settings.service_port), ("JupyterLab", settings.jupyter_port), ("Voilà", settings.voila_port)]
+    return [(name, port, since if port_in_use(settings.service_host, port) else None) for name, port in parts]

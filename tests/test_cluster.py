@@ -116,6 +116,10 @@ def test_external_server_mode_builds_database_without_cluster(starbox, admin, tm
     password = (starbox.secrets_dir / "postgres.password").read_text().strip()
     url = f"postgresql://postgres:{password}@127.0.0.1:{starbox.pg_port}/site_db"
     ext = make_settings(tmp_path / "site-home", database_url=url)
+    # Roles are global to a PostgreSQL server: a second Starbox home on the same server would set
+    # the service's passwords anew and lock the session's service out, so share its secrets.
+    import shutil
+    shutil.copytree(starbox.secrets_dir, ext.secrets_dir)
     prepared = appliance.prepare(ext, build_catalogs=False, progress=False, log=lambda *_: None)
     assert not prepared.new_cluster and not prepared.started
     assert not ext.pgdata.exists()

@@ -102,6 +102,11 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
     ra, dec = _position(columns, ra or (manifest.ra if manifest else None),
                         dec or (manifest.dec if manifest else None), path)
     for col in columns:
+        # The position columns are degrees by the loader's contract: say so to TAP and SCS.
+        if col.name == ra:
+            col.ucd, col.unit = col.ucd or "pos.eq.ra;meta.main", col.unit or "deg"
+        elif col.name == dec:
+            col.ucd, col.unit = col.ucd or "pos.eq.dec;meta.main", col.unit or "deg"
         col.indexed = col.name in (ra, dec)
         col.principal = col.principal or col.indexed or bool(col.ucd and "meta.main" in col.ucd)
     pgsphere = bool(manifest.pgsphere if (pgsphere is None and manifest) else pgsphere)

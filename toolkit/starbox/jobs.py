@@ -8,7 +8,6 @@ A service restart ends a job caught EXECUTING as ERROR with the reason, and runs
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from starbox.accounts import User
 from starbox.errors import NotFound, StarboxError
 from starbox.query import formats, prepare, run
 from starbox.settings import Settings
+from starbox.storage.paths import write_atomic
 
 log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
@@ -274,14 +274,7 @@ class JobRunner:
             return None, rows
         fmt, chunks = run.stream(lambda: self._conn_for(jobid, user), prepared, job["ofmt"], limits)
         path = self.dir / f"{jobid}.{fmt.suffix}"
-        tmp = path.with_suffix(path.suffix + ".part")
-        try:
-            with tmp.open("wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, chunks)
         if out:
             from starbox.results import save_to_storage
 

@@ -1,5 +1,6 @@
 """Issue 3's benchmarks: a 0.1° cone through the service against psycopg, and one million rows
-into pandas through the toolkit (Arrow and CSV) and the real dl client, against psycopg COPY."""
+into pandas through the toolkit (Arrow and CSV, over HTTP and in-process) and the real dl
+client, against psycopg COPY."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import ROOT, console, p50_p95, report, timed
-from starbox import database, settings as settings_mod
+from starbox import database, inprocess, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
 MILLION = "SELECT id, ra, dec, gmag, rmag FROM smash_sim.object LIMIT 1000000"
@@ -86,10 +87,18 @@ def bench_million(s: settings_mod.Settings, rounds: int = 3) -> None:
     t_bare = min(timed(bare, rounds, warmup=1))
     t_arrow = min(timed(arrow, rounds, warmup=1))
     t_csv = min(timed(csv, rounds, warmup=0))
+    inprocess.start(s)  # the same calls, served by the service's application in this process
+    try:
+        t_arrow_ip = min(timed(arrow, rounds, warmup=1))
+        t_csv_ip = min(timed(csv, rounds, warmup=0))
+    finally:
+        inprocess.stop()
     t_dl = min(_dl_client_million(s) for _ in range(2))
     rows = [["psycopg COPY … TO STDOUT → pandas.read_csv (bare)", t_bare, 1.0],
             ["starbox toolkit, fmt='arrow'", t_arrow, t_arrow / t_bare],
             ["starbox toolkit, CSV (fmt='pandas')", t_csv, t_csv / t_bare],
+            ["starbox toolkit in-process, fmt='arrow'", t_arrow_ip, t_arrow_ip / t_bare],
+            ["starbox toolkit in-process, CSV (fmt='pandas')", t_csv_ip, t_csv_ip / t_bare],
             ["real dl client 2.24.0, CSV (fmt='pandas')", t_dl, t_dl / t_bare]]
     report(f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})",
            ["path", "seconds", "ratio to bare"], rows, "service_million")

@@ -1,5 +1,6 @@
 """The toolkit (`from starbox import authClient as ac, queryClient as qc, storeClient as sc`)
-against the live service over real HTTP: the same calls a Data Lab lesson makes."""
+against the live service: the same calls a Data Lab lesson makes, once over real HTTP and once
+in the in-process mode (the service's application inside the test process, no network)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from starbox import _http, accounts
+from starbox import _http, accounts, inprocess
 from starbox import authClient as ac
 from starbox import queryClient as qc
 from starbox import settings as settings_mod
@@ -33,25 +34,39 @@ NEAREST_SQL = (
     "ORDER BY q3c_dist(b.ra, b.dec, g.ra, g.dec) ASC LIMIT 1) AS g ON true ORDER BY b.hip")
 
 
-@pytest.fixture(scope="module")
-def tk(service, tmp_path_factory):
-    """The toolkit pointed at the live service, with a private HOME (~/.datalab) and a user."""
+@pytest.fixture(scope="module", params=["http", "inprocess"])
+def tk(request, service, tmp_path_factory):
+    """The toolkit pointed at the live service, with a private HOME (~/.datalab) and a user.
+    In the in-process mode the URLs point nowhere: every call must be served without them."""
     home = tmp_path_factory.mktemp("tk-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
         mp.delenv("STARBOX_TOKEN", raising=False)
         settings_mod.get.cache_clear()  # settings read in here must not outlive the patched env
         service.add_user(USER, PASSWORD)
-        ac.set_svc_url(service.url + "/auth/")
-        qc.set_svc_url(service.url + "/query")
-        sc.set_svc_url(service.url + "/storage")
-        _http.set_url("res", service.url + "/res")
-        yield service
-        for name in ("auth", "query", "storage", "res"):
-            _http.set_url(name, None)
-        _http._session.update(user=None, token=None)
-        _http._revoked.clear()
-        settings_mod.get.cache_clear()
+        base = service.url if request.param == "http" else "http://127.0.0.1:9"
+        ac.set_svc_url(base + "/auth/")
+        qc.set_svc_url(base + "/query")
+        sc.set_svc_url(base + "/storage")
+        _http.set_url("res", base + "/res")
+        if request.param == "inprocess":
+            inprocess.start(service.settings)
+        try:
+            yield service
+        finally:
+            inprocess.stop()
+            _http.set_mode(None)
+            for name in ("auth", "query", "storage", "res"):
+                _http.set_url(name, None)
+            _http._session.update(user=None, token=None)
+            _http._revoked.clear()
+            settings_mod.get.cache_clear()
+
+
+@pytest.fixture
+def over_http(tk):
+    if _http.mode() != "http":
+        pytest.skip("about the service's URL, which the in-process mode does not use")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +92,7 @@ def test_constants_match_accounts():
 
 def test_auth_session(tk):
     assert ac.isAlive() and qc.isAlive() and sc.isAlive()
-    assert ac.get_svc_url() == tk.url + "/auth"
+    assert ac.get_svc_url().endswith("/auth")
     assert ac.whoAmI() == "anonymous"
     assert "Invalid password" in ac.login(USER, "wrong-password")
     assert ac.login("anonymous") == accounts.ANON_TOKEN
@@ -122,17 +137,18 @@ def test_token_order(tk, monkeypatch):
 
 
 def test_password_reset(tk):
-    tk.add_user("tkpw", PASSWORD)
-    token = ac.login("tkpw", PASSWORD)
-    new = ac.passwordReset(token, "tkpw", "changed-pw")
+    name = f"tkpw_{_http.mode()}"  # one account per mode: the password changes here
+    tk.add_user(name, PASSWORD)
+    token = ac.login(name, PASSWORD)
+    new = ac.passwordReset(token, name, "changed-pw")
     assert accounts.TOKEN_RE.match(new) and new != token
-    assert not ac.isValidToken(token) and ac.isValidToken(new) and ac.whoAmI() == "tkpw"
-    assert "Invalid password" in ac.login("tkpw", PASSWORD)
+    assert not ac.isValidToken(token) and ac.isValidToken(new) and ac.whoAmI() == name
+    assert "Invalid password" in ac.login(name, PASSWORD)
     assert ac.passwordReset(new, "tkuser", "other-pw").startswith("Error")  # only your own
     assert ac.logout() == "OK" and ac.whoAmI() == "anonymous"
 
 
-def test_url_from_starbox_url(tk, monkeypatch):
+def test_url_from_starbox_url(tk, over_http, monkeypatch):
     """Nothing pinned: every module finds the service through STARBOX_URL (the settings)."""
     pinned = dict(_http._urls)
     _http._urls.clear()
@@ -151,7 +167,7 @@ def test_url_from_starbox_url(tk, monkeypatch):
         settings_mod.get.cache_clear()
 
 
-def test_unreachable_service_is_a_message(tk):
+def test_unreachable_service_is_a_message(tk, over_http):
     dead = "http://127.0.0.1:9"
     assert not ac.isAlive(dead + "/auth")
     ac.set_svc_url(dead + "/auth")

@@ -7,6 +7,9 @@ Deliberate differences from `dl`:
   `qc.set_svc_url('http://host:8400/query')` also moves storage, auth and res to that host.
 * The token order is: an explicit token argument, the token of `ac.login()` in this process,
   the login saved in ~/.datalab by another kernel, the STARBOX_TOKEN setting, then anonymous.
+* In the in-process mode (the `toolkit_mode` setting, or `starbox.inprocess.start()`), the one
+  client's transport hands every request to the service's application in this process
+  (starbox.inprocess); everything above this layer is the same in both modes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ _urls: dict[str, str] = {}
 _session: dict[str, str | None] = {"user": None, "token": None}
 _revoked: set[str] = set()
 _client: httpx.Client | None = None
-_client_pid: int | None = None
+_client_key: tuple | None = None  # (pid, mode) the client was made for
+_mode: str | None = None  # set_mode(); None: the toolkit_mode setting
+MODES = ("http", "inprocess")
 
 
 class Unreachable(Exception):
@@ -192,13 +197,36 @@ def accepts_token_first(positional: tuple[str, ...] | None = None):
 
 # --- HTTP --------------------------------------------------------------------------------------
 
+def set_mode(mode: str | None) -> None:
+    """'http' or 'inprocess' for this process; None goes back to the toolkit_mode setting."""
+    global _mode
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"the toolkit's mode is one of {', '.join(MODES)}, not {mode!r}")
+    _mode = mode
+
+
+def mode() -> str:
+    current = _mode or settings_mod.get().toolkit_mode.strip().lower() or "http"
+    if current not in MODES:
+        raise ValueError(f"STARBOX_TOOLKIT_MODE is one of {', '.join(MODES)}, not {current!r}")
+    return current
+
+
 def client() -> httpx.Client:
-    """One pooled client per process (a forked kernel makes its own)."""
-    global _client, _client_pid
-    if _client is None or _client_pid != os.getpid():
-        _client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0),
+    """One pooled client per process and mode (a forked kernel makes its own)."""
+    global _client, _client_key
+    key = (os.getpid(), mode())
+    if _client is None or _client_key != key:
+        if _client is not None and _client_key[0] == key[0]:
+            _client.close()  # the in-process transport outlives it (see starbox.inprocess)
+        transport = None
+        if key[1] == "inprocess":
+            from starbox import inprocess
+
+            transport = inprocess.transport()
+        _client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0), transport=transport,
                                headers={"X-DL-ClientVersion": f"starbox-{__version__}"})
-        _client_pid = os.getpid()
+        _client_key = key
     return _client
 
 
@@ -211,6 +239,9 @@ def _params(params: dict | None) -> dict | None:
 
 
 def _unreachable(target: str, exc: Exception) -> Unreachable:
+    if _client_key and _client_key[1] == "inprocess":
+        return Unreachable(str(exc) if str(exc).startswith("Error:")
+                           else f"Error: the in-process Starbox service failed ({exc})")
     if isinstance(exc, httpx.TimeoutException):
         return Unreachable(f"Error: the Starbox service at {target} did not answer in time")
     if isinstance(exc, httpx.ConnectError):

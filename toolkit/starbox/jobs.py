@@ -27,6 +27,9 @@ from starbox.storage.paths import write_atomic
 log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
 RESTART_REASON = "Error: the service restarted while this job was running; please submit it again"
+STOPPED_REASON = "Error: the service stopped while this job was running; please submit it again"
+ABANDONED_REASON = ("Error: the Python process that ran this job (the toolkit's in-process mode) ended "
+                    "before the job finished; please submit it again")
 # Job kinds other than Data Lab's run through an executor of their own, imported when first needed
 # (also by recover() after a restart): kind -> "module:function(runner, jobid, job, user)".
 EXECUTORS = {"tap": "starbox.tap.uws:execute"}
@@ -59,6 +62,7 @@ class JobRunner:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.job_workers), thread_name_prefix="job")
         self._running: dict[str, psycopg.Connection] = {}
+        self._mine: set[str] = set()  # jobs handed to this runner's workers, not yet finished
         self._lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -68,9 +72,24 @@ class JobRunner:
                          " WHERE phase = 'EXECUTING'", (RESTART_REASON,))
             queued = [r[0] for r in conn.execute("SELECT jobid FROM starbox.jobs WHERE phase = 'QUEUED' ORDER BY created")]
         for jobid in queued:
-            self.executor.submit(self._run, jobid)
+            self._hand_over(jobid)
 
-    def shutdown(self) -> None:
+    def shutdown(self, abandon_queued: bool = False) -> None:
+        """Stop the workers. This runner's EXECUTING jobs end as ERROR with the reason (first,
+        so the cancelled query's own error does not stand in for it); with `abandon_queued` (the
+        in-process mode: nobody else will run them) its QUEUED ones too, else they wait for the
+        service's next start."""
+        with self._lock:
+            mine = list(self._mine)
+        if mine:
+            phases = ["EXECUTING", "QUEUED"] if abandon_queued else ["EXECUTING"]
+            try:
+                with self.pools.state_conn() as conn:
+                    conn.execute("UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now()"
+                                 " WHERE jobid = ANY(%s) AND phase = ANY(%s)",
+                                 (ABANDONED_REASON if abandon_queued else STOPPED_REASON, mine, phases))
+            except (psycopg.Error, StarboxError):  # the database went first: recover() will tell
+                log.warning("could not mark the unfinished jobs %s as ended", ", ".join(mine))
         with self._lock:
             for conn in self._running.values():
                 conn.cancel_safe()
@@ -86,7 +105,7 @@ class JobRunner:
                 (jobid, user.name, spec.kind, "QUEUED" if run_now else "PENDING", spec.query, spec.lang,
                  spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop, **spec.params}), spec.timeout_s))
         if run_now:
-            self.executor.submit(self._run, jobid)
+            self._hand_over(jobid)
         return jobid
 
     def get(self, user: User, jobid: str) -> dict:
@@ -157,7 +176,7 @@ class JobRunner:
             moved = conn.execute("UPDATE starbox.jobs SET phase = 'QUEUED' WHERE jobid = %s AND phase = 'PENDING'",
                                  (jobid,)).rowcount
         if moved:
-            self.executor.submit(self._run, jobid)
+            self._hand_over(jobid)
         return self.get(user, jobid)["phase"]
 
     def update(self, user: User, jobid: str, **fields) -> dict:
@@ -205,6 +224,11 @@ class JobRunner:
         return self.executor._shutdown
 
     # -- the worker -----------------------------------------------------------------------------
+    def _hand_over(self, jobid: str) -> None:
+        with self._lock:
+            self._mine.add(jobid)
+        self.executor.submit(self._run, jobid)
+
     def _claim(self, jobid: str) -> dict | None:
         with self.pools.state_conn() as conn:
             return conn.cursor(row_factory=dict_row).execute(
@@ -219,8 +243,10 @@ class JobRunner:
 
     def _run(self, jobid: str) -> None:
         job = self._claim(jobid)
-        if job is None:
-            return  # aborted or deleted while queued
+        if job is None:  # aborted or deleted while queued
+            with self._lock:
+                self._mine.discard(jobid)
+            return
         user = User(job["owner"])
         try:
             path, rows = self._executor(job["kind"])(jobid, job, user)
@@ -233,6 +259,7 @@ class JobRunner:
         finally:
             with self._lock:
                 self._running.pop(jobid, None)
+                self._mine.discard(jobid)
 
     def _executor(self, kind: str):
         if kind not in EXECUTORS:

@@ -36,6 +36,9 @@ class Settings:
     url: str = ""
     # The toolkit's token when no login happened in the process (set inside the appliance).
     token: str = ""
+    # How the toolkit reaches the service: "http" (the URL above), or "inprocess": the service's
+    # own application inside the caller's process, no network (starbox.inprocess; owner only).
+    toolkit_mode: str = "http"
     # Query limits: rows a result may have (more is refused, never cut silently), timeouts (s).
     row_cap: int = 10_000_000
     sync_timeout_max: int = 600

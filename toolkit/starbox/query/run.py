@@ -8,7 +8,6 @@ a failure later in a long stream aborts the response instead of ending it as if 
 
 from __future__ import annotations
 
-import itertools
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -118,7 +117,24 @@ def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, 
         first = next(gen)
     except StopIteration:
         first = b""
-    return fmt, itertools.chain([first], gen)
+    return fmt, Chunks(first, gen)
+
+
+class Chunks:
+    """A result's chunks: iterate them; close() stops the query at once (a client went away)
+    and gives its connection back, instead of whenever the garbage collector gets to it."""
+
+    def __init__(self, first: bytes, rest: Iterator[bytes]):
+        self._first, self._rest = first, rest
+
+    def __iter__(self) -> Iterator[bytes]:
+        first, self._first = self._first, None
+        if first is not None:
+            yield first
+        yield from self._rest
+
+    def close(self) -> None:
+        self._rest.close()
 
 
 def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool,

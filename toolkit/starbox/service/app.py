@@ -17,7 +17,10 @@ log = logging.getLogger("starbox.service")
 HELLO = "Hello World! This is Starbox."
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
+    """The service. `in_process`: run inside a toolkit user's process (starbox.inprocess), where
+    another process (the service) may be running jobs, so none are recovered at start, and this
+    process's own unfinished jobs end as ERROR when it stops."""
     from starbox.jobs import JobRunner
     from starbox.service.pools import Pools
     from starbox.service.routers import ROUTERS
@@ -26,7 +29,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.pools = Pools(settings)
         app.state.jobs = JobRunner(settings, app.state.pools)
-        app.state.jobs.recover()
+        if not in_process:
+            app.state.jobs.recover()
         for hook in app.state.startup:
             hook(app)
         try:
@@ -34,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for hook in app.state.shutdown:
                 hook(app)
-            app.state.jobs.shutdown()
+            app.state.jobs.shutdown(abandon_queued=in_process)
             app.state.pools.close()
 
     app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None)

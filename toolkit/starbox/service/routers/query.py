@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
 from starbox import metadata
@@ -15,6 +15,7 @@ from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri
 from starbox.service.app import HELLO
 from starbox.service.deps import current_user
+from starbox.service.responses import streamed
 
 router = APIRouter(default_response_class=PlainTextResponse)
 
@@ -67,7 +68,7 @@ def query(request: Request, user: User = Depends(current_user), sql: str | None 
     if out and is_storage_uri(out, user):
         return _save(request, user, prepared, fmt.name, limits, out)
     fmt, chunks = stream(lambda: pools.user(user), prepared, fmt.name, limits)
-    return StreamingResponse(chunks, media_type=fmt.media_type)
+    return streamed(chunks, fmt.media_type)
 
 
 def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits, out: str) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import psycopg
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from starbox.errors import StarboxError
 from starbox.query.run import db_error
 from starbox.service.deps import current_user
+from starbox.service.responses import streamed
 from starbox.tap import params, scs, votable
 
 router = APIRouter()
@@ -30,7 +31,7 @@ async def cone(request: Request, schema: str, table: str):
     def work():
         p = params.parse(request.url.query, None, b"")
         media_type, chunks = scs.cone(s.pools, s.settings, current_user(request), schema, table, p)
-        return StreamingResponse(chunks, media_type=media_type)
+        return streamed(chunks, media_type)
 
     try:
         return await run_in_threadpool(work)

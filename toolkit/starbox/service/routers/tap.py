@@ -7,12 +7,13 @@ import logging
 
 import psycopg
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from starbox.errors import StarboxError, TooLarge
 from starbox.query.run import db_error
 from starbox.service.deps import current_user
+from starbox.service.responses import streamed
 from starbox.tap import examples, metadata, params, query, uws, votable, vosi
 
 router = APIRouter()
@@ -74,7 +75,7 @@ async def sync(request: Request):
     def work(p, user):
         fmt, chunks, _ = query.stream(pools, user, query.from_params(p, settings), settings.sync_timeout_max,
                                       settings.row_cap)
-        return StreamingResponse(chunks, media_type=fmt.media_type)
+        return streamed(chunks, fmt.media_type)
 
     return await _run(request, work)
 

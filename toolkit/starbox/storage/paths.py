@@ -140,69 +140,64 @@ def resolve(settings: Settings, user: User, uri: str, *, write: bool = False) ->
     return node(settings, user, uri, write=write).path
 
 
+class _PartFile:
+    """A temporary file beside `path` that takes its place only on commit(); leaving the
+    `with` block any other way (an error, more than `limit` bytes, Ctrl-C) removes it."""
+
+    def __init__(self, path: Path, limit: int | None, limit_message: str | None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # resolve() has checked the path
+        self.tmp = self.path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
+        self.limit, self.limit_message, self.size = limit, limit_message, 0
+        self.fh = open(self.tmp, "xb")
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise TooLarge(self.limit_message or f"Error: the file is larger than {_mb(self.limit)} allowed")
+        self.fh.write(chunk)
+
+    def sync(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def commit(self) -> None:
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def __enter__(self) -> "_PartFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.fh.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, chunks: Iterable[bytes], *, limit: int | None = None,
                  limit_message: str | None = None) -> int:
-    """Write chunks to a temporary file beside `path`, then rename it into place.
-
-    Missing parent folders are made (resolve() has already checked the path).
-
-    Returns the number of bytes written. If anything goes wrong (an exception in the chunks,
-    more than `limit` bytes, a full disk) the temporary file is removed and `path` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
-    size = 0
-    try:
-        with open(tmp, "xb") as fh:
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise TooLarge(limit_message or f"Error: the file is larger than {_mb(limit)} allowed")
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    return size
+    """Write chunks to a temporary file beside `path`, then rename it into place; returns the
+    number of bytes. If anything goes wrong (an exception in the chunks, more than `limit`
+    bytes, a full disk) the temporary file is removed and `path` is untouched."""
+    with _PartFile(path, limit, limit_message) as part:
+        for chunk in chunks:
+            part.write(chunk)
+        part.sync()
+        part.commit()
+    return part.size
 
 
 async def write_atomic_async(path: Path, chunks: AsyncIterable[bytes], *, limit: int | None = None,
                              limit_message: str | None = None) -> int:
     """write_atomic for an async stream of chunks (an HTTP request body); same guarantees."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
-    size = 0
-    try:
-        fh = open(tmp, "xb")
-        try:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise TooLarge(limit_message or f"Error: the file is larger than {_mb(limit)} allowed")
-                fh.write(chunk)
-            fh.flush()
-            await anyio.to_thread.run_sync(os.fsync, fh.fileno())
-        finally:
-            fh.close()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    return size
+    with _PartFile(path, limit, limit_message) as part:
+        async for chunk in chunks:
+            part.write(chunk)
+        await anyio.to_thread.run_sync(part.sync)
+        part.commit()
+    return part.size
 
 
 def _mb(n: int) -> str:

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 from starbox.accounts import User
 from starbox.errors import NotFound, StarboxError
 from starbox.jobs import JobSpec
+from starbox.storage.paths import write_atomic
 from starbox.tap import query, upload, votable
 from starbox.tap.params import Params
 
@@ -196,16 +197,13 @@ def execute(runner, jobid: str, job: dict, user: User):
                                         open_conn=lambda: runner.connection(jobid, user))
     suffix = {"votable": "xml", "csv": "csv", "tsv": "tsv", "fits": "fits", "parquet": "parquet"}[fmt.name]
     path = runner.dir / f"{jobid}.{suffix}"
-    tmp = path.with_suffix(path.suffix + ".part")
-    try:
-        with tmp.open("wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
+
+    def checked():  # an error the encoder noted after the last chunk still means no result file
+        yield from chunks
         if outcome.error:
             raise StarboxError(outcome.error)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(path, checked())
     return path, outcome.rows if not fmt.text else None
 
 

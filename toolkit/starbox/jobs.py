@@ -300,12 +300,14 @@ class JobRunner:
                                        job["params"].get("drop", False), limits)
             return None, rows
         fmt, chunks = run.stream(lambda: self._conn_for(jobid, user), prepared, job["ofmt"], limits)
-        path = self.dir / f"{jobid}.{fmt.suffix}"
-        write_atomic(path, chunks)
-        if out:
-            from starbox.results import save_to_storage
+        try:
+            if out:
+                from starbox.results import save_to_storage
 
-            save_to_storage(self.settings, user, out, path)
-            path.unlink()
-            return None, None
-        return path, None
+                save_to_storage(self.settings, user, out, chunks)
+                return None, None
+            path = self.dir / f"{jobid}.{fmt.suffix}"
+            write_atomic(path, chunks)
+            return path, None
+        finally:
+            chunks.close()  # a failed write stops the query too

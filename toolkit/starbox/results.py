@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterable
 
 from starbox.accounts import User
 from starbox.errors import Unauthorized
@@ -15,18 +15,11 @@ def is_storage_uri(out: str, user: User) -> bool:
     return out.startswith("vos://") or (not user.anonymous and out.startswith(f"{user.name}://"))
 
 
-def save_to_storage(settings: Settings, user: User, uri: str, src: Path) -> None:
-    """Copy a finished result file to `uri`, atomically and within the user's quota."""
-    from starbox.storage.paths import quota_check, resolve, write_atomic
+def save_to_storage(settings: Settings, user: User, uri: str, chunks: Iterable[bytes]) -> None:
+    """Stream a result into `uri`: atomically (a failed query leaves no file) and within the
+    user's quota (the cap on one upload does not apply to results)."""
+    from starbox.storage import ops
 
     if user.anonymous:
         raise Unauthorized("Error: anonymous users cannot save to storage; log in first")
-    target = resolve(settings, user, uri, write=True)
-    quota_check(settings, user, src.stat().st_size)
-
-    def chunks():
-        with src.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                yield block
-
-    write_atomic(target, chunks())
+    ops.write_bytes(settings, user, uri, chunks, upload=False)

@@ -1,5 +1,5 @@
 """Per-user storage (Data Lab's Storage Manager): names to paths, the operations, signed URLs."""
 
-from starbox.storage.paths import quota_check, resolve, write_atomic
+from starbox.storage.paths import resolve, write_atomic
 
-__all__ = ["resolve", "write_atomic", "quota_check"]
+__all__ = ["resolve", "write_atomic"]

@@ -355,13 +355,14 @@ def signed_file(settings: Settings, token: str) -> Path:
     return n.path
 
 
-def _upload_limit(settings: Settings, user: User, n: Node) -> tuple[int, str]:
-    """(bytes allowed for a write to n, the message when passed): the smaller of the two caps."""
+def _upload_limit(settings: Settings, user: User, n: Node, upload: bool = True) -> tuple[int, str]:
+    """(bytes allowed for a write to n, the message when passed): what the quota leaves, and for
+    an upload also the cap on one upload, whichever is smaller."""
     cap = settings.max_upload_mb * MB
     free = quota_free(settings, user)
     if os.path.isfile(n.path) and not os.path.islink(n.path):
         free += os.path.getsize(n.path)  # overwriting gives its old size back
-    if free < cap:
+    if free < cap or not upload:
         used, allowed = usage(settings, user.name), settings.storage_quota_mb * MB
         return free, (f"Error: storage quota exceeded: {used / MB:.1f} MB used of {allowed / MB:.1f} MB "
                       f"allowed ({free / MB:.1f} MB free)")
@@ -386,12 +387,13 @@ async def signed_upload(settings: Settings, token: str, chunks: AsyncIterable[by
 
 
 @_oserrors
-def write_bytes(settings: Settings, user: User, name: str, chunks: Iterable[bytes]) -> int:
-    """Store chunks at `name` (the toolkit's and the services' own writer), with every check."""
+def write_bytes(settings: Settings, user: User, name: str, chunks: Iterable[bytes], upload: bool = True) -> int:
+    """Store chunks at `name` (the toolkit's and the services' own writer), with every check.
+    `upload=False` (a query result the service writes): only the quota limits its size."""
     n = _node(settings, user, name, write=True)
     if not n.parts or os.path.isdir(n.path):
         raise StarboxError("Error: name a file to write, not a directory")
-    limit, message = _upload_limit(settings, user, n)
+    limit, message = _upload_limit(settings, user, n, upload)
     n.path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(n.path, chunks, limit=limit, limit_message=message)
 

@@ -216,27 +216,9 @@ def usage(settings: Settings, username: str) -> int:
     return total
 
 
-def quota_check(settings: Settings, user: User, adding_bytes: int) -> int:
-    """Refuse (TooLarge, 413) if adding `adding_bytes` would pass the user's quota.
-
-    Returns the bytes still free after the addition.
-    """
-    allowed = settings.storage_quota_mb * MB
-    used = usage(settings, user.name)
-    if used + max(adding_bytes, 0) > allowed:
-        raise TooLarge(f"Error: storage quota exceeded: {_mb(used)} used of {_mb(allowed)} allowed; "
-                       f"{_mb(adding_bytes)} more does not fit")
-    return allowed - used - max(adding_bytes, 0)
-
-
 def quota_free(settings: Settings, user: User) -> int:
     return max(settings.storage_quota_mb * MB - usage(settings, user.name), 0)
 
 
-def quota_message(settings: Settings, user: User) -> str:
-    return (f"Error: storage quota exceeded: {_mb(usage(settings, user.name))} used of "
-            f"{_mb(settings.storage_quota_mb * MB)} allowed")
-
-
-__all__ = ["Node", "node", "resolve", "split", "write_atomic", "write_atomic_async", "quota_check", "quota_free", "usage",
+__all__ = ["Node", "node", "resolve", "split", "write_atomic", "write_atomic_async", "quota_free", "usage",
            "PUBLIC", "HIDDEN", "PART_PREFIX", "META_NAME"]

@@ -12,7 +12,7 @@ from starbox.errors import StarboxError
 from starbox.jobs import JobSpec
 from starbox.mydb import table_name
 from starbox.query import Limits, formats, prepare, run_to_mydb, stream
-from starbox.results import is_storage_uri
+from starbox.results import is_storage_uri, save_to_storage
 from starbox.service.app import HELLO
 from starbox.service.deps import current_user
 from starbox.service.responses import streamed
@@ -72,22 +72,11 @@ def query(request: Request, user: User = Depends(current_user), sql: str | None 
 
 
 def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits, out: str) -> str:
-    import os
-    import tempfile
-
-    from starbox.results import save_to_storage
-
-    s = request.app.state.settings
-    fmt, chunks = stream(lambda: request.app.state.pools.user(user), prepared, fmt_name, limits)
-    fd, tmp = tempfile.mkstemp(prefix="result-", dir=s.home)
+    _, chunks = stream(lambda: request.app.state.pools.user(user), prepared, fmt_name, limits)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        from pathlib import Path
-        save_to_storage(s, user, out, Path(tmp))
+        save_to_storage(request.app.state.settings, user, out, chunks)
     finally:
-        os.unlink(tmp)
+        chunks.close()  # a refused save stops the query too
     return "OK"
 
 

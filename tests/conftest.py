@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 def make_settings(home: Path, **extra) -> settings_mod.Settings:
-    env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port()), "STARBOX_SERVICE_PORT": str(free_port())}
+    # Every port free, so the suite also runs beside a developer's own appliance.
+    env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port()), "STARBOX_SERVICE_PORT": str(free_port()),
+           "STARBOX_JUPYTER_PORT": str(free_port()), "STARBOX_VOILA_PORT": str(free_port())}
     env.update({f"STARBOX_{k.upper()}": str(v) for k, v in extra.items()})
     return settings_mod.load(env)
 
@@ -34,7 +36,8 @@ def settings_env(s: settings_mod.Settings) -> dict[str, str]:
     """Environment for a `starbox` subprocess that should use these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARBOX_")}
     env.update(STARBOX_HOME=str(s.home), STARBOX_PG_PORT=str(s.pg_port),
-               STARBOX_SAMPLE_CATALOGS=s.sample_catalogs, STARBOX_SERVICE_PORT=str(s.service_port))
+               STARBOX_SAMPLE_CATALOGS=s.sample_catalogs, STARBOX_SERVICE_PORT=str(s.service_port),
+               STARBOX_JUPYTER_PORT=str(s.jupyter_port), STARBOX_VOILA_PORT=str(s.voila_port))
     if s.database_url:
         env["STARBOX_DATABASE_URL"] = s.database_url
     return env

@@ -78,8 +78,10 @@ def check_password(password: str) -> str:
 
 # --- administration (an admin connection; the CLI) ----------------------------------------
 
-def add(conn: psycopg.Connection, settings: Settings, username: str, password: str) -> User:
-    """Create the account, its database role and its MyDB schema, in one transaction."""
+def add(conn: psycopg.Connection, settings: Settings, username: str, password: str, *,
+        class_name: str | None = None, expires: dt.datetime | None = None) -> User:
+    """Create the account, its database role and its MyDB schema, in one transaction.
+    A class account (starbox.classes) carries its class and the time it ends."""
     check_username(username)
     check_password(password)
     role, schema = role_name(username), schema_name(username)
@@ -87,9 +89,9 @@ def add(conn: psycopg.Connection, settings: Settings, username: str, password: s
         if conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
             raise StarboxError(f"user {username} already exists")
         uid = conn.execute(
-            "INSERT INTO starbox.accounts (username, uid, password_hash)"
-            " VALUES (%s, nextval('starbox.account_uid'), %s) RETURNING uid",
-            (username, _hasher.hash(password)),
+            "INSERT INTO starbox.accounts (username, uid, password_hash, class, expires)"
+            " VALUES (%s, nextval('starbox.account_uid'), %s, %s, %s) RETURNING uid",
+            (username, _hasher.hash(password), class_name, expires),
         ).fetchone()[0]
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE starbox_users").format(sql.Identifier(role)))
@@ -106,10 +108,11 @@ def add(conn: psycopg.Connection, settings: Settings, username: str, password: s
 
 
 def list_accounts(conn: psycopg.Connection) -> list[tuple]:
+    """(username, uid, disabled, created, sessions, expires) of every account."""
     return conn.execute(
         "SELECT a.username, a.uid, a.disabled, a.created,"
         " (SELECT count(*) FROM starbox.tokens t WHERE t.username = a.username AND NOT t.revoked"
-        "  AND t.expires > now()) AS sessions"
+        "  AND t.expires > now()) AS sessions, a.expires"
         " FROM starbox.accounts a ORDER BY a.username"
     ).fetchall()
 
@@ -157,15 +160,19 @@ def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# An account may act while it is enabled and its class (if any) has not ended.
+ACTIVE = "NOT a.disabled AND (a.expires IS NULL OR a.expires > now())"
+
+
 def verify_password(conn: psycopg.Connection, username: str, password: str) -> User | None:
-    row = conn.execute("SELECT uid, password_hash, disabled FROM starbox.accounts WHERE username = %s",
+    row = conn.execute(f"SELECT a.uid, a.password_hash, {ACTIVE} FROM starbox.accounts a WHERE a.username = %s",
                        (username,)).fetchone()
     stored = row[1] if row else _DUMMY_HASH  # same work for unknown users: no timing oracle
     try:
         ok = _hasher.verify(stored, password or "")
     except (VerificationError, InvalidHashError):
         ok = False
-    if not ok or row is None or row[2]:
+    if not ok or row is None or not row[2]:
         return None
     return User(username, row[0])
 
@@ -176,10 +183,16 @@ def login(conn: psycopg.Connection, username: str, password: str) -> str:
         raise StarboxError("No password supplied")
     user = verify_password(conn, username, password)
     if user is None:
-        known = conn.execute("SELECT disabled FROM starbox.accounts WHERE username = %s", (username,)).fetchone()
+        known = conn.execute("SELECT disabled, expires, expires <= now() FROM starbox.accounts WHERE username = %s",
+                             (username,)).fetchone()
         if known is None:
             raise StarboxError("Invalid user")
-        raise StarboxError("Account is disabled" if known[0] else "Invalid password")
+        disabled, expires, ended = known
+        if disabled:
+            raise StarboxError("Account is disabled")
+        if ended:
+            raise StarboxError(f"Account expired on {expires:%Y-%m-%d %H:%M %Z}; ask your instructor")
+        raise StarboxError("Invalid password")
     return issue_token(conn, user)
 
 
@@ -210,8 +223,7 @@ def resolve(conn: psycopg.Connection, token: str | None) -> User | None:
     name, uid, secret = parsed
     row = conn.execute(
         "SELECT a.uid FROM starbox.tokens t JOIN starbox.accounts a USING (username)"
-        " WHERE t.secret_sha256 = %s AND t.username = %s AND NOT t.revoked AND t.expires > now()"
-        " AND NOT a.disabled",
+        f" WHERE t.secret_sha256 = %s AND t.username = %s AND NOT t.revoked AND t.expires > now() AND {ACTIVE}",
         (_sha(secret[3:]), name),
     ).fetchone()
     if row is None or row[0] != uid:
@@ -229,7 +241,7 @@ def logout(conn: psycopg.Connection, token: str) -> bool:
 
 
 def user_exists(conn: psycopg.Connection, username: str) -> bool:
-    return conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s AND NOT disabled",
+    return conn.execute(f"SELECT 1 FROM starbox.accounts a WHERE a.username = %s AND {ACTIVE}",
                         (username,)).fetchone() is not None
 
 

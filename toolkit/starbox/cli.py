@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import os
 import shutil
 import sys
@@ -234,10 +236,12 @@ def accounts_list():
     with database.connect_admin(_settings()) as conn:
         rows = accounts.list_accounts(conn)
     table = Table()
-    for c in ("user", "uid", "state", "created", "sessions"):
+    for c in ("user", "uid", "state", "created", "ends", "sessions"):
         table.add_column(c)
-    for name, uid, disabled, created, sessions in rows:
-        table.add_row(name, str(uid), "disabled" if disabled else "active", created.strftime("%Y-%m-%d %H:%M"),
+    now = dt.datetime.now(dt.timezone.utc)
+    for name, uid, disabled, created, sessions, expires in rows:
+        state = "disabled" if disabled else "ended" if expires and expires <= now else "active"
+        table.add_row(name, str(uid), state, f"{created:%Y-%m-%d %H:%M}", f"{expires:%Y-%m-%d %H:%M}" if expires else "",
                       str(sessions))
     console.print(table)
 
@@ -276,6 +280,98 @@ def accounts_remove(username: str, yes: bool = typer.Option(False, "--yes", "-y"
     console.print(f"removed {username}")
 
 
+class_app = typer.Typer(help="Temporary class accounts: add, list, extend, remove, purge.", no_args_is_help=True)
+accounts_app.add_typer(class_app, name="class")
+
+
+@class_app.command("add")
+def class_add(name: str = typer.Argument(..., help="The class, e.g. astro101: its accounts are astro101_01, ..."),
+              students: int = typer.Option(..., "--students", "-n", help="How many accounts"),
+              days: float = typer.Option(14, help="How long the accounts work, in days"),
+              out: Optional[Path] = typer.Option(None, help="CSV of user names and passwords "
+                                                 "(default: ./<name>-accounts.csv, readable by you only)")):
+    """Make a class's accounts, each with its own password, all ending at the same time."""
+    from starbox import classes
+
+    s = _settings()
+    out = out or Path(f"{name}-accounts.csv")
+    if out.exists():
+        raise StarboxError(f"{out} exists; give another --out (it would hold the new passwords)")
+    with database.connect_admin(s) as conn:
+        expires, issued = classes.create(conn, s, name, students, days)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["username", "password", "expires"])
+        writer.writerows([u, p, expires.isoformat()] for u, p in issued)
+    table = Table(title=f"class {name}: {len(issued)} accounts, until {expires:%Y-%m-%d %H:%M %Z}")
+    table.add_column("user")
+    table.add_column("password")
+    for username, password in issued:
+        table.add_row(username, password)
+    console.print(table)
+    console.print(f"the list is in {out.resolve()} (mode 0600); hand each student one line")
+
+
+@class_app.command("list")
+def class_list():
+    """Classes, their size, end and open sessions."""
+    from starbox import classes
+
+    with database.connect_admin(_settings()) as conn:
+        rows = classes.list_classes(conn)
+    if not rows:
+        console.print("no classes (make one with `starbox accounts class add NAME --students N`)")
+        return
+    table = Table()
+    for c in ("class", "accounts", "ends", "state", "sessions"):
+        table.add_column(c)
+    for c in rows:
+        table.add_row(c.name, str(c.accounts), f"{c.expires:%Y-%m-%d %H:%M %Z}", "ended" if c.ended else "active",
+                      str(c.sessions))
+    console.print(table)
+
+
+@class_app.command("extend")
+def class_extend(name: str, days: float = typer.Option(..., help="The new end, in days from now (0 ends it now)")):
+    """Move a class's end: later, or now (0), which also logs its students out."""
+    from starbox import classes
+
+    with database.connect_admin(_settings()) as conn:
+        expires = classes.set_end(conn, name, days)
+    console.print(f"class {name} now ends {expires:%Y-%m-%d %H:%M %Z}")
+
+
+@class_app.command("remove")
+def class_remove(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
+    """Delete a class's accounts with their MyDB tables and files."""
+    from starbox import classes
+
+    s = _settings()
+    if not yes and not typer.confirm(f"delete every account of class {name} with their tables and files?"):
+        raise typer.Exit(1)
+    with database.connect_admin(s) as conn:
+        removed = classes.remove(conn, s, name)
+    console.print(f"removed class {name}: {len(removed)} accounts")
+
+
+@class_app.command("purge")
+def class_purge(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
+    """Remove every class that has ended, with its accounts' tables and files."""
+    from starbox import classes
+
+    s = _settings()
+    with database.connect_admin(s) as conn:
+        ended = [c.name for c in classes.list_classes(conn) if c.ended]
+        if not ended:
+            console.print("no class has ended")
+            return
+        if not yes and not typer.confirm(f"delete the ended classes {', '.join(ended)} with their data?"):
+            raise typer.Exit(1)
+        purged = classes.purge_ended(conn, s)
+    console.print(f"removed the ended classes: {', '.join(purged)}")
+
+
 # Commands that live beside their part of the package: (module, attribute, name, kind).
 OPTIONAL_COMMANDS = [
     ("starbox.notebooks.cli", "nbtest", "nbtest", "command"),
@@ -309,6 +405,7 @@ _register_optional_commands()
 def main() -> None:
     """Entry point: every StarboxError becomes one red line and exit status 1, never a traceback."""
     # Typer vendors its own click; its usage errors must be shown the way standalone mode would.
+    import psycopg
     from typer import Abort
     from typer._click.exceptions import ClickException
 
@@ -316,6 +413,11 @@ def main() -> None:
         rc = app(standalone_mode=False)
     except StarboxError as exc:
         err.print(f"[red]starbox: {exc}[/]", highlight=False)
+        sys.exit(1)
+    except psycopg.Error as exc:  # e.g. a database that `starbox up` has not brought up to date
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"[red]starbox: the database refused: {first} (has `starbox up` run since the update?)[/]",
+                  highlight=False)
         sys.exit(1)
     except ClickException as exc:
         exc.show()

@@ -34,6 +34,21 @@ def timed(fn, repeat: int, warmup: int = 2) -> list[float]:
     return out
 
 
+def side_by_side(paths: dict[str, object], repeat: int, warmup: int = 2) -> dict[str, tuple[float, float]]:
+    """p50 and p95 in ms of each path's fn(i), the paths taking turns call by call, so a busy
+    moment of the machine weighs on all of them alike and their ratios stay fair."""
+    for i in range(warmup):
+        for fn in paths.values():
+            fn(i)
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for i in range(repeat):
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            fn(i)
+            samples[name].append((time.perf_counter() - t0) * 1000)
+    return {name: p50_p95(values) for name, values in samples.items()}
+
+
 def p50_p95(samples: list[float]) -> tuple[float, float]:
     qs = statistics.quantiles(samples, n=20, method="inclusive")
     return statistics.median(samples), qs[18]

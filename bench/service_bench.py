@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from bench.common import ROOT, console, p50_p95, report, timed
+from bench.common import ROOT, console, report, side_by_side, timed
 from starbox import database, inprocess, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
@@ -36,11 +36,11 @@ def bench_cone(s: settings_mod.Settings, repeat: int = 200) -> None:
             r = http.get("/query/query", params={"sql": sql.format(*centres[i % repeat]), "ofmt": "csv"})
             r.raise_for_status()
 
-        b50, b95 = p50_p95([t * 1000 for t in timed(bare, repeat)])
-        s50, s95 = p50_p95([t * 1000 for t in timed(service, repeat)])
+        times = side_by_side({"bare": bare, "service": service}, repeat)
+    (b50, b95), (s50, s95) = times["bare"], times["service"]
     rows.append(["psycopg (bare database)", b50, b95, 1.0])
     rows.append(["service /query/query, CSV", s50, s95, s50 / b50])
-    report("0.1° cone on smash_sim.object, 200 centres (ms)", ["path", "p50", "p95", "p50 ratio"], rows, "service_cone")
+    report(f"0.1° cone on smash_sim.object, {repeat} centres, taking turns (ms)", ["path", "p50", "p95", "p50 ratio"], rows, "service_cone")
 
 
 def _bare_million(s) -> pd.DataFrame:

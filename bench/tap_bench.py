@@ -15,7 +15,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from bench.common import console, p50_p95, report, timed
+from bench.common import console, report, side_by_side, timed
 from starbox import database, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
@@ -74,10 +74,11 @@ def bench_cones(s: settings_mod.Settings, table: str, repeat: int = 200) -> None
                     r.raise_for_status()
                 return run
 
-            b50, b95 = p50_p95([t * 1000 for t in timed(bare, n)])
+            times = side_by_side({"bare": bare, "votable": tap("votable"), "csv": tap("csv")}, n)
+            b50, b95 = times["bare"]
             rows.append([f"{radius}° psycopg, the same SQL (bare)", int(np.median(counts)), b50, b95, 1.0])
             for fmt in ("votable", "csv"):
-                t50, t95 = p50_p95([t * 1000 for t in timed(tap(fmt), n)])
+                t50, t95 = times[fmt]
                 rows.append([f"{radius}° /tap/sync {fmt}", "", t50, t95, t50 / b50])
     report(f"Cones on {table} through TAP ({repeat} centres for 0.1°, fewer for 1°; ms)",
            ["path", "median rows", "p50", "p95", "p50 ratio"], rows, "tap_cones")

@@ -291,6 +291,48 @@ def test_voila_shuts_a_closed_pages_kernel_down(appliance, page):
     assert jupyter.pool_status(appliance)["kernels"] == before
 
 
+def test_voila_page_is_cached_and_loads_no_mathjax(appliance, browser):
+    """A second app page gets Voilà's JavaScript from the browser's cache: no script request
+    reaches the server (before starbox.jupyter's cache headers each one was asked again, or the
+    widget extensions were); and no page starts MathJax."""
+    context = browser.new_context()
+    try:
+        first = context.new_page()
+        first.goto(jupyter.app_url(appliance, "hr_diagram.ipynb"))
+        first.wait_for_selector("img.widget-image")
+        first.close(run_before_unload=True)
+        tab = context.new_page()
+        cdp = context.new_cdp_session(tab)
+        cdp.send("Network.enable")
+        scripts: list[dict] = []
+        cdp.on("Network.responseReceived", lambda e: scripts.append(e) if e["type"] == "Script" else None)
+        cached: set[str] = set()  # the memory cache's hits
+        cdp.on("Network.requestServedFromCache", lambda e: cached.add(e["requestId"]))
+        tab.goto(jupyter.app_url(appliance, "light_curve.ipynb"))
+        tab.wait_for_selector("img.widget-image")
+        tab.wait_for_selector(".starbox-message")
+        assert tab.locator("script[src*='/starbox/voila-static/']").count() == 1
+        assert len(scripts) > 20
+        fetched = [e["response"]["url"] for e in scripts
+                   if e["requestId"] not in cached and not e["response"].get("fromDiskCache")]
+        assert fetched == [], f"asked the server again for {fetched}"
+        # MathJax puts its CHTML style sheet in the page when it starts.
+        assert tab.locator("#MJX-CHTML-styles").count() == 0
+        tab.close(run_before_unload=True)
+    finally:
+        context.close()
+    with httpx.Client(base_url=jupyter.voila_url(appliance), timeout=30) as http:
+        page = http.get(jupyter.app_url(appliance, "light_curve.ipynb")).text
+        main_js = re.search(r'src="([^"]*/starbox/voila-static/[^"]+/voila\.js)"', page).group(1)
+        assert "max-age=31536000" in http.get(main_js).headers["cache-control"]
+        assert http.get(main_js.replace("/voila-static/", "/voila-static/x")).status_code == 404
+        entry = re.search(r'"load": "(static/remoteEntry\.[0-9a-f]+\.js)", "name": "@voila-dashboards/widgets-manager8"',
+                          page).group(1)
+        headers = http.get(f"/voila/labextensions/@voila-dashboards/widgets-manager8/{entry}").headers
+        assert "immutable" in headers["cache-control"]
+        assert "jupyterlab_pygments" not in page  # no code shown: its highlighting styles are not loaded
+
+
 def test_voila_lists_the_apps_and_explains_errors_plainly(appliance, page, shots):
     page.goto(jupyter.voila_url(appliance))
     for notebook in CHECKS:

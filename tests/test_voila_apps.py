@@ -7,6 +7,7 @@ The browser side (widgets render, sliders and buttons change the page) is tests/
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -99,3 +100,16 @@ def test_app_hides_nothing_it_should_show(app):
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), "app notebooks are stored without outputs"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_app_has_no_formulas(app):
+    """Voilà's pages run without a LaTeX typesetter (starbox.jupyter: MathJax cost every page
+    ~1 MB of JavaScript), so an app's words must not rely on $...$ or \\(...\\) math."""
+    nb = nbformat.read(APPS_DIR / app, as_version=4)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            assert "$" not in cell["source"] and "\\(" not in cell["source"], cell["source"][:80]
+        else:
+            for text in re.findall(r"description=\"([^\"]*)\"", cell["source"]):
+                assert "$" not in text, text

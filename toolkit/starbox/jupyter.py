@@ -19,6 +19,10 @@
   plain message. Its configuration is `appliance/jupyter/config/voila.json`; its template
   (`appliance/jupyter/share/voila/templates/starbox`) is Voilà's `lab` template without the
   web-font links to a CDN, and with friendly error pages.
+  What a page costs is mostly Voilà's front end starting in the browser, so (`StarboxVoila`):
+  its files are cached by the browser for good (voila.js under a versioned URL, the widget
+  extensions' hashed files immutable), no MathJax is loaded (the apps have no formulas), and the
+  kernels that refill a pool run at a lower CPU priority than the page that took the last one.
 
 Both run as the Starbox account `settings.local_user` (made here if missing, its random password
 kept in `$STARBOX_HOME/secrets/<user>.password`): their kernels get `STARBOX_URL` and
@@ -511,13 +515,65 @@ def _lessons_contents_manager():
     return LessonsContentsManager
 
 
+# A webpack content hash in a file name (remoteEntry.c8c9eed2cdefdeac.js, 84.09c61a35dce1705f.js):
+# such a URL never changes content, so browsers may keep it for good.
+_HASHED_NAME = re.compile(r"[.-][0-9a-f]{16,}\.[a-z0-9]+$")
+_YEAR = 365 * 24 * 3600
+POOL_NICE = 10  # CPU priority of kernels that fill a pool (0 normal, 19 lowest)
+
+
+def _lower_priority() -> None:  # runs in the kernel process, before it starts Python
+    os.nice(POOL_NICE)
+
+
 def _starbox_voila():
+    import hashlib
     import inspect
 
+    from jupyter_server.base.handlers import FileFindHandler
     from jupyter_server.utils import url_path_join
-    from tornado.web import RequestHandler
+    from tornado.web import HTTPError, RequestHandler
+    from voila import __version__ as voila_version
     from voila.app import Voila
+    from voila.static_file_handler import MultiStaticFileHandler
     from voila.tornado.handler import TornadoVoilaHandler
+
+    class ExtensionsHandler(FileFindHandler):
+        """Voilà's /voila/labextensions, with the hashed files cached by the browser.
+
+        Voilà serves every extension file with `no-cache`, so each page load asked again for the
+        ~15 widget files (a round trip each, all before the widgets can load). A file whose name
+        or `?v=` carries its content hash never changes under that URL; the rest (style.js,
+        package.json) still revalidate.
+        """
+
+        def set_headers(self):
+            super().set_headers()
+            if _HASHED_NAME.search(self.request.path) or "v" in self.request.arguments:
+                self.set_header("Cache-Control", f"public, max-age={_YEAR}, immutable")
+
+    class VersionedStaticHandler(MultiStaticFileHandler):
+        """Voilà's front end (voila.js and its ~150 chunks) under /starbox/voila-static/<build>/.
+
+        Voilà's /voila/static sends no cache headers, so whether a second page reuses its 3 MB of
+        JavaScript depended on the browser's guess from the files' age (a fresh install: a
+        round trip per chunk). The chunk names carry no hash, so the build (Voilà's version and
+        a hash of voila.js, which lists the chunks) goes in the path and the files are cached
+        for good: an upgrade changes the path.
+        """
+
+        build = ""
+
+        async def get(self, build, path, include_body=True):
+            if build != self.build:
+                raise HTTPError(404)
+            await super().get(path, include_body)
+
+        async def head(self, build, path):
+            await self.get(build, path, include_body=False)
+
+        def get_cache_time(self, path, modified, mime_type):
+            return _YEAR
 
     class PageHandler(TornadoVoilaHandler):
         """Voilà's app page, which also sets the `_xsrf` cookie.
@@ -558,13 +614,74 @@ def _starbox_voila():
                          "kernels": len(km.list_kernel_ids())})
 
     class StarboxVoila(Voila):
-        """Voilà with /starbox/pools, pages that can shut their kernel down, and its kernels shut
-        down when it stops."""
+        """Voilà with /starbox/pools, pages that can shut their kernel down, static files the
+        browser keeps, pool kernels that yield the CPU to pages, and its kernels shut down when
+        it stops."""
+
+        def initialize(self, argv=None):
+            super().initialize(argv)
+            conf = self.voila_configuration
+            main_js = next((Path(p) / "voila.js" for p in self.static_paths if (Path(p) / "voila.js").is_file()), None)
+            digest = hashlib.sha256(main_js.read_bytes()).hexdigest()[:12] if main_js else "none"
+            VersionedStaticHandler.build = f"{voila_version}-{digest}"
+            user_hook = conf.page_config_hook
+
+            def page_config_hook(page_config, **kwargs):
+                if user_hook is not None:
+                    page_config = user_hook(page_config, **kwargs)
+                # voila.js and the chunks it loads (its public path) come from the versioned URL.
+                page_config["fullStaticUrl"] = url_path_join(
+                    kwargs["base_url"], "starbox/voila-static", VersionedStaticHandler.build)
+                # No LaTeX typesetter: otherwise every page loads and starts MathJax 3 (~1 MB of
+                # JavaScript, to typeset an empty element) while its widgets load. With no MathJax
+                # URL, Voilà's front end picks its MathJax 2 plugin, which then declines to start
+                # (an error in the browser's console), so nothing is loaded. The apps have no
+                # formulas (tests/test_voila_apps.py checks).
+                page_config["fullMathjaxUrl"] = page_config["mathjaxConfig"] = ""
+                return page_config
+
+            conf.page_config_hook = page_config_hook
+
+        def init_settings(self):
+            settings = super().init_settings()
+            km = self.kernel_manager
+            if hasattr(km, "fill_if_needed") and hasattr(km, "get_rendered_notebook"):
+                self._yield_cpu_while_filling(km)
+            return settings
+
+        def _yield_cpu_while_filling(self, km):
+            """A kernel that refills a pool starts (imports, runs the app, draws) while the page
+            that took the last one loads: on a small machine they share the CPU and the page
+            waits. So pool kernels start at a lower priority (nice), and get the normal one
+            back when a page takes them, where the system allows that (root, or CAP_SYS_NICE)."""
+            fill, take = km.fill_if_needed, km.get_rendered_notebook
+
+            def fill_if_needed(*args, **kwargs):
+                kwargs.setdefault("preexec_fn", _lower_priority)
+                return fill(*args, **kwargs)
+
+            async def get_rendered_notebook(*args, **kwargs):
+                render_task, rendered_cache, kernel_id = await take(*args, **kwargs)
+                try:
+                    pid = km.get_kernel(kernel_id).provisioner.pid
+                    os.setpriority(os.PRIO_PROCESS, pid, 0)
+                except (AttributeError, KeyError, TypeError, OSError):
+                    pass  # not allowed: it keeps the pool's priority
+                return render_task, rendered_cache, kernel_id
+
+            km.fill_if_needed, km.get_rendered_notebook = fill_if_needed, get_rendered_notebook
 
         def init_handlers(self):
-            handlers = [(h[0], PageHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h
-                        for h in super().init_handlers()]
+            handlers = []
+            for h in super().init_handlers():
+                if h[1] is TornadoVoilaHandler:
+                    h = (h[0], PageHandler, *h[2:])
+                elif h[1] is FileFindHandler and h[0].endswith("/voila/labextensions/(.*)"):
+                    h = (h[0], ExtensionsHandler, *h[2:])
+                handlers.append(h)
             return [(url_path_join(self.server_url, r"/starbox/pools"), PoolHandler, {"app": self}),
+                    (url_path_join(self.server_url, r"/starbox/voila-static/([^/]+)/(.*)"),
+                     VersionedStaticHandler, {"paths": self.static_paths, "default_filename": "index.html"}),
                     *handlers]
 
         def stop(self):

@@ -84,7 +84,8 @@ def test_result_read_in_part_stops_its_query(service, token, mode):
         with _http.stream("GET", f"{service.url}/query/query", tok=token,
                           params={"sql": BIG, "ofmt": "csv"}) as r:
             assert r.status_code == 200
-            assert next(r.iter_bytes()).startswith(b"id,fieldid,ra,dec,")
+            chunks = r.iter_bytes()  # held: a dropped iterator would close the response at once
+            assert next(chunks).startswith(b"id,fieldid,ra,dec,")
             assert any("smash_sim.object" in q for q in _active(service.settings, role))
         assert _until(lambda: not _active(service.settings, role)), _active(service.settings, role)
         again = _http.request("GET", f"{service.url}/query/query", tok=token, params={"sql": "SELECT 2 AS two"})

@@ -37,7 +37,7 @@ _urls: dict[str, str] = {}
 _session: dict[str, str | None] = {"user": None, "token": None}
 _revoked: set[str] = set()
 _client: httpx.Client | None = None
-_client_key: tuple | None = None  # (pid, mode) the client was made for
+_client_key: tuple | None = None  # (pid, mode, transport) the client was made for
 _mode: str | None = None  # set_mode(); None: the toolkit_mode setting
 MODES = ("http", "inprocess")
 
@@ -215,15 +215,15 @@ def mode() -> str:
 def client() -> httpx.Client:
     """One pooled client per process and mode (a forked kernel makes its own)."""
     global _client, _client_key
-    key = (os.getpid(), mode())
+    transport = None
+    if mode() == "inprocess":
+        from starbox import inprocess
+
+        transport = inprocess.transport()  # a new one after inprocess.start() with other settings
+    key = (os.getpid(), mode(), id(transport))
     if _client is None or _client_key != key:
         if _client is not None and _client_key[0] == key[0]:
             _client.close()  # the in-process transport outlives it (see starbox.inprocess)
-        transport = None
-        if key[1] == "inprocess":
-            from starbox import inprocess
-
-            transport = inprocess.transport()
         _client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0), transport=transport,
                                headers={"X-DL-ClientVersion": f"starbox-{__version__}"})
         _client_key = key

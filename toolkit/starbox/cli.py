@@ -208,6 +208,23 @@ def catalog_build(tables: Optional[List[str]] = typer.Argument(None, help="Only 
         console.print("all sample catalogs are already built (use --force to rebuild)")
 
 
+@app.command("backup")
+def backup_cmd(dest: Path = typer.Argument(..., help="Folder to put the backup in (best on another disk)")):
+    """Back up everything: database (catalogs, MyDB tables, accounts), roles, keys, files, lessons."""
+    from starbox import backup
+
+    folder = backup.create(_settings(), dest, log=console.print)
+    console.print(f"backup: {folder}\nrestore it into an empty home with: starbox restore {folder}")
+
+
+@app.command("restore")
+def restore_cmd(folder: Path = typer.Argument(..., help="A folder made by `starbox backup`")):
+    """Rebuild a backed-up Starbox in an empty STARBOX_HOME (then `starbox up` serves it)."""
+    from starbox import backup
+
+    backup.restore(_settings(), folder, log=console.print)
+
+
 accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_settings, run_cli
+from starbox import _http
 from starbox import authClient as ac
 from starbox import inprocess
 from starbox import queryClient as qc
@@ -19,6 +20,15 @@ from starbox import storeClient as sc
 from starbox.cluster.control import Cluster
 
 USER, PASSWORD = "bkuser", "bk-password-1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_toolkit(tmp_path_factory):
+    """The logins below stay in this module: a private ~/.datalab, and no login left in memory."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("bk-home")))
+        yield
+        _http._session.update(user=None, token=None)
 
 
 @pytest.fixture(scope="module")

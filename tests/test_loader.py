@@ -213,8 +213,11 @@ def test_interrupted_load_leaves_nothing(starbox, admin, tmp_path):
     pq.write_table(pa.table({"ra": rng.uniform(0, 360, n), "dec": rng.uniform(-90, 90, n),
                              "mag": rng.uniform(10, 20, n)}), path, row_group_size=100_000)
     exe = Path(sys.executable).with_name("starbox")
+    # As in a terminal, Ctrl-C is not ignored: a shell's background job (CI started with `&`) passes
+    # an ignored SIGINT on to its children, and Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen([str(exe), "catalog", "load", str(path), "--table", "loadtest.interrupted"],
-                            env=settings_env(starbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=settings_env(starbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until COPY is running, then interrupt
     deadline = time.time() + 60
     while time.time() < deadline:

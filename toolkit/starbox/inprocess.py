@@ -219,9 +219,10 @@ def start(settings: Settings | None = None) -> None:
 
     stop()
     global _transport
+    new = InProcessTransport(settings or settings_mod.get())
+    new._ensure_started()  # refusals (no secrets, ...) raise here, leaving the toolkit on HTTP
     with _lock:
-        _transport = InProcessTransport(settings or settings_mod.get())
-    _transport._ensure_started()
+        _transport = new
     _http.set_mode("inprocess")
 
 

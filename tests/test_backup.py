@@ -52,6 +52,8 @@ def original(tmp_path_factory):
 
 def test_backup_and_restore(original, tmp_path):
     s, token = original
+    inside = run_cli(s, "backup", str(s.home / "storage"))
+    assert inside.returncode == 1 and "inside STARBOX_HOME" in inside.stderr
     r = run_cli(s, "backup", str(tmp_path))
     assert r.returncode == 0, r.stderr
     (folder,) = tmp_path.glob("starbox-backup-*")

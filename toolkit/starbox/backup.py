@@ -87,8 +87,12 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
     """Back up the running Starbox into a new folder under `dest`; returns the folder."""
     if not settings.secrets_dir.is_dir():
         raise StarboxError(f"no Starbox at {settings.home} (its secrets folder is missing)")
+    dest = Path(dest).expanduser().resolve()
+    if dest == settings.home.resolve() or settings.home.resolve() in dest.parents:
+        raise StarboxError(f"{dest} is inside STARBOX_HOME ({settings.home}): a backup there is lost "
+                           f"with the home; choose a folder elsewhere, best on another disk")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(dest).expanduser().resolve() / f"starbox-backup-{stamp}"
+    folder = dest / f"starbox-backup-{stamp}"
     if folder.exists():
         raise StarboxError(f"{folder} exists already")
     part = folder.with_name(f".{folder.name}.part")  # renamed into place only when complete

@@ -38,6 +38,13 @@ def prepare(settings: Settings, *, build_catalogs: bool = True, progress: bool =
         cluster = Cluster(settings)
         new_cluster = cluster.init()
         started = cluster.start()
+    if settings.embedded and (settings.pgdata / "standby.signal").exists():
+        from starbox import replica
+
+        if replica.in_recovery(settings):
+            raise StarboxError("this home is a hot standby: its PostgreSQL is running and following the "
+                               "primary, read-only; the service runs on the primary. `starbox replica "
+                               "promote` makes this one the primary.")
     database.ensure_database(settings)
     with database.connect_admin(settings) as conn:
         applied = database.migrate(conn, settings.db_dir)

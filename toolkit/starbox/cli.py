@@ -225,6 +225,53 @@ def restore_cmd(folder: Path = typer.Argument(..., help="A folder made by `starb
     backup.restore(_settings(), folder, log=console.print)
 
 
+replica_app = typer.Typer(help="Hot standby: allow, follow, status, promote.", no_args_is_help=True)
+app.add_typer(replica_app, name="replica")
+
+
+@replica_app.command("allow")
+def replica_allow():
+    """On the primary: let standbys connect (a replication role and its pg_hba lines)."""
+    from starbox import replica
+
+    replica.prepare_primary(_settings())
+    console.print(f"standbys may connect as {replica.ROLE}; give them a copy of {_settings().secrets_dir}")
+
+
+@replica_app.command("follow")
+def replica_follow(secrets: Path = typer.Option(..., help="A copy of the primary's secrets folder"),
+                   primary_port: int = typer.Option(5433, help="The primary's PostgreSQL port"),
+                   primary_host: str = typer.Option("127.0.0.1", help="The primary's host")):
+    """In an empty home: become a hot standby of the primary, and start."""
+    from starbox import replica
+
+    replica.follow(_settings(), primary_host, primary_port, secrets, log=console.print)
+
+
+@replica_app.command("status")
+def replica_status():
+    """Primary: its standbys and their lag. Standby: its primary and how old its last replay is."""
+    from starbox import replica
+
+    st = replica.status(_settings())
+    if st["role"] == "standby":
+        console.print(f"standby of {st['primary'] or '?'}: receiver {st['receiver']}, "
+                      f"last replayed change {st['replay_age'] or 'none yet'} ago")
+        return
+    console.print(f"primary with {len(st['standbys'])} standby(s)")
+    for sb in st["standbys"]:
+        console.print(f"  {sb['client']}: {sb['state']}, replay lag {sb['replay_lag'] or '0'}")
+
+
+@replica_app.command("promote")
+def replica_promote():
+    """On the standby: stop following and take writes (then `starbox up` serves from here)."""
+    from starbox import replica
+
+    replica.promote(_settings())
+    console.print("promoted: this is the primary now; `starbox up` serves it")
+
+
 accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 

@@ -42,6 +42,13 @@ log_timezone = 'UTC'
 timezone = 'UTC'
 """
 
+# A primary with standbys: WAL they can replay, and senders for them.
+REPLICATION_CONF = """\
+wal_level = replica
+max_wal_senders = 10
+wal_keep_size = 1GB
+"""
+
 
 @dataclass(frozen=True)
 class ClusterStatus:
@@ -117,10 +124,10 @@ class Cluster:
     def password_file(self) -> Path:
         return self.settings.secrets_dir / "postgres.password"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
         # A chmod of a parent folder since init (it happens to root's home) would lock the user out.
         sysuser.ensure_traversable(self.settings.home, self.user)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp", **(env or {})}
         proc = subprocess.run(
             [str(pg_install().bindir / args[0]), *args[1:]], capture_output=True, text=True, env=env,
             cwd="/", **self.user.popen_kwargs(),
@@ -210,10 +217,20 @@ class Cluster:
         self._write_owned(self.pgdata / "pg_hba.conf", hba)
         self._write_owned(self.pgdata / "pg_ident.conf", ident)
 
+    @property
+    def replication_marker(self) -> Path:
+        """Present once `starbox replica allow` ran: WAL fit for standbys (copied to them too)."""
+        return self.pgdata / "starbox.replication"
+
     def _write_conf(self) -> None:
         s = self.settings
         conf = SERVER_CONF.format(host=s.pg_host, port=s.pg_port, run_dir=s.run_dir)
+        if self.replication_marker.exists():
+            conf += REPLICATION_CONF  # later lines win: minimal WAL (fast loads) gives way
         self._write_owned(self.pgdata / "starbox.conf", conf)
+
+    def restart(self) -> None:
+        self._run("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
 
     def _write_owned(self, path: Path, text: str) -> None:
         path.write_text(text)

@@ -43,6 +43,18 @@ def settings_env(s: settings_mod.Settings) -> dict[str, str]:
     return env
 
 
+def until(predicate, timeout: float = 30) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout` seconds pass (its last answer)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
+
+
 def run_cli(s: settings_mod.Settings, *args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("starbox")
     return subprocess.run([str(exe), *args], env=settings_env(s), capture_output=True, text=True,

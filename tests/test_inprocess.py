@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import make_settings, settings_env
+from conftest import make_settings, settings_env, until
 from starbox import _http, database, inprocess
 from starbox import queryClient as qc
 from starbox.errors import Unavailable
@@ -29,15 +29,6 @@ def _active(settings, role: str) -> list[str]:
     with database.connect_admin(settings) as conn:
         return [r[0] for r in conn.execute(
             "SELECT query FROM pg_stat_activity WHERE usename = %s AND state = 'active'", (role,))]
-
-
-def _until(predicate, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def _job_phase(service, token: str, jobid: str) -> str:
@@ -87,7 +78,7 @@ def test_result_read_in_part_stops_its_query(service, token, mode):
             chunks = r.iter_bytes()  # held: a dropped iterator would close the response at once
             assert next(chunks).startswith(b"id,fieldid,ra,dec,")
             assert any("smash_sim.object" in q for q in _active(service.settings, role))
-        assert _until(lambda: not _active(service.settings, role)), _active(service.settings, role)
+        assert until(lambda: not _active(service.settings, role)), _active(service.settings, role)
         again = _http.request("GET", f"{service.url}/query/query", tok=token, params={"sql": "SELECT 2 AS two"})
         assert again.text == "two\n2\n"
     finally:
@@ -98,11 +89,11 @@ def test_does_not_touch_the_services_jobs(service, token):
     """Starting in-process must not end the jobs the service is running (no start-up recovery)."""
     with service.client(token) as c:
         jobid = c.get("/query/query", params={"sql": SLEEP.format(s=3), "async": "True"}).text
-    assert _until(lambda: _job_phase(service, token, jobid) == "EXECUTING", 10)
+    assert until(lambda: _job_phase(service, token, jobid) == "EXECUTING", 10)
     inprocess.start(service.settings)
     try:
         assert qc.status(token, jobid) in ("EXECUTING", "COMPLETED")
-        assert _until(lambda: qc.status(token, jobid) == "COMPLETED", 30)
+        assert until(lambda: qc.status(token, jobid) == "COMPLETED", 30)
         assert qc.results(token, jobid) == "done\n1\n"
     finally:
         inprocess.stop()

@@ -4,11 +4,10 @@ in-process mode)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from conftest import make_settings, run_cli
+from conftest import make_settings, run_cli, until
 from starbox import _http, database, inprocess
 from starbox import authClient as ac
 from starbox import queryClient as qc
@@ -26,15 +25,6 @@ def pair(tmp_path, monkeypatch):
     _http._session.update(user=None, token=None)
     for s in (standby, primary):
         Cluster(s).stop()
-
-
-def _until(predicate, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_standby_follows_refuses_writes_and_takes_over(pair):
@@ -58,7 +48,7 @@ def test_standby_follows_refuses_writes_and_takes_over(pair):
         with database.connect_admin(standby) as conn:
             return conn.execute("SELECT count(*) FROM starbox.accounts WHERE username = 'rpuser'").fetchone()[0] == 1
 
-    assert _until(replicated)
+    assert until(replicated)
     with database.connect_admin(standby) as conn:
         assert conn.execute("SELECT count(*) FROM openngc.objects").fetchone()[0] == 14033
     write = run_cli(standby, "psql", "-c", "CREATE TABLE public.x (i int)")

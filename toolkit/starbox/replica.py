@@ -18,6 +18,7 @@ roles' passwords come from the same keys, so a promoted standby serves the same 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -91,11 +92,8 @@ def follow(settings: Settings, primary_host: str, primary_port: int, secrets: Pa
     for folder in (settings.run_dir, settings.log_dir / "postgresql"):
         sysuser.make_dir(folder, user, 0o770 if folder == settings.run_dir else 0o700)
     sysuser.make_dir(cluster.pgdata, user)
-    passfile = settings.run_dir / ".replication-pass"  # never on a command line
-    passfile.write_text(f"*:*:*:{ROLE}:{keys.role_password(settings, ROLE)}\n")
-    if not user.is_self:
-        os.chown(passfile, user.uid, user.gid)
-    passfile.chmod(0o600)
+    secret = f"*:*:*:{ROLE}:{keys.role_password(settings, ROLE)}\n"
+    passfile = _owned_file(settings.run_dir / ".replication-pass", secret, user)  # never on a command line
     log(f"copying the primary at {primary_host}:{primary_port} ...")
     t0 = time.perf_counter()
     try:
@@ -105,28 +103,27 @@ def follow(settings: Settings, primary_host: str, primary_port: int, secrets: Pa
     except BaseException:  # a half copy is no standby: leave the home as empty as it was
         passfile.unlink(missing_ok=True)
         for folder in (cluster.pgdata, settings.secrets_dir):
-            _rmtree(folder)
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     # -R pointed primary_conninfo at the temporary passfile; the server (the cluster's user, who
     # cannot read secrets/) reads a copy in its own data folder.
-    keep = cluster.pgdata / "starbox.replication.pass"
-    keep.write_text(passfile.read_text())
-    if not user.is_self:
-        os.chown(keep, user.uid, user.gid)
-    keep.chmod(0o600)
+    keep = _owned_file(cluster.pgdata / "starbox.replication.pass", secret, user)
     passfile.unlink()
-    with (cluster.pgdata / "postgresql.auto.conf").open("a") as fh:
-        fh.write(f"primary_conninfo = 'host={primary_host} port={primary_port} user={ROLE} passfile={keep}'\n")
+    with (cluster.pgdata / "postgresql.auto.conf").open("a") as fh:  # the last setting wins
+        fh.write(f"primary_conninfo = 'host={primary_host} port={primary_port} user={ROLE} passfile=''{keep}'''\n")
     cluster._write_conf()  # this cluster's own port and socket folder, not the primary's
     cluster.start()
     log(f"standby of {primary_host}:{primary_port} running on port {settings.pg_port} "
         f"({time.perf_counter() - t0:.1f} s)")
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+def _owned_file(path: Path, text: str, user) -> Path:
+    """A 0600 file the cluster's user owns (it reads it; nobody else may)."""
+    path.write_text(text)
+    if not user.is_self:
+        os.chown(path, user.uid, user.gid)
+    path.chmod(0o600)
+    return path
 
 
 def status(settings: Settings) -> dict:

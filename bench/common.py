@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmarks: timing statistics, a report table, a free port."""
+"""Helpers shared by the benchmarks: timing statistics, a report table, a free port, the bare
+database path (COPY into pandas) that the service paths are measured against."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import statistics
@@ -63,3 +65,25 @@ def report(title: str, columns: list[str], rows: list[list], name: str) -> None:
     console.print(table)
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / f"{name}.json").write_text(json.dumps({"title": title, "columns": columns, "rows": rows}, indent=1))
+
+
+def copy_to_pandas(settings, sql: str):
+    """The bare path: psycopg COPY ... TO STDOUT (CSV) into pandas.read_csv."""
+    import pandas as pd
+
+    from starbox import database
+
+    with database.connect_admin(settings) as conn:
+        buf = io.BytesIO()
+        with conn.cursor().copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
+            for block in copy:
+                buf.write(block)
+    buf.seek(0)
+    return pd.read_csv(buf)
+
+
+def report_against_bare(title: str, t_bare: float, paths: list[tuple[str, float]], name: str) -> None:
+    """A table of seconds per path and their ratio to the bare COPY → pandas time."""
+    rows = [["psycopg COPY … TO STDOUT → pandas.read_csv (bare)", t_bare, 1.0]]
+    rows += [[label, t, t / t_bare] for label, t in paths]
+    report(title, ["path", "seconds", "ratio to bare"], rows, name)

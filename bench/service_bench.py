@@ -4,16 +4,12 @@ client, against psycopg COPY."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
-import time
 
 import numpy as np
-import pandas as pd
 
-from bench.common import ROOT, console, report, side_by_side, timed
+from bench.common import ROOT, console, copy_to_pandas, report, report_against_bare, side_by_side, timed
 from starbox import database, inprocess, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
@@ -41,16 +37,6 @@ def bench_cone(s: settings_mod.Settings, repeat: int = 200) -> None:
     rows.append(["psycopg (bare database)", b50, b95, 1.0])
     rows.append(["service /query/query, CSV", s50, s95, s50 / b50])
     report(f"0.1° cone on smash_sim.object, {repeat} centres, taking turns (ms)", ["path", "p50", "p95", "p50 ratio"], rows, "service_cone")
-
-
-def _bare_million(s) -> pd.DataFrame:
-    with database.connect_admin(s) as conn:
-        buf = io.BytesIO()
-        with conn.cursor().copy(f"COPY ({MILLION}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
-            for block in copy:
-                buf.write(block)
-        buf.seek(0)
-        return pd.read_csv(buf)
 
 
 def _dl_client_million(s) -> float:
@@ -82,7 +68,7 @@ def bench_million(s: settings_mod.Settings, rounds: int = 3) -> None:
         assert len(qc.query(sql=MILLION, fmt="pandas", timeout=600)) == 1_000_000
 
     def bare(_):
-        assert len(_bare_million(s)) == 1_000_000
+        assert len(copy_to_pandas(s, MILLION)) == 1_000_000
 
     t_bare = min(timed(bare, rounds, warmup=1))
     t_arrow = min(timed(arrow, rounds, warmup=1))
@@ -94,14 +80,12 @@ def bench_million(s: settings_mod.Settings, rounds: int = 3) -> None:
     finally:
         inprocess.stop()
     t_dl = min(_dl_client_million(s) for _ in range(2))
-    rows = [["psycopg COPY … TO STDOUT → pandas.read_csv (bare)", t_bare, 1.0],
-            ["starbox toolkit, fmt='arrow'", t_arrow, t_arrow / t_bare],
-            ["starbox toolkit, CSV (fmt='pandas')", t_csv, t_csv / t_bare],
-            ["starbox toolkit in-process, fmt='arrow'", t_arrow_ip, t_arrow_ip / t_bare],
-            ["starbox toolkit in-process, CSV (fmt='pandas')", t_csv_ip, t_csv_ip / t_bare],
-            ["real dl client 2.24.0, CSV (fmt='pandas')", t_dl, t_dl / t_bare]]
-    report(f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})",
-           ["path", "seconds", "ratio to bare"], rows, "service_million")
+    report_against_bare(f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})", t_bare,
+                        [("starbox toolkit, fmt='arrow'", t_arrow),
+                         ("starbox toolkit, CSV (fmt='pandas')", t_csv),
+                         ("starbox toolkit in-process, fmt='arrow'", t_arrow_ip),
+                         ("starbox toolkit in-process, CSV (fmt='pandas')", t_csv_ip),
+                         ("real dl client 2.24.0, CSV (fmt='pandas')", t_dl)], "service_million")
 
 
 def main(s: settings_mod.Settings) -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pandas as pd
 
-from bench.common import console, report, side_by_side, timed
+from bench.common import console, copy_to_pandas, report, report_against_bare, side_by_side, timed
 from starbox import database, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
@@ -84,16 +83,6 @@ def bench_cones(s: settings_mod.Settings, table: str, repeat: int = 200) -> None
            ["path", "median rows", "p50", "p95", "p50 ratio"], rows, "tap_cones")
 
 
-def _bare_million(s: settings_mod.Settings, sql: str) -> pd.DataFrame:
-    with database.connect_admin(s) as conn:
-        buf = io.BytesIO()
-        with conn.cursor().copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
-            for block in copy:
-                buf.write(block)
-        buf.seek(0)
-        return pd.read_csv(buf)
-
-
 def bench_million(s: settings_mod.Settings, table: str, rounds: int = 2) -> None:
     import httpx
     import pyarrow.parquet as pq
@@ -122,18 +111,16 @@ def bench_million(s: settings_mod.Settings, table: str, rounds: int = 2) -> None
         fetch("votable")
 
     def bare(_):
-        assert len(_bare_million(s, sql)) == expected
+        assert len(copy_to_pandas(s, sql)) == expected
 
     t_bare = min(timed(bare, rounds, warmup=1))
     t_parquet = min(timed(parquet, rounds, warmup=1))
     t_vot_wire = min(timed(votable_bytes, rounds, warmup=0))
     t_vot = min(timed(votable, 1, warmup=0))
-    rows = [["psycopg COPY … TO STDOUT → pandas.read_csv (bare)", t_bare, 1.0],
-            ["/tap/sync parquet → pyarrow → pandas", t_parquet, t_parquet / t_bare],
-            ["/tap/sync votable (BINARY2), bytes only", t_vot_wire, t_vot_wire / t_bare],
-            ["/tap/sync votable (BINARY2) → astropy Table", t_vot, t_vot / t_bare]]
-    report(f"{expected:,} rows × {len(cols.split(','))} columns of {table} (best of {rounds}; s)",
-           ["path", "seconds", "ratio to bare"], rows, "tap_million")
+    report_against_bare(f"{expected:,} rows × {len(cols.split(','))} columns of {table} (best of {rounds}; s)", t_bare,
+                        [("/tap/sync parquet → pyarrow → pandas", t_parquet),
+                         ("/tap/sync votable (BINARY2), bytes only", t_vot_wire),
+                         ("/tap/sync votable (BINARY2) → astropy Table", t_vot)], "tap_million")
 
 
 def main(s: settings_mod.Settings) -> None:

@@ -215,12 +215,12 @@ def mode() -> str:
 def client() -> httpx.Client:
     """One pooled client per process and mode (a forked kernel makes its own)."""
     global _client, _client_key
-    transport = None
-    if mode() == "inprocess":
+    current, transport = mode(), None
+    if current == "inprocess":
         from starbox import inprocess
 
         transport = inprocess.transport()  # a new one after inprocess.start() with other settings
-    key = (os.getpid(), mode(), id(transport))
+    key = (os.getpid(), current, id(transport))
     if _client is None or _client_key != key:
         if _client is not None and _client_key[0] == key[0]:
             _client.close()  # the in-process transport outlives it (see starbox.inprocess)

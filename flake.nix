@@ -9,7 +9,8 @@
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       # PostgreSQL 15 with both spatial extensions; Starbox finds it through pg_config on PATH.
       postgres = pkgs: pkgs.postgresql_15.withPackages (ps: [ ps.q3c ps.pgsphere ]);
-      runtime = pkgs: [ pkgs.python311 (postgres pkgs) pkgs.gnumake pkgs.acl pkgs.bash pkgs.coreutils ];
+      # Node.js builds the Voilà app page at install time (appliance/voila-page).
+      runtime = pkgs: [ pkgs.python311 (postgres pkgs) pkgs.nodejs_20 pkgs.gnumake pkgs.acl pkgs.bash pkgs.coreutils ];
     in {
       devShells = forAll (pkgs: {
         default = pkgs.mkShell { packages = runtime pkgs; };

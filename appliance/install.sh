@@ -23,6 +23,9 @@ if [ "$with_test" = 1 ]; then
   apt_packages="$apt_packages $(grep -v '^#' appliance/apt-packages-test.txt)"
 fi
 
+# Node.js and npm build the Voilà app page (below); any recent Node.js will do (>= 18).
+command -v npm >/dev/null || apt_packages="$apt_packages nodejs npm"
+
 if [ "$apt" = 1 ]; then
   missing=()
   for pkg in $apt_packages; do
@@ -63,4 +66,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "==> installing Python packages ($extras)"
   "$python" -m pip install -q --disable-pip-version-check -e "$extras"
   echo "$digest" > "$stamp"
+fi
+
+# Starbox's Voilà app page (appliance/voila-page): bundled from the pinned npm packages of its
+# package-lock.json; rebuilt only when its sources change.
+page_src=appliance/voila-page
+page_out=appliance/jupyter/share/voila/templates/starbox/static
+page_digest=$(cat "$page_src/package.json" "$page_src/package-lock.json" "$page_src"/src/* | sha256sum | cut -c1-16)
+if [ "$(cat "$page_out/.built" 2>/dev/null)" != "$page_digest" ]; then
+  echo "==> building the Voilà app page"
+  (cd "$page_src" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  echo "$page_digest" > "$page_out/.built"
 fi

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+import psutil
 import pytest
 
 from conftest import free_port
@@ -291,14 +292,15 @@ def test_voila_shuts_a_closed_pages_kernel_down(appliance, page):
     assert jupyter.pool_status(appliance)["kernels"] == before
 
 
-def test_voila_page_is_cached_and_loads_no_mathjax(appliance, browser):
-    """A second app page gets Voilà's JavaScript from the browser's cache: no script request
-    reaches the server (before starbox.jupyter's cache headers each one was asked again, or the
-    widget extensions were); and no page starts MathJax."""
+def _second_page(browser, settings, template: str = "") -> tuple[list[dict], list[str], bool]:
+    """A student opens one app, closes it and opens another (on `template`, if given). Returns that
+    second page's scripts, those of them the server was asked for again (not the browser's cache),
+    and whether MathJax started (it puts its CHTML style sheet in the page)."""
+    query = f"?template={template}" if template else ""
     context = browser.new_context()
     try:
         first = context.new_page()
-        first.goto(jupyter.app_url(appliance, "hr_diagram.ipynb"))
+        first.goto(jupyter.app_url(settings, "hr_diagram.ipynb") + query)
         first.wait_for_selector("img.widget-image")
         first.close(run_before_unload=True)
         tab = context.new_page()
@@ -308,29 +310,105 @@ def test_voila_page_is_cached_and_loads_no_mathjax(appliance, browser):
         cdp.on("Network.responseReceived", lambda e: scripts.append(e) if e["type"] == "Script" else None)
         cached: set[str] = set()  # the memory cache's hits
         cdp.on("Network.requestServedFromCache", lambda e: cached.add(e["requestId"]))
-        tab.goto(jupyter.app_url(appliance, "light_curve.ipynb"))
+        tab.goto(jupyter.app_url(settings, "light_curve.ipynb") + query)
         tab.wait_for_selector("img.widget-image")
         tab.wait_for_selector(".starbox-message")
-        assert tab.locator("script[src*='/starbox/voila-static/']").count() == 1
-        assert len(scripts) > 20
+        assert tab.locator(".starbox-message.error").count() == 0
         fetched = [e["response"]["url"] for e in scripts
                    if e["requestId"] not in cached and not e["response"].get("fromDiskCache")]
-        assert fetched == [], f"asked the server again for {fetched}"
-        # MathJax puts its CHTML style sheet in the page when it starts.
-        assert tab.locator("#MJX-CHTML-styles").count() == 0
+        mathjax = tab.locator("#MJX-CHTML-styles").count() > 0
         tab.close(run_before_unload=True)
+        return scripts, fetched, mathjax
     finally:
         context.close()
+
+
+def test_voila_app_page_is_light_and_cached(appliance, browser):
+    """The app page runs Starbox's own front end (appliance/voila-page): one bundled script instead
+    of Voilà's ~60, a second page gets it from the browser's cache, and no page starts MathJax."""
+    scripts, fetched, mathjax = _second_page(browser, appliance)
+    names = sorted(e["response"]["url"].split("?")[0].rsplit("/", 1)[-1] for e in scripts)
+    assert names == ["starbox-page.js"]
+    assert fetched == [], f"asked the server again for {fetched}"
+    assert not mathjax
     with httpx.Client(base_url=jupyter.voila_url(appliance), timeout=30) as http:
         page = http.get(jupyter.app_url(appliance, "light_curve.ipynb")).text
+        assert "voila.js" not in page and "jupyterlab_pygments" not in page
+        bundle = re.search(r'src="([^"]*/starbox/voila-static/[^"]+/starbox-page\.js)"', page).group(1)
+        response = http.get(bundle)
+        assert "max-age=31536000" in response.headers["cache-control"]
+        # A third of Voilà's front end; much more means a whole library came in by an import.
+        assert len(response.content) < 1_600_000
+        assert http.get(bundle.replace("/voila-static/", "/voila-static/x")).status_code == 404
+        assert http.get(bundle.replace(".js", ".css")).status_code == 200
+
+
+def test_voila_full_front_end_is_cached_and_loads_no_mathjax(appliance, browser):
+    """The `starbox-lab` template is Voilà's own JupyterLab-based front end, for apps that use
+    widget libraries the light page does not carry. Its ~60 scripts come from the browser's cache
+    on a second page (before starbox.jupyter's cache headers each one was asked again)."""
+    scripts, fetched, mathjax = _second_page(browser, appliance, template="starbox-lab")
+    assert len(scripts) > 20
+    assert fetched == [], f"asked the server again for {fetched}"
+    assert not mathjax
+    with httpx.Client(base_url=jupyter.voila_url(appliance), timeout=30) as http:
+        page = http.get(jupyter.app_url(appliance, "light_curve.ipynb") + "?template=starbox-lab").text
         main_js = re.search(r'src="([^"]*/starbox/voila-static/[^"]+/voila\.js)"', page).group(1)
         assert "max-age=31536000" in http.get(main_js).headers["cache-control"]
-        assert http.get(main_js.replace("/voila-static/", "/voila-static/x")).status_code == 404
         entry = re.search(r'"load": "(static/remoteEntry\.[0-9a-f]+\.js)", "name": "@voila-dashboards/widgets-manager8"',
                           page).group(1)
         headers = http.get(f"/voila/labextensions/@voila-dashboards/widgets-manager8/{entry}").headers
         assert "immutable" in headers["cache-control"]
         assert "jupyterlab_pygments" not in page  # no code shown: its highlighting styles are not loaded
+
+
+OTHER_WIDGETS = """\
+import ipywidgets as W
+from traitlets import Unicode
+
+
+class Comet(W.DOMWidget):  # its view lives in a JavaScript module that is not installed
+    _view_name = Unicode("CometView").tag(sync=True)
+    _view_module = Unicode("starbox-test-comets").tag(sync=True)
+    _view_module_version = Unicode("1.0.0").tag(sync=True)
+
+
+display(W.IntSlider(description="plain"), Comet())
+"""
+
+
+def test_an_app_with_other_widgets_reloads_on_the_full_front_end(appliance, page, tmp_path):
+    """The light page carries ipywidgets' own widgets only; a page that meets another library's
+    widget reloads itself on `starbox-lab`, whose front end loads every installed extension."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(OTHER_WIDGETS)], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, str(tmp_path / "comets.ipynb"))
+    settings = dataclasses.replace(appliance, voila_port=free_port())
+    child = jupyter.voila_child(settings, preheat=False, root=tmp_path, name="voila-other-widgets")
+    child.start(settings, timeout=120)
+    try:
+        page.goto(jupyter.app_url(settings, "comets.ipynb"))
+        page.wait_for_url(re.compile(r"[?&]template=starbox-lab"))
+        page.wait_for_selector(".widget-slider")
+        assert page.locator("script[src$='/voila.js']").count() == 1
+        assert page.locator(".starbox-message.error").count() == 0
+    finally:
+        child.stop()
+
+
+def test_voila_app_says_plainly_when_its_kernel_dies(appliance, page):
+    """A kernel that crashes (out of memory, say) takes the app's state with it: the page says so
+    in plain words instead of silently ignoring the sliders."""
+    page.goto(jupyter.app_url(appliance, "hr_diagram.ipynb"))
+    page.wait_for_selector("img.widget-image")
+    kernel_id = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+    kernels = [p for p in psutil.process_iter(["cmdline"]) if any(kernel_id in a for a in p.info["cmdline"] or [])]
+    assert len(kernels) == 1
+    kernels[0].kill()
+    notice = page.locator(".starbox-message.error[role=alert]")
+    notice.wait_for()
+    assert "stopped working" in notice.inner_text() and "Reload the page" in notice.inner_text()
+    assert "Traceback" not in page.locator("body").inner_text()
 
 
 def test_voila_lists_the_apps_and_explains_errors_plainly(appliance, page, shots):

@@ -382,8 +382,9 @@ def lab_argv(settings: Settings) -> list[str]:
 
 
 def voila_argv(settings: Settings, preheat: bool = True, pool_size: int | None = None,
-               root: Path | None = None) -> list[str]:
-    """Voilà serving `root` (default voila_apps/); pre-heated pools unless `preheat` is False."""
+               root: Path | None = None, template: str | None = None) -> list[str]:
+    """Voilà serving `root` (default voila_apps/); pre-heated pools unless `preheat` is False;
+    pages on `template` instead of voila.json's (`starbox-lab`: Voilà's own front end)."""
     args = [
         str(root or apps_dir(settings)),
         "--Voila.ip=127.0.0.1",
@@ -394,6 +395,8 @@ def voila_argv(settings: Settings, preheat: bool = True, pool_size: int | None =
     ]
     if pool_size is not None:
         args.append(f"--VoilaConfiguration.default_pool_size={pool_size}")
+    if template is not None:
+        args.append(f"--VoilaConfiguration.template={template}")
     return _launcher(settings, "voila", args)
 
 
@@ -405,10 +408,10 @@ def lab_child(settings: Settings):
 
 
 def voila_child(settings: Settings, preheat: bool = True, pool_size: int | None = None, name: str = "voila",
-                root: Path | None = None):
+                root: Path | None = None, template: str | None = None):
     from starbox.processes import Child
 
-    return Child("Voilà", voila_argv(settings, preheat, pool_size, root), settings.voila_port,
+    return Child("Voilà", voila_argv(settings, preheat, pool_size, root, template), settings.voila_port,
                  f"http://127.0.0.1:{settings.voila_port}/starbox/pools", settings.log_dir / f"{name}.log")
 
 
@@ -519,6 +522,9 @@ def _lessons_contents_manager():
 # such a URL never changes content, so browsers may keep it for good.
 _HASHED_NAME = re.compile(r"[.-][0-9a-f]{16,}\.[a-z0-9]+$")
 _YEAR = 365 * 24 * 3600
+# The files whose content names a build of the pages' front end: Voilà's (voila.js lists its
+# chunks) and Starbox's light page (appliance/voila-page).
+_FRONT_END_FILES = ("voila.js", "starbox-page.js", "starbox-page.css")
 POOL_NICE = 10  # CPU priority of kernels that fill a pool (0 normal, 19 lowest)
 
 
@@ -553,12 +559,13 @@ def _starbox_voila():
                 self.set_header("Cache-Control", f"public, max-age={_YEAR}, immutable")
 
     class VersionedStaticHandler(MultiStaticFileHandler):
-        """Voilà's front end (voila.js and its ~150 chunks) under /starbox/voila-static/<build>/.
+        """The pages' front ends (Starbox's starbox-page.js; voila.js and its ~150 chunks) under
+        /starbox/voila-static/<build>/.
 
         Voilà's /voila/static sends no cache headers, so whether a second page reuses its 3 MB of
         JavaScript depended on the browser's guess from the files' age (a fresh install: a
         round trip per chunk). The chunk names carry no hash, so the build (Voilà's version and
-        a hash of voila.js, which lists the chunks) goes in the path and the files are cached
+        a hash of the _FRONT_END_FILES) goes in the path and the files are cached
         for good: an upgrade changes the path.
         """
 
@@ -621,9 +628,11 @@ def _starbox_voila():
         def initialize(self, argv=None):
             super().initialize(argv)
             conf = self.voila_configuration
-            main_js = next((Path(p) / "voila.js" for p in self.static_paths if (Path(p) / "voila.js").is_file()), None)
-            digest = hashlib.sha256(main_js.read_bytes()).hexdigest()[:12] if main_js else "none"
-            VersionedStaticHandler.build = f"{voila_version}-{digest}"
+            digest = hashlib.sha256()
+            for name in _FRONT_END_FILES:
+                found = next((Path(p) / name for p in self.static_paths if (Path(p) / name).is_file()), None)
+                digest.update(found.read_bytes() if found else b"-")
+            VersionedStaticHandler.build = f"{voila_version}-{digest.hexdigest()[:12]}"
             user_hook = conf.page_config_hook
 
             def page_config_hook(page_config, **kwargs):

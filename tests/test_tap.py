@@ -264,6 +264,55 @@ def test_adql_features(tap, adql, check):
     assert check(table), table
 
 
+@pytest.mark.parametrize("adql,expect", [
+    # ADQL 2.1 set operators: TOP applies to each SELECT, ORDER BY and OFFSET after the last to all
+    ("(SELECT TOP 2 hip FROM hipparcos.main WHERE hip < 100 ORDER BY hip) UNION "
+     "(SELECT TOP 2 hip FROM hipparcos.main WHERE hip > 100 ORDER BY hip) ORDER BY hip DESC", [102, 101, 2, 1]),
+    ("SELECT hip FROM hipparcos.main WHERE hip <= 4 UNION ALL SELECT hip FROM hipparcos.main WHERE hip <= 2 "
+     "ORDER BY 1", [1, 1, 2, 2, 3, 4]),
+    ("(SELECT hip FROM hipparcos.main WHERE hip <= 6) EXCEPT (SELECT hip FROM hipparcos.main WHERE hip <= 3) "
+     "ORDER BY hip OFFSET 1", [5, 6]),
+    ("SELECT hip FROM hipparcos.main WHERE hip <= 5 INTERSECT SELECT hip FROM hipparcos.main "
+     "WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 0.0, 0.0, 89)) AND hip >= 4 ORDER BY hip", [4, 5]),
+    # ADQL 2.1 common table expressions
+    ("WITH bright(id, mag) AS (SELECT TOP 5 hip, hpmag FROM hipparcos.main ORDER BY hpmag), "
+     "lowest AS (SELECT TOP 2 id FROM bright ORDER BY id) "
+     "SELECT b.id FROM bright AS b JOIN lowest AS f ON f.id = b.id ORDER BY b.id", None),
+])
+def test_adql_sets_and_common_tables(tap, admin, adql, expect):
+    r = sync(tap, adql)
+    assert r.status_code == 200 and status_of(r.content)[0] == "OK", r.text
+    got = [int(row[0]) for row in parse_single_table(io.BytesIO(r.content)).array]
+    if expect is None:  # the two brightest-five stars with the lowest numbers, from the database itself
+        rows = admin.execute("SELECT hip FROM (SELECT hip FROM hipparcos.main ORDER BY hpmag LIMIT 5) b "
+                             "ORDER BY hip LIMIT 2").fetchall()
+        expect = [row[0] for row in rows]
+    assert got == expect
+
+
+def test_adql_sets_and_common_tables_refusals(tap):
+    assert_error_document(sync(tap, "SELECT hip FROM hipparcos.main UNION"), 400, "a SELECT must follow UNION")
+    # the parser's place is in the user's text, not in the part of it that was translated
+    assert_error_document(sync(tap, "WITH a AS (SELECT hip FROM hipparcos.main)\nSELECT hip FROM a UNION\n"
+                                    "SELECT hip FROM a WHERE"), 400, "line 3, column")
+    assert_error_document(sync(tap, "WITH x AS SELECT 1"), 400, "WITH needs name AS (SELECT ...)")
+    assert_error_document(sync(tap, "WITH RECURSIVE x AS (SELECT 1) SELECT * FROM x"), 400, "not part of ADQL")
+    assert_error_document(sync(tap, "SELECT hip FROM hipparcos.main UNION SELECT hip FROM hipparcos.main "
+                                    "ORDER BY hpmag * 2"), 400, "ORDER BY takes output column names")
+    assert_error_document(sync(tap, "SELECT hip, ra FROM hipparcos.main UNION SELECT hip FROM hipparcos.main"),
+                          400, "same number of columns")
+
+
+def test_upload_with_a_common_table(tap):
+    mine = Table({"name": ["Pleiades", "Orion"], "ra": [56.75, 83.82], "dec": [24.12, -5.39]})
+    svc = pyvo.dal.TAPService(tap, session=session())
+    q = ("WITH near AS (SELECT u.name, h.hip FROM TAP_UPLOAD.mine AS u JOIN hipparcos.main AS h "
+         "ON 1 = CONTAINS(POINT('ICRS', h.ra, h.dec), CIRCLE('ICRS', u.ra, u.dec, 0.5))) "
+         "SELECT name, COUNT(*) AS n FROM near GROUP BY name ORDER BY name")
+    t = svc.search(q, uploads={"mine": mine}).to_table()
+    assert list(t["name"]) == ["Orion", "Pleiades"] and all(t["n"] > 3)
+
+
 @pytest.mark.parametrize("fmt", ["votable", "votable/td"])
 def test_geometry_values_are_dali_xtypes(tap, fmt):
     r = sync(tap, "SELECT TOP 1 POINT('ICRS', ra, dec) AS p, CIRCLE('ICRS', ra, dec, 0.5) AS c, "

@@ -16,13 +16,16 @@
 * **Voilà** on 127.0.0.1:`voila_port`, serving `voila_apps/` with pre-heated kernels: every app
   notebook is executed ahead of time in a pool of kernels (`preheat_kernel`, `default_pool_size`),
   so a page is interactive as soon as it arrives; code is hidden, tracebacks are replaced by a
-  plain message. Its configuration is `appliance/jupyter/config/voila.json`; its template
-  (`appliance/jupyter/share/voila/templates/starbox`) is Voilà's `lab` template without the
-  web-font links to a CDN, and with friendly error pages.
-  What a page costs is mostly Voilà's front end starting in the browser, so (`StarboxVoila`):
-  its files are cached by the browser for good (voila.js under a versioned URL, the widget
-  extensions' hashed files immutable), no MathJax is loaded (the apps have no formulas), and the
-  kernels that refill a pool run at a lower CPU priority than the page that took the last one.
+  plain message. Its configuration is `appliance/jupyter/config/voila.json`. Its templates, in
+  `appliance/jupyter/share/voila/templates`: `starbox-lab` is Voilà's `lab` template without the
+  web-font links to a CDN, with friendly error pages; `starbox`, the default, is that page with
+  Starbox's light front end (`appliance/voila-page`, ipywidgets' widget manager on the page's
+  kernel) in place of Voilà's JupyterLab-based one, which a browser takes about a second of CPU
+  to start. A page that meets a widget library the light front end lacks reloads on `starbox-lab`.
+  What else a page costs is cut here (`StarboxVoila`): the front ends' files are cached by the
+  browser for good (under a versioned URL; the widget extensions' hashed files immutable), no
+  MathJax is loaded (the apps have no formulas), and the kernels that refill a pool run at a
+  lower CPU priority than the page that took the last one.
 
 Both run as the Starbox account `settings.local_user` (made here if missing, its random password
 kept in `$STARBOX_HOME/secrets/<user>.password`): their kernels get `STARBOX_URL` and

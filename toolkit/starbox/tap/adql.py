@@ -1,5 +1,8 @@
 """ADQL -> PostgreSQL: queryparser-python3 (through starbox.query.prepare), with the little it lacks.
 
+queryparser takes one SELECT at a time, so ADQL 2.1's WITH clauses and set operators (UNION,
+INTERSECT, EXCEPT) are cut into their SELECTs first (see _query).
+
 queryparser's grammar refuses a few things ADQL 2.1 has and PostgreSQL runs as they are (LOWER
 and UPPER of a column, COALESCE, CAST, comments, hexadecimal literals, CIRCLE(ra, dec, r) on
 columns). Before parsing, those are hidden behind user-defined-function names (which queryparser
@@ -302,6 +305,11 @@ def translate(adql: str, user: User) -> tuple[str, set[str]]:
     """ADQL -> PostgreSQL, with MyDB and upload names resolved. Returns (sql, uploads used)."""
     if not adql or not adql.strip():
         raise StarboxError("Error: no QUERY given: pass the ADQL query as QUERY=...")
+    return rename(_query(adql, user), user)
+
+
+def _select(adql: str, user: User) -> str:
+    """One SELECT -> PostgreSQL, through the cache of translations."""
     sql = None
     templated = _template(adql)
     if templated is not None:
@@ -322,4 +330,120 @@ def translate(adql: str, user: User) -> tuple[str, set[str]]:
         sql = _fill(cached, templated[1]) if cached else None
     if sql is None:
         sql = _translate(adql, user)
-    return rename(sql, user)
+    return sql
+
+
+# -- ADQL 2.1's WITH and set operators ---------------------------------------------------------
+# queryparser translates one SELECT at a time. A query with a WITH clause, or SELECTs joined by
+# UNION, INTERSECT or EXCEPT, is cut into its SELECTs at the top level; each is translated on its
+# own and the SQL put together again, every SELECT in parentheses (PostgreSQL wants them around a
+# SELECT with a LIMIT, which is what TOP becomes). An ORDER BY or OFFSET after the last SELECT of
+# a set operation sorts the whole result, as in SQL. Each part keeps its place in the text (what
+# comes before it is blanked out), so the parser's line and column point into the user's query.
+
+SET_OPERATORS = {"UNION", "INTERSECT", "EXCEPT"}
+_TAIL = re.compile(r"""(?ix)^ORDER\s+BY\s+
+    (?:[A-Za-z_]\w*|"[^"]+"|\d+)(?:\s+(?:ASC|DESC))?
+    (?:\s*,\s*(?:[A-Za-z_]\w*|"[^"]+"|\d+)(?:\s+(?:ASC|DESC))?)*
+    (?:\s+OFFSET\s+\d+)?$|^OFFSET\s+\d+$""")
+
+
+def _part(adql: str, start: int, end: int | None = None) -> str:
+    """adql[start:end], with everything before it blanked out (line breaks kept)."""
+    return re.sub(r"[^\n]", " ", adql[:start]) + adql[start:end]
+
+
+def _query(adql: str, user: User) -> str:
+    toks = [t for t in tokens(adql) if t.kind not in ("ws", "comment")]
+    if not toks:
+        raise StarboxError("Error: ADQL syntax error: the query is empty")
+    if toks[0].text == "(" and _close(toks, 0) == len(toks) - 1:  # (SELECT ...)
+        return _query(_part(adql, toks[0].pos + 1, toks[-1].pos), user)
+    start, ctes = _with_clause(adql, toks) if toks[0].upper == "WITH" else (0, [])
+    selects, ops, tail = _set_operands(adql, toks, start)
+    if not ctes and len(selects) == 1:
+        return _select(adql, user)
+    sql = ""
+    if ctes:
+        sql = "WITH " + ",\n".join(f"{name} AS (\n{_query(body, user)}\n)" for name, body in ctes) + "\n"
+    if len(selects) == 1:
+        return sql + _query(selects[0], user)
+    sql += f"({_query(selects[0], user)})"
+    for op, select in zip(ops, selects[1:]):
+        sql += f"\n{op}\n({_query(select, user)})"
+    return sql + (f"\n{tail}" if tail else "")
+
+
+def _with_clause(adql: str, toks: list[Tok]) -> tuple[int, list[tuple[str, str]]]:
+    """WITH name [(columns)] AS (query), ... -> the index of the main query's first token, and
+    [(the name with its column list, the ADQL of its query)]."""
+    ctes: list[tuple[str, str]] = []
+    i = 1
+    while True:
+        if i < len(toks) and toks[i].upper == "RECURSIVE":
+            raise StarboxError(f"Error: WITH RECURSIVE is not part of ADQL (column {toks[i].pos + 1})")
+        if i >= len(toks) or toks[i].kind not in ("name", "quoted"):
+            where = f"at column {toks[i].pos + 1}" if i < len(toks) else "at the end"
+            raise StarboxError(f"Error: ADQL syntax error {where}: WITH needs name AS (SELECT ...)")
+        name, i = toks[i].text, i + 1
+        if i < len(toks) and toks[i].text == "(":
+            close = _close(toks, i)
+            name += adql[toks[i].pos:toks[close].pos + 1]
+            i = close + 1
+        if i + 1 >= len(toks) or toks[i].upper != "AS" or toks[i + 1].text != "(":
+            where = f"at column {toks[i].pos + 1}" if i < len(toks) else "at the end"
+            raise StarboxError(f"Error: ADQL syntax error {where}: WITH needs name AS (SELECT ...)")
+        close = _close(toks, i + 1)
+        ctes.append((name, _part(adql, toks[i + 1].pos + 1, toks[close].pos)))
+        i = close + 1
+        if i < len(toks) and toks[i].text == ",":
+            i += 1
+            continue
+        if i >= len(toks):
+            raise StarboxError("Error: ADQL syntax error at the end: a SELECT must follow the WITH clause")
+        return i, ctes
+
+
+def _set_operands(adql: str, toks: list[Tok], start: int) -> tuple[list[str], list[str], str]:
+    """The SELECTs joined by set operators at the top level from token `start`, the operators
+    between them ("UNION ALL", ...), and an ORDER BY / OFFSET after the last one."""
+    cuts: list[tuple[int, int, str]] = []  # (first token of the operator, first token after, operator)
+    depth = 0
+    for i in range(start, len(toks)):
+        t = toks[i]
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        elif depth == 0 and t.upper in SET_OPERATORS:
+            op, after = t.upper, i + 1
+            if after < len(toks) and toks[after].upper in ("ALL", "DISTINCT"):
+                op, after = f"{op} {toks[after].upper}", after + 1
+            if after >= len(toks):
+                raise StarboxError(f"Error: ADQL syntax error at the end: a SELECT must follow {op}")
+            cuts.append((i, after, op))
+    bounds = [start] + [after for _, after, _ in cuts]
+    ends = [i for i, _, _ in cuts] + [len(toks)]
+    selects = [_part(adql, toks[a].pos, toks[b].pos if b < len(toks) else None) for a, b in zip(bounds, ends)]
+    tail = ""
+    if cuts:
+        selects[-1], tail = _split_tail(adql, toks, bounds[-1])
+    return selects, [op for _, _, op in cuts], tail
+
+
+def _split_tail(adql: str, toks: list[Tok], start: int) -> tuple[str, str]:
+    """The last SELECT of a set operation, and the ORDER BY / OFFSET after it (for the whole)."""
+    depth = 0
+    for i in range(start, len(toks)):
+        t = toks[i]
+        depth += (t.text == "(") - (t.text == ")")
+        if depth == 0 and (t.upper == "OFFSET" or (t.upper == "ORDER" and i + 1 < len(toks)
+                                                   and toks[i + 1].upper == "BY")):
+            tail = adql[t.pos:].strip()
+            if not _TAIL.match(tail):
+                raise StarboxError(f"Error: ADQL syntax error at column {t.pos + 1}: after UNION, INTERSECT "
+                                   "or EXCEPT, ORDER BY takes output column names or numbers (and OFFSET a "
+                                   "number); to sort on anything else, wrap the set operation in "
+                                   "SELECT * FROM (...) AS t")
+            return _part(adql, toks[start].pos, t.pos), tail
+    return _part(adql, toks[start].pos), ""

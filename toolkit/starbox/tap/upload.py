@@ -137,8 +137,8 @@ def _values(col, pg_type: str) -> list:
     return [None if m else v for v, m in zip(out, mask.tolist())]
 
 
-def cte(tables: list[Uploaded]) -> str:
-    """WITH clauses that make each upload a table of the query."""
+def cte(tables: list[Uploaded]) -> list[str]:
+    """The WITH list elements that make each upload a table of the query."""
     parts = []
     for t in tables:
         cols = ", ".join(pgsql.Identifier(c).as_string(None) for c, _ in t.columns)
@@ -146,7 +146,7 @@ def cte(tables: list[Uploaded]) -> str:
         if not t.columns:
             raise StarboxError(f"Error: uploaded table {t.name} has no columns")
         parts.append(f"{upload_table(t.name)}({cols}) AS (SELECT * FROM unnest({arrays}))")
-    return "WITH " + ",\n".join(parts) + "\n" if parts else ""
+    return parts
 
 
 def attach(sql: str, used: set[str], uploads: dict[str, bytes]) -> str:
@@ -159,5 +159,9 @@ def attach(sql: str, used: set[str], uploads: dict[str, bytes]) -> str:
     total = sum(len(v) for v in uploads.values())
     if total > MAX_BYTES:
         raise TooLarge(f"Error: the uploads are larger than {MAX_BYTES >> 20} MB together")
-    tables = [read_votable(known[n], uploads[known[n]]) for n in sorted(used)]
-    return cte(tables) + sql
+    parts = cte([read_votable(known[n], uploads[known[n]]) for n in sorted(used)])
+    if not parts:
+        return sql
+    if re.match(r"(?i)\s*WITH\s", sql):  # the query's own WITH list goes on after the uploads
+        return "WITH " + ",\n".join(parts) + ",\n" + re.sub(r"(?i)^\s*WITH\s", "", sql, count=1)
+    return "WITH " + ",\n".join(parts) + "\n" + sql

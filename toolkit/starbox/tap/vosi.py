@@ -19,6 +19,11 @@ FEATURES = {
         ("LOWER", "lower-case a string"), ("UPPER", "upper-case a string"),
         ("ILIKE", "case-insensitive LIKE")],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-offset": [("OFFSET", "skip rows of the result")],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": [
+        ("UNION", "rows of either query"), ("INTERSECT", "rows of both queries"),
+        ("EXCEPT", "rows of the first query that are not in the second")],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table": [
+        ("WITH", "name a query and read it as a table in the main query")],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-type": [("CAST", "convert to SMALLINT, INTEGER, BIGINT, REAL, "
                                                          "DOUBLE PRECISION, CHAR(n), VARCHAR(n), TIMESTAMP")],
 }

@@ -383,16 +383,14 @@ def _with_clause(adql: str, toks: list[Tok]) -> tuple[int, list[tuple[str, str]]
         if i < len(toks) and toks[i].upper == "RECURSIVE":
             raise StarboxError(f"Error: WITH RECURSIVE is not part of ADQL (column {toks[i].pos + 1})")
         if i >= len(toks) or toks[i].kind not in ("name", "quoted"):
-            where = f"at column {toks[i].pos + 1}" if i < len(toks) else "at the end"
-            raise StarboxError(f"Error: ADQL syntax error {where}: WITH needs name AS (SELECT ...)")
+            raise _with_error(toks, i)
         name, i = toks[i].text, i + 1
         if i < len(toks) and toks[i].text == "(":
             close = _close(toks, i)
             name += adql[toks[i].pos:toks[close].pos + 1]
             i = close + 1
         if i + 1 >= len(toks) or toks[i].upper != "AS" or toks[i + 1].text != "(":
-            where = f"at column {toks[i].pos + 1}" if i < len(toks) else "at the end"
-            raise StarboxError(f"Error: ADQL syntax error {where}: WITH needs name AS (SELECT ...)")
+            raise _with_error(toks, i)
         close = _close(toks, i + 1)
         ctes.append((name, _part(adql, toks[i + 1].pos + 1, toks[close].pos)))
         i = close + 1
@@ -402,6 +400,11 @@ def _with_clause(adql: str, toks: list[Tok]) -> tuple[int, list[tuple[str, str]]
         if i >= len(toks):
             raise StarboxError("Error: ADQL syntax error at the end: a SELECT must follow the WITH clause")
         return i, ctes
+
+
+def _with_error(toks: list[Tok], i: int) -> StarboxError:
+    where = f"at column {toks[i].pos + 1}" if i < len(toks) else "at the end"
+    return StarboxError(f"Error: ADQL syntax error {where}: WITH needs name AS (SELECT ...)")
 
 
 def _set_operands(adql: str, toks: list[Tok], start: int) -> tuple[list[str], list[str], str]:

@@ -137,6 +137,9 @@ def _values(col, pg_type: str) -> list:
     return [None if m else v for v, m in zip(out, mask.tolist())]
 
 
+_WITH = re.compile(r"(?i)^\s*WITH\s")
+
+
 def cte(tables: list[Uploaded]) -> list[str]:
     """The WITH list elements that make each upload a table of the query."""
     parts = []
@@ -162,6 +165,7 @@ def attach(sql: str, used: set[str], uploads: dict[str, bytes]) -> str:
     parts = cte([read_votable(known[n], uploads[known[n]]) for n in sorted(used)])
     if not parts:
         return sql
-    if re.match(r"(?i)\s*WITH\s", sql):  # the query's own WITH list goes on after the uploads
-        return "WITH " + ",\n".join(parts) + ",\n" + re.sub(r"(?i)^\s*WITH\s", "", sql, count=1)
+    own = _WITH.match(sql)  # the query's own WITH list goes on after the uploads
+    if own:
+        return "WITH " + ",\n".join(parts) + ",\n" + sql[own.end():]
     return "WITH " + ",\n".join(parts) + "\n" + sql

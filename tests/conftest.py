@@ -28,6 +28,10 @@ def make_settings(home: Path, **extra) -> settings_mod.Settings:
     # Every port free, so the suite also runs beside a developer's own appliance.
     env = {"STARBOX_HOME": str(home), "STARBOX_PG_PORT": str(free_port()), "STARBOX_SERVICE_PORT": str(free_port()),
            "STARBOX_JUPYTER_PORT": str(free_port()), "STARBOX_VOILA_PORT": str(free_port())}
+    # A developer running a few tests may build fewer catalogs (STARBOX_TEST_SAMPLE_CATALOGS=hipparcos);
+    # `make test` builds them all.
+    if os.environ.get("STARBOX_TEST_SAMPLE_CATALOGS"):
+        env["STARBOX_SAMPLE_CATALOGS"] = os.environ["STARBOX_TEST_SAMPLE_CATALOGS"]
     env.update({f"STARBOX_{k.upper()}": str(v) for k, v in extra.items()})
     return settings_mod.load(env)
 

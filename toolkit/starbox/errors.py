@@ -32,3 +32,13 @@ class TooLarge(StarboxError):
 
 class Unavailable(StarboxError):
     status = 503
+
+
+class TooManyRequests(StarboxError):
+    """The caller has as much work in flight as it may; `retry_after` (s) goes out as Retry-After."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after

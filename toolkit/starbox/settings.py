@@ -44,6 +44,16 @@ class Settings:
     sync_timeout_max: int = 600
     async_timeout_max: int = 86_400
     job_workers: int = 2
+    # Queries in flight at once (sync queries, TAP sync, cone searches): all anonymous callers
+    # together, and each logged-in user; more are refused at once with 429 and Retry-After.
+    anon_queries_in_flight: int = 4
+    user_queries_in_flight: int = 3
+    # Worker threads that run those queries, apart from the threads every other request uses.
+    query_threads: int = 32
+    # The longest an anonymous sync query may run (s), whatever X-DL-TimeoutRequest asks.
+    anon_sync_timeout: int = 30
+    # Largest request body (MB) of most routes; TAP (its uploads) and storage uploads have their own.
+    max_body_mb: int = 1
     # Storage: per-user quota, largest single upload, lifetime of signed URLs (s).
     storage_quota_mb: int = 2048
     max_upload_mb: int = 1024
@@ -107,6 +117,10 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.database_url
+
+    def sync_timeout(self, anonymous: bool) -> int:
+        """The ceiling of a sync query's timeout (s) for this kind of caller."""
+        return min(self.anon_sync_timeout, self.sync_timeout_max) if anonymous else self.sync_timeout_max
 
 
 def _coerce(kind: type, raw: str | int | bool | Path):

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from starbox.errors import StarboxError
 from starbox.settings import Settings
@@ -17,11 +18,19 @@ log = logging.getLogger("starbox.service")
 HELLO = "Hello World! This is Starbox."
 
 
+def body_too_large(request: Request) -> str:
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    size = f"the {limit / (1 << 20):g} MB" if limit else "the size"
+    return f"Error: the request body is larger than {size} allowed here"
+
+
 def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     """The service. `in_process`: run inside a toolkit user's process (starbox.inprocess), where
     another process (the service) may be running jobs, so none are recovered at start, and this
     process's own unfinished jobs end as ERROR when it stops."""
     from starbox.jobs import JobRunner
+    from starbox.service.admission import Admission
+    from starbox.service.inputs import RefuseNul
     from starbox.service.pools import Pools
     from starbox.service.routers import ROUTERS
 
@@ -41,13 +50,20 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
             app.state.jobs.shutdown(abandon_queued=in_process)
             app.state.pools.close()
 
-    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # Request bodies are counted while they stream in (a body without Content-Length too):
+    # past the limit, 413. TAP and storage uploads set larger limits on their routes.
+    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  max_body_size=settings.max_body_mb << 20)
+    app.add_middleware(RefuseNul)
     app.state.settings = settings
+    app.state.admission = Admission(settings)
     app.state.startup, app.state.shutdown = [], []
 
     @app.exception_handler(StarboxError)
     async def starbox_error(request: Request, exc: StarboxError):
-        return PlainTextResponse(str(exc), status_code=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return PlainTextResponse(str(exc), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -57,6 +73,8 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 413:  # the body limit (Starlette's own message names no size)
+            return PlainTextResponse(body_too_large(request), status_code=413)
         return PlainTextResponse(f"Error: {exc.detail}", status_code=exc.status_code)
 
     @app.exception_handler(Exception)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from starbox.accounts import ANONYMOUS
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ EXAMPLES = [
 
 
 def loaded(pools) -> list[Example]:
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         tables = {r[0] for r in conn.execute("SELECT lower(table_name) FROM tap_schema.tables")}
     return [e for e in EXAMPLES if all(t in tables for t in e.tables)]
 

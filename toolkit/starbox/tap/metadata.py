@@ -12,7 +12,6 @@ import threading
 import time
 from xml.sax.saxutils import escape, quoteattr
 
-from starbox.accounts import ANONYMOUS
 from starbox.query import formats
 from starbox.tap.votable import GEOMETRIES, Field, field_for, geometry_field
 
@@ -28,7 +27,7 @@ COMPUTED = {
 
 
 def _load(pools) -> dict:
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         rows = conn.execute(
             "SELECT c.oid, a.attnum, tc.unit, tc.ucd, tc.utype, tc.xtype, tc.description"
             " FROM tap_schema.columns tc"
@@ -122,7 +121,7 @@ def _table_xml(table_row, cols, keys, detail: bool = True) -> str:
 
 def tableset(pools, detail: str | None = None) -> bytes:
     """/tables: every schema and table of TAP_SCHEMA, with columns unless detail=min."""
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         tables, cols, keys = _tap_schema(conn)
     full = (detail or "max").lower() != "min"
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<vosi:tableset {VOSI_NS}>"]
@@ -142,7 +141,7 @@ def tableset(pools, detail: str | None = None) -> bytes:
 
 def table(pools, name: str) -> bytes | None:
     """/tables/<name>: one table with its columns (VOSI 1.1), or None if there is no such table."""
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         tables, cols, keys = _tap_schema(conn, name)
         if not tables:  # names are case-insensitive in ADQL
             found = conn.execute("SELECT table_name FROM tap_schema.tables WHERE lower(table_name) = lower(%s)",
@@ -158,7 +157,7 @@ def table(pools, name: str) -> bytes | None:
 
 def positional_tables(pools) -> list[dict]:
     """Tables with a position (columns with UCDs pos.eq.ra/dec;meta.main): the cone-search targets."""
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         rows = conn.execute(
             "SELECT t.table_name, t.description,"
             " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'pos.eq.ra;meta.main'),"

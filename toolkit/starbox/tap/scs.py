@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import quoteattr
 
-from starbox.accounts import ANONYMOUS, User
+from starbox.accounts import User
 from starbox.errors import NotFound, StarboxError
 from starbox.tap import metadata, query, votable
 from starbox.tap.params import Params
@@ -47,7 +47,7 @@ def find_table(pools, schema: str, table: str) -> dict:
 
 
 def _columns(pools, t: dict, verb: int) -> list[str]:
-    with pools.user(ANONYMOUS) as conn:
+    with pools.metadata() as conn:
         rows = conn.execute("SELECT column_name, principal FROM tap_schema.columns WHERE table_name = %s"
                             " ORDER BY column_index NULLS LAST, column_name", (t["table"],)).fetchall()
     key = [c for c in (t["id"], t["ra"], t["dec"]) if c]
@@ -74,7 +74,8 @@ def cone(pools, settings, user: User, schema: str, table: str, p: Params):
     ucds = {t["ra"]: SCS_UCDS["ra"], t["dec"]: SCS_UCDS["dec"]}
     if t["id"]:
         ucds[t["id"]] = SCS_UCDS["id"]
-    fmt, chunks, _ = query.stream(pools, user, q, settings.sync_timeout_max, settings.row_cap, ucds=ucds)
+    fmt, chunks, _ = query.stream(pools, user, q, settings.sync_timeout(user.anonymous), settings.row_cap,
+                                    ucds=ucds)
     return fmt.media_type, chunks
 
 

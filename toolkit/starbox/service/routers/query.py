@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from starbox import metadata
-from starbox.accounts import ANONYMOUS, User
+from starbox.accounts import User
 from starbox.errors import StarboxError
 from starbox.jobs import JobSpec
 from starbox.mydb import table_name
 from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri, save_to_storage
+from starbox.service.admission import Streamed
 from starbox.service.app import HELLO
 from starbox.service.deps import current_user
-from starbox.service.responses import streamed
 
 router = APIRouter(default_response_class=PlainTextResponse)
 
@@ -26,10 +29,12 @@ def _truthy(value: str | None) -> bool:
 
 def _timeout(raw: str | None, ceiling: int) -> int:
     try:
-        asked = int(float(raw)) if raw not in (None, "") else 300
+        asked = float(raw) if raw not in (None, "") else 300.0
     except ValueError:
-        raise StarboxError(f"Error: X-DL-TimeoutRequest must be a number of seconds, not {raw!r}") from None
-    return ceiling if asked <= 0 else min(asked, ceiling)
+        asked = math.nan
+    if not math.isfinite(asked):  # 1e400 is inf: no number of seconds
+        raise StarboxError(f"Error: X-DL-TimeoutRequest must be a number of seconds, not {raw!r}")
+    return ceiling if asked <= 0 else max(1, min(int(asked), ceiling))
 
 
 @router.get("/")
@@ -39,9 +44,10 @@ def hello() -> str:
 
 
 @router.api_route("/query", methods=["GET", "POST"])
-def query(request: Request, user: User = Depends(current_user), sql: str | None = None, adql: str | None = None,
-          ofmt: str = "csv", out: str | None = None, drop: str = "False", profile: str = "default",
-          x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
+async def query(request: Request, user: User = Depends(current_user), sql: str | None = None,
+                adql: str | None = None, ofmt: str = "csv", out: str | None = None, drop: str = "False",
+                profile: str = "default",
+                x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
     s = request.app.state.settings
     is_async = _truthy(request.query_params.get("async"))  # a Python keyword, so read it by hand
     out = (out or "").strip()
@@ -52,23 +58,32 @@ def query(request: Request, user: User = Depends(current_user), sql: str | None 
         spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
                        out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
                        drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout_max))
-        prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
-        if spec.out_uri and spec.out_uri.startswith("mydb://"):
-            table_name(user, spec.out_uri)
-        return request.app.state.jobs.submit(user, spec)
-    prepared = prepare(user, sql=sql, adql=adql)
-    limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout_max), s.row_cap)
+        return await run_in_threadpool(_submit, request, user, spec, sql, adql)
+    limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout(user.anonymous)), s.row_cap)
+    if out.startswith("mydb://") and user.anonymous:
+        raise StarboxError("Error: out=mydb:// needs a logged-in user")
     pools = request.app.state.pools
-    if out.startswith("mydb://"):
-        if user.anonymous:
-            raise StarboxError("Error: out=mydb:// needs a logged-in user")
-        with pools.user(user) as conn:
-            run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, _truthy(drop), limits)
-        return "OK"
-    if out and is_storage_uri(out, user):
-        return _save(request, user, prepared, fmt.name, limits, out)
-    fmt, chunks = stream(lambda: pools.user(user), prepared, fmt.name, limits)
-    return streamed(chunks, fmt.media_type)
+
+    def work():
+        # In the caller's query slot: translation and the query (starbox.service.admission).
+        prepared = prepare(user, sql=sql, adql=adql)
+        if out.startswith("mydb://"):
+            with pools.user(user) as conn:
+                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, _truthy(drop), limits)
+            return "OK"
+        if out and is_storage_uri(out, user):
+            return _save(request, user, prepared, fmt.name, limits, out)
+        result_fmt, chunks = stream(lambda: pools.user(user), prepared, fmt.name, limits)
+        return Streamed(chunks, result_fmt.media_type)
+
+    return await request.app.state.admission.run(user, work)
+
+
+def _submit(request: Request, user: User, spec: JobSpec, sql: str | None, adql: str | None) -> str:
+    prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
+    if spec.out_uri and spec.out_uri.startswith("mydb://"):
+        table_name(user, spec.out_uri)
+    return request.app.state.jobs.submit(user, spec)
 
 
 def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits, out: str) -> str:
@@ -106,7 +121,7 @@ def abort(request: Request, jobid: str = "", user: User = Depends(current_user))
 
 @router.get("/schema")
 def schema(request: Request, value: str = "", format: str = "text", profile: str = "default") -> str:
-    with request.app.state.pools.user(ANONYMOUS) as conn:
+    with request.app.state.pools.metadata() as conn:
         return metadata.schema_text(conn, value)
 
 

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from starbox.errors import StarboxError
 from starbox.query.run import db_error
+from starbox.service.admission import Streamed
 from starbox.service.deps import current_user
-from starbox.service.responses import streamed
 from starbox.tap import params, scs, votable
 
 router = APIRouter()
@@ -30,11 +30,14 @@ async def cone(request: Request, schema: str, table: str):
 
     def work():
         p = params.parse(request.url.query, None, b"")
-        media_type, chunks = scs.cone(s.pools, s.settings, current_user(request), schema, table, p)
-        return streamed(chunks, media_type)
+        media_type, chunks = scs.cone(s.pools, s.settings, user, schema, table, p)
+        return Streamed(chunks, media_type)
 
     try:
-        return await run_in_threadpool(work)
+        user = await run_in_threadpool(current_user, request)
+        return await s.admission.run(user, work)  # a cone is a query: the caller's query slot
     except (StarboxError, psycopg.Error) as exc:
         refusal = exc if isinstance(exc, StarboxError) else db_error(exc)
-        return Response(scs.error_document(str(refusal)), status_code=refusal.status, media_type=votable.MEDIA_TYPE)
+        retry_after = getattr(refusal, "retry_after", None)
+        return Response(scs.error_document(str(refusal)), status_code=refusal.status, media_type=votable.MEDIA_TYPE,
+                        headers={"Retry-After": str(retry_after)} if retry_after is not None else None)

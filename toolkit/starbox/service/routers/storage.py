@@ -19,6 +19,9 @@ from starbox.service.deps import current_user
 from starbox.storage import ops
 
 router = APIRouter(default_response_class=PlainTextResponse)
+# Uploads are bounded by ops while they stream to disk (max_upload_mb, the quota, one xfer chunk),
+# not by the service's small default body limit.
+STREAMED_BODY_MAX = 1 << 50
 
 
 def _settings(request: Request):
@@ -78,8 +81,8 @@ def download(request: Request, token: str, filename: str = "") -> FileResponse:
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
-@router.put("/file/{token}")
-@router.put("/file/{token}/{filename:path}")
+@router.put("/file/{token}", max_body_size=STREAMED_BODY_MAX)
+@router.put("/file/{token}/{filename:path}", max_body_size=STREAMED_BODY_MAX)
 async def upload(request: Request, token: str, filename: str = "") -> str:
     length = request.headers.get("content-length")
     try:
@@ -141,7 +144,7 @@ def load(request: Request, name: str | None = None, endpoint: str | None = None,
     return ops.load(_settings(request), user, name, endpoint, _truthy(is_vospace))
 
 
-@router.post("/xfer")
+@router.post("/xfer", max_body_size=STREAMED_BODY_MAX)
 async def xfer(request: Request, user: User = Depends(current_user),
                x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
                x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:

@@ -9,14 +9,17 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from starbox.errors import StarboxError, TooLarge
 from starbox.query.run import db_error
+from starbox.service.admission import Streamed
+from starbox.service.app import body_too_large
 from starbox.service.deps import current_user
-from starbox.service.responses import streamed
+from starbox.service.inputs import NUL_MESSAGE
 from starbox.tap import examples, metadata, params, query, uws, votable, vosi
 
-router = APIRouter()
+router = APIRouter(max_body_size=params.MAX_BODY)  # bodies carry UPLOAD tables
 XML = "text/xml"
 log = logging.getLogger("starbox.tap")
 
@@ -27,7 +30,9 @@ def _base(request: Request) -> str:
 
 def _error(exc: StarboxError) -> Response:
     log.info("TAP refusal %s: %s", exc.status, exc)
-    headers = {"WWW-Authenticate": 'Bearer realm="starbox"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="starbox"'} if exc.status == 401 else {}
+    if getattr(exc, "retry_after", None) is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(votable.error_document(str(exc)), status_code=exc.status, media_type=votable.MEDIA_TYPE,
                     headers=headers)
 
@@ -35,18 +40,28 @@ def _error(exc: StarboxError) -> Response:
 async def _params(request: Request) -> params.Params:
     body = b""
     if request.method in ("POST", "PUT"):
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > params.MAX_BODY:
-            raise TooLarge(f"Error: the request is larger than {params.MAX_BODY >> 20} MB")
-        body = await request.body()
-    return params.parse(request.url.query, request.headers.get("content-type"), body)
+        try:
+            body = await request.body()  # the router's max_body_size counts it while it streams in
+        except StarletteHTTPException as exc:
+            if exc.status_code == 413:
+                raise TooLarge(body_too_large(request)) from None
+            raise
+    p = params.parse(request.url.query, request.headers.get("content-type"), body)
+    for name, values in p.values.items():  # the query string is checked before (service.inputs)
+        if "\x00" in name or any("\x00" in v for v in values):
+            raise StarboxError(NUL_MESSAGE.format(where=f"the {name} parameter"))
+    return p
 
 
-async def _run(request: Request, work):
-    """Parameters parsed, then `work(params, user)` in a worker thread; errors as documents."""
+async def _run(request: Request, work, query: bool = False):
+    """Parameters parsed, then `work(params, user)` in a worker thread; errors as documents.
+    `query`: work runs a query, in the caller's query slot (starbox.service.admission)."""
     try:
         p = await _params(request)
-        return await run_in_threadpool(lambda: work(p, current_user(request)))
+        user = await run_in_threadpool(current_user, request)
+        if query:
+            return await request.app.state.admission.run(user, lambda: work(p, user))
+        return await run_in_threadpool(work, p, user)
     except StarboxError as exc:
         return _error(exc)
     except psycopg.Error as exc:  # the database refused or went away: say so, no traceback
@@ -73,11 +88,11 @@ async def sync(request: Request):
     settings, pools, _ = _state(request)
 
     def work(p, user):
-        fmt, chunks, _ = query.stream(pools, user, query.from_params(p, settings), settings.sync_timeout_max,
-                                      settings.row_cap)
-        return streamed(chunks, fmt.media_type)
+        fmt, chunks, _ = query.stream(pools, user, query.from_params(p, settings),
+                                      settings.sync_timeout(user.anonymous), settings.row_cap)
+        return Streamed(chunks, fmt.media_type)
 
-    return await _run(request, work)
+    return await _run(request, work, query=True)
 
 
 # -- async (UWS) --------------------------------------------------------------------------------

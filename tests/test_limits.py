@@ -188,6 +188,19 @@ def test_a_nul_byte_in_a_path_or_a_form_field_is_a_bad_request(svc):
     assert r.status_code == 400 and "NUL byte (%00) is not allowed in the QUERY parameter" in r.text
 
 
+def test_a_nul_byte_in_a_header_is_a_bad_request(svc):
+    """httpx will not send one, so the request is written by hand."""
+    import socket
+
+    with socket.create_connection((svc.settings.service_host, svc.settings.service_port), timeout=30) as sock:
+        sock.sendall(b"GET /auth/login?username=someone HTTP/1.1\r\nHost: localhost\r\n"
+                     b"X-DL-Password: a\x00b\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
 @pytest.mark.parametrize("value", ["1e400", "-1e400", "inf", "nan", "soon"])
 def test_an_impossible_timeout_is_a_bad_request(svc, value):
     for params in ({"sql": "select 1"}, {"sql": "select 1", "async": "true"}):

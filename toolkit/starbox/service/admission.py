@@ -58,10 +58,6 @@ class Admission:
         s = self.settings
         return s.anon_queries_in_flight if user.anonymous else s.user_queries_in_flight
 
-    def in_flight(self, user: User) -> int:
-        with self._lock:
-            return self._in_flight.get(user.role, 0)
-
     def enter(self, user: User) -> Slot:
         """A slot for one query of this caller class, or TooManyRequests at once."""
         limit = self.limit(user)

@@ -100,4 +100,8 @@ def _multipart(p: Params, content_type: str, body: bytes) -> None:
             p.files[name] = data
         else:
             charset = _disposition(headers.get("content-type", ""), "charset") or "utf-8"
-            p.add(name, data.decode(charset, "replace"))
+            try:
+                p.add(name, data.decode(charset, "replace"))
+            except LookupError:  # a charset Python does not know: the client's mistake, not a 500
+                raise StarboxError(f"Error: the multipart part {name!r} has an unknown charset "
+                                   f"{charset!r}") from None

@@ -58,6 +58,9 @@ class Settings:
     storage_quota_mb: int = 2048
     max_upload_mb: int = 1024
     signed_url_ttl: int = 300
+    # Storage hardening (issue 11, item 7): files staged with POST /storage/xfer count against
+    # their owner's quota and are deleted this many hours after their last chunk.
+    staging_ttl_hours: int = 24
     # TAP: MAXREC when a client gives none, and the most a client may ask for.
     tap_maxrec: int = 100_000
     tap_maxrec_max: int = 10_000_000

@@ -1,4 +1,5 @@
-"""Each user's storage tree on disk: created with the account, removed with it."""
+"""Each user's storage tree on disk: created with the account, removed with it (the tree, the
+staged uploads and the quota ledger: a re-created account of the same name starts empty)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ def create(settings: Settings, username: str) -> Path:
 
 
 def remove(settings: Settings, username: str) -> None:
+    """Everything storage keeps for a user. Signed URLs need nothing here: they name the account's
+    uid and session, which the account's removal ends (starbox.storage.signing.check_live)."""
     shutil.rmtree(root(settings, username), ignore_errors=True)
+    shutil.rmtree(staging_dir(settings, username), ignore_errors=True)
+    for name in (f"{username}.json", f"{username}.lock"):
+        (settings.storage_dir / "quota" / name).unlink(missing_ok=True)
 
 
 def staging_dir(settings: Settings, username: str) -> Path:

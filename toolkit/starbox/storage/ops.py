@@ -19,15 +19,16 @@ import urllib.parse
 from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 
+import anyio
 import httpx
 
 from starbox import storage_home
 from starbox.accounts import User
 from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge
 from starbox.settings import Settings
-from starbox.storage import signing
+from starbox.storage import quota, signing
 from starbox.storage.paths import (
-    MB, META_NAME, PUBLIC, RESERVED_PREFIX, Node, node, quota_free, usage, write_atomic,
+    MB, META_NAME, PUBLIC, RESERVED_PREFIX, Node, _PartFile, node, usage, write_atomic,
     write_atomic_async,
 )
 
@@ -319,36 +320,47 @@ def access(settings: Settings, user: User, name: str | None, mode: str | None = 
 
 
 @_oserrors
-def get_url(settings: Settings, user: User, name: str | None) -> str:
-    """A signed URL that downloads `name` without any headers."""
+def get_url(settings: Settings, user: User, name: str | None, auth_token: str | None = None) -> str:
+    """A signed URL that downloads `name` without any headers, while the session of `auth_token`
+    (the request's token) stays open."""
     n = _node(settings, user, name)
     _must_exist(n)
     if os.path.isdir(n.path):
         raise StarboxError(f"Error: {_uri_of(user, n)} is a directory; get files one by one")
-    return signing.sign(settings, user, n, "get")
+    return signing.sign(settings, user, n, "get", session=signing.session_of(auth_token))
 
 
 @_oserrors
-def put_url(settings: Settings, user: User, name: str | None) -> str:
-    """A signed URL that takes the file's bytes with PUT."""
+def put_url(settings: Settings, user: User, name: str | None, auth_token: str | None = None) -> str:
+    """A signed URL that takes the file's bytes with PUT (same session rule as get_url)."""
     n = _node(settings, user, name, write=True)
     if not n.parts:
         raise StarboxError("Error: name a file to upload, e.g. vos://data.csv")
     if os.path.isdir(n.path):
         raise StarboxError(f"Error: {_uri_of(user, n)} is a directory; name a file inside it")
-    return signing.sign(settings, user, n, "put")
+    return signing.sign(settings, user, n, "put", session=signing.session_of(auth_token))
 
 
-def _signed_node(settings: Settings, token: str, method: str) -> tuple[User, Node]:
+def signed_grant(settings: Settings, token: str, method: str, connect) -> signing.Grant:
+    """The grant of a signed URL, refused (403) if tampered with, expired, or if its account or
+    session has gone since (`connect()`: a context manager giving a service connection, taken
+    only once the signature holds)."""
     grant = signing.verify(settings, token, method)
-    user = User(grant.user)
-    return user, _node(settings, user, grant.uri(), write=method == "put")
+    if grant.user != "anonymous":
+        with connect() as conn:
+            signing.check_live(conn, grant)
+    return grant
+
+
+def _signed_node(settings: Settings, grant: signing.Grant) -> tuple[User, Node]:
+    user = User(grant.user, grant.uid or 0)
+    return user, _node(settings, user, grant.uri(), write=grant.method == "put")
 
 
 @_oserrors
-def signed_file(settings: Settings, token: str) -> Path:
-    """The file a signed download URL stands for, after checking it again."""
-    user, n = _signed_node(settings, token, "get")
+def signed_file(settings: Settings, grant: signing.Grant) -> Path:
+    """The file a signed download URL (see signed_grant) stands for, after checking it again."""
+    user, n = _signed_node(settings, grant)
     _must_exist(n)
     if not os.path.isfile(n.path):
         raise StarboxError("Error: that name is not a file")
@@ -357,29 +369,36 @@ def signed_file(settings: Settings, token: str) -> Path:
 
 def _upload_limit(settings: Settings, user: User, n: Node, upload: bool = True) -> tuple[int, str]:
     """(bytes allowed for a write to n, the message when passed): what the quota leaves, and for
-    an upload also the cap on one upload, whichever is smaller."""
-    cap = settings.max_upload_mb * MB
-    free = quota_free(settings, user)
+    an upload also the cap on one upload, whichever is smaller. The first is a quota.Allowance:
+    write_atomic() reserves it under the user's lock before the first byte (this is an estimate)."""
+    credit = 0
     if os.path.isfile(n.path) and not os.path.islink(n.path):
-        free += os.path.getsize(n.path)  # overwriting gives its old size back
-    if free < cap or not upload:
-        used, allowed = usage(settings, user.name), settings.storage_quota_mb * MB
-        return free, (f"Error: storage quota exceeded: {used / MB:.1f} MB used of {allowed / MB:.1f} MB "
-                      f"allowed ({free / MB:.1f} MB free)")
-    return cap, f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
+        credit = os.path.getsize(n.path)  # overwriting gives its old size back
+    free = quota.free(settings, user.name, credit)
+    cap = settings.max_upload_mb * MB if upload else settings.storage_quota_mb * MB
+    cap_message = (f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
+                   if upload else quota.quota_message(settings, usage(settings, user.name),
+                                                      quota.reserved(settings, user.name), free))
+    if free < cap:
+        message = quota.quota_message(settings, usage(settings, user.name), quota.reserved(settings, user.name),
+                                      free)
+    else:
+        message = cap_message
+    return quota.Allowance(min(free, cap), settings, user.name, cap, cap_message, credit), message
 
 
-async def signed_upload(settings: Settings, token: str, chunks: AsyncIterable[bytes],
+async def signed_upload(settings: Settings, grant: signing.Grant, chunks: AsyncIterable[bytes],
                         length: int | None = None) -> int:
-    """Store the body of a PUT to a signed upload URL, atomically; returns its size."""
+    """Store the body of a PUT to a signed upload URL (see signed_grant), atomically; returns its
+    size. A declared Content-Length is reserved as it is; without one, all the upload may take."""
     try:
-        user, n = _signed_node(settings, token, "put")
+        user, n = _signed_node(settings, grant)
         limit, message = _upload_limit(settings, user, n)
         if length is not None and length > limit:
             raise TooLarge(message)
         n.path.parent.mkdir(parents=True, exist_ok=True)
         node(settings, user, n.uri_for(user), write=True)  # the folders just made are plain folders
-        return await write_atomic_async(n.path, chunks, limit=limit, limit_message=message)
+        return await write_atomic_async(n.path, chunks, limit=limit, limit_message=message, expected=length)
     except StarboxError:
         raise
     except OSError as exc:
@@ -503,29 +522,56 @@ def cp(settings: Settings, user: User, src_name: str | None, to: str | None) -> 
     if os.path.isdir(real_src) and _inside(os.path.realpath(dst.path), real_src):
         raise StarboxError("Error: cannot copy a directory into itself")
     needed = _tree_size(Path(real_src))  # copies inside storage are not uploads: only the quota applies
-    free = quota_free(settings, user) + (os.path.getsize(dst.path) if os.path.isfile(dst.path) else 0)
-    if needed > free:
-        raise TooLarge(f"Error: storage quota exceeded: {usage(settings, user.name) / MB:.1f} MB used of "
-                       f"{settings.storage_quota_mb} MB allowed; the copy needs {needed / MB:.1f} MB")
-    dst.path.parent.mkdir(parents=True, exist_ok=True)
-    if os.path.isdir(real_src):
-        tmp = dst.path.parent / f"{RESERVED_PREFIX}part-{os.urandom(6).hex()}"
-        try:
-            _copy_tree(Path(real_src), tmp, _readable_area(settings, user, src))
-            os.replace(tmp, dst.path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    else:
-        with open(real_src, "rb") as fh:
-            write_atomic(dst.path, iter(functools.partial(fh.read, 1024 * 1024), b""))
+    credit = os.path.getsize(dst.path) if os.path.isfile(dst.path) and not os.path.islink(dst.path) else 0
+    try:
+        held = quota.take(settings, user.name, at_most=needed, at_most_message="", expected=needed, credit=credit)
+    except TooLarge as exc:
+        raise TooLarge(f"{exc}; the copy needs {needed / MB:.1f} MB") from None
+    with held:
+        dst.path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.isdir(real_src):
+            tmp = dst.path.parent / held.part_name()
+            try:
+                _copy_tree(Path(real_src), tmp, _readable_area(settings, user, src))
+                os.replace(tmp, dst.path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        else:
+            with open(real_src, "rb") as fh, _PartFile(dst.path, needed, None, held=held) as part:
+                for chunk in iter(functools.partial(fh.read, 1024 * 1024), b""):
+                    part.write(chunk)
+                part.sync()
+                part.commit()
     return f"COMPLETED: copied {_uri_of(user, src)} to {_uri_of(user, dst)}"
 
 
 def _relink(path: Path, real_target: str) -> None:
-    """Point a moved link at the same target again (targets are stored relative)."""
+    """Point a link at `real_target` by its absolute path (what ln stores: a relative target
+    would change meaning when mv puts the link at another depth)."""
     os.unlink(path)
-    os.symlink(os.path.relpath(real_target, path.parent), path)
+    os.symlink(real_target, path)
+
+
+def _links_below(settings: Settings, n: Node) -> list[tuple[str, str]]:
+    """(link path, its real target) for every link in the tree at n (n itself included), each
+    target checked to lie in the owner's tree: a move must not carry a link out of it."""
+    root = os.path.realpath(storage_home.root(settings, n.owner))
+    if os.path.islink(n.path):
+        found = [str(n.path)]
+    elif os.path.isdir(n.path):
+        found = [os.path.join(d, f) for d, dirs, files in os.walk(n.path) for f in dirs + files
+                 if os.path.islink(os.path.join(d, f))]
+    else:
+        found = []
+    links = []
+    for path in found:
+        real = os.path.realpath(path)
+        if not _inside(real, root):
+            raise StarboxError(f"Error: {_uri_of(User(n.owner), n)} holds a link that leaves your storage "
+                               f"({os.path.relpath(path, root)}); remove it first")
+        links.append((path, real))
+    return links
 
 
 @_oserrors
@@ -543,11 +589,23 @@ def mv(settings: Settings, user: User, src_name: str | None, to: str | None) -> 
     is_link = os.path.islink(src.path)
     if os.path.isdir(src.path) and not is_link and _inside(str(dst.path), str(src.path)):
         raise StarboxError("Error: cannot move a directory into itself")
-    real_target = os.path.realpath(src.path) if is_link else None
+    # Links anywhere in what moves get their target again as an absolute path (links made before
+    # ln stored absolute targets were relative: moved to another depth they would point elsewhere,
+    # at another user's file or at secrets/). A target inside what moves moves with it.
+    links = _links_below(settings, src)
+    real_src, real_dst = os.path.realpath(src.path), os.path.join(os.path.realpath(dst.path.parent),
+                                                                  dst.path.name)
     dst.path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(src.path, dst.path)
-    if is_link:
-        _relink(dst.path, real_target)
+    for path, real in links:
+        if is_link:
+            moved_path = str(dst.path)
+        else:
+            moved_path = os.path.join(str(dst.path), os.path.relpath(path, str(src.path)))
+        if not is_link and _inside(real, real_src):
+            rel = os.path.relpath(real, real_src)
+            real = real_dst if rel == "." else os.path.join(real_dst, rel)
+        _relink(Path(moved_path), real)
     _meta_move(settings, src, dst)
     return f"COMPLETED: moved {_uri_of(user, src)} to {_uri_of(user, dst)}"
 
@@ -565,7 +623,9 @@ def ln(settings: Settings, user: User, link_name: str | None, target_name: str |
     if os.path.lexists(link.path):
         raise Conflict(NODE_EXISTS)
     link.path.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(os.path.relpath(os.path.realpath(target.path), os.path.realpath(link.path.parent)), link.path)
+    # An absolute target: whatever mv or cp later do with the link or its folders, it names the
+    # same place in the owner's tree (a relative one would change meaning at another depth).
+    os.symlink(os.path.realpath(target.path), link.path)
     return "OK"
 
 
@@ -653,35 +713,52 @@ def staging_name(filename: str | None) -> str:
 
 
 def staged_path(settings: Settings, user: User, filename: str) -> Path:
-    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest)."""
+    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest);
+    staged files past their lifetime (staging_ttl_hours) are gone first."""
+    quota.purge_staging(settings, user.name)
     return storage_home.staging_dir(settings, user.name) / staging_name(filename)
 
 
+def _append(part: Path, path: Path) -> None:
+    with open(path, "ab") as out, open(part, "rb") as src:
+        shutil.copyfileobj(src, out, 1024 * 1024)
+
+
 async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
-               chunks: AsyncIterable[bytes]) -> str:
-    """Append one POST's body to the staged file (a new file when `init`)."""
+               chunks: AsyncIterable[bytes], length: int | None = None) -> str:
+    """Append one POST's body to the staged file (a new file when `init`). Staged files count
+    against the owner's quota (the chunk is reserved before it is read) and live
+    staging_ttl_hours after their last chunk."""
     if user.anonymous:
         raise Forbidden("Error: anonymous users cannot upload; log in first")
     try:
         folder = storage_home.staging_dir(settings, user.name)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / staging_name(filename)
-        have = 0 if init or not path.exists() else path.stat().st_size
+        old = path.stat().st_size if path.is_file() else 0
+        have = 0 if init else old
         cap = settings.max_upload_mb * MB
         message = f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
-        if have >= cap:
+        if have >= cap or (length is not None and have + length > cap):
             raise TooLarge(message)
-        part = folder / f"{RESERVED_PREFIX}chunk-{os.urandom(6).hex()}"
-        await write_atomic_async(part, chunks, limit=min(cap - have, XFER_CHUNK_MAX), limit_message=message)
+        with anyio.CancelScope(shield=True):
+            held = await anyio.to_thread.run_sync(functools.partial(
+                quota.take, settings, user.name, at_most=min(cap - have, XFER_CHUNK_MAX), at_most_message=message,
+                expected=length, credit=old if init else 0))
         try:
-            if init or not path.exists():
-                os.replace(part, path)
-            else:
-                with open(path, "ab") as out, open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1024 * 1024)
+            with _PartFile(path, held.bytes, held.message, held=held) as part:
+                async for chunk in chunks:
+                    part.write(chunk)
+                await anyio.to_thread.run_sync(part.sync)
+                if init or not path.exists():
+                    part.commit()
+                else:
+                    part.fh.close()
+                    await anyio.to_thread.run_sync(_append, part.tmp, path)
+                    part.tmp.unlink()
         finally:
-            if part.exists():
-                part.unlink()
+            with anyio.CancelScope(shield=True):  # given back after the bytes landed (or went)
+                await anyio.to_thread.run_sync(held.release)
     except StarboxError:
         raise
     except OSError as exc:

@@ -28,9 +28,10 @@ from starbox import storage_home
 from starbox.accounts import User
 from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.settings import Settings
+from starbox.storage import quota
+from starbox.storage.quota import PART_PREFIX  # temporary files of atomic writes; never listed
 
 PUBLIC = "public"
-PART_PREFIX = ".starbox-part-"        # temporary files of atomic writes; never listed
 META_NAME = ".starbox-meta.json"      # per-user metadata (tags); never listed
 HIDDEN = (PART_PREFIX, META_NAME)
 RESERVED_PREFIX = ".starbox-"
@@ -142,14 +143,29 @@ def resolve(settings: Settings, user: User, uri: str, *, write: bool = False) ->
 
 class _PartFile:
     """A temporary file beside `path` that takes its place only on commit(); leaving the
-    `with` block any other way (an error, more than `limit` bytes, Ctrl-C) removes it."""
+    `with` block any other way (an error, more than `limit` bytes, Ctrl-C) removes it.
 
-    def __init__(self, path: Path, limit: int | None, limit_message: str | None):
+    When `limit` is a quota.Allowance, its bytes are reserved first (for `expected` bytes if
+    the size is declared) and given back once the file has landed or is gone. `held`: a
+    reservation the caller took (and gives back) that this file counts against."""
+
+    def __init__(self, path: Path, limit: int | None, limit_message: str | None, expected: int | None = None,
+                 held: "quota.Reservation | None" = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # resolve() has checked the path
-        self.tmp = self.path.parent / f"{PART_PREFIX}{secrets.token_hex(8)}"
-        self.limit, self.limit_message, self.size = limit, limit_message, 0
-        self.fh = open(self.tmp, "xb")
+        self.reservation = None
+        if held is None and isinstance(limit, quota.Allowance):
+            self.reservation = limit.reserve(expected)
+            limit, limit_message = self.reservation.bytes, self.reservation.message
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # resolve() has checked the path
+            owner = held or self.reservation
+            name = owner.part_name() if owner else f"{PART_PREFIX}{secrets.token_hex(8)}"
+            self.tmp = self.path.parent / name
+            self.limit, self.limit_message, self.size = limit, limit_message, 0
+            self.fh = open(self.tmp, "xb")
+        except BaseException:
+            self.release()
+            raise
 
     def write(self, chunk: bytes) -> None:
         if not chunk:
@@ -167,6 +183,10 @@ class _PartFile:
         self.fh.close()
         os.replace(self.tmp, self.path)
 
+    def release(self) -> None:
+        if self.reservation is not None:
+            self.reservation.release()
+
     def __enter__(self) -> "_PartFile":
         return self
 
@@ -177,26 +197,38 @@ class _PartFile:
 
 
 def write_atomic(path: Path, chunks: Iterable[bytes], *, limit: int | None = None,
-                 limit_message: str | None = None) -> int:
+                 limit_message: str | None = None, expected: int | None = None) -> int:
     """Write chunks to a temporary file beside `path`, then rename it into place; returns the
     number of bytes. If anything goes wrong (an exception in the chunks, more than `limit`
-    bytes, a full disk) the temporary file is removed and `path` is untouched."""
-    with _PartFile(path, limit, limit_message) as part:
-        for chunk in chunks:
-            part.write(chunk)
-        part.sync()
-        part.commit()
+    bytes, a full disk) the temporary file is removed and `path` is untouched. A quota
+    Allowance as `limit` is reserved for the write (see _PartFile)."""
+    part = _PartFile(path, limit, limit_message, expected)
+    try:
+        with part:
+            for chunk in chunks:
+                part.write(chunk)
+            part.sync()
+            part.commit()
+    finally:
+        part.release()  # after the rename: the file now counts on its own
     return part.size
 
 
 async def write_atomic_async(path: Path, chunks: AsyncIterable[bytes], *, limit: int | None = None,
-                             limit_message: str | None = None) -> int:
-    """write_atomic for an async stream of chunks (an HTTP request body); same guarantees."""
-    with _PartFile(path, limit, limit_message) as part:
-        async for chunk in chunks:
-            part.write(chunk)
-        await anyio.to_thread.run_sync(part.sync)
-        part.commit()
+                             limit_message: str | None = None, expected: int | None = None) -> int:
+    """write_atomic for an async stream of chunks (an HTTP request body); same guarantees.
+    Reserving and releasing take a lock and walk the tree: they run in a worker thread."""
+    with anyio.CancelScope(shield=True):  # a reservation taken is a reservation given back
+        part = await anyio.to_thread.run_sync(_PartFile, path, limit, limit_message, expected)
+    try:
+        with part:
+            async for chunk in chunks:
+                part.write(chunk)
+            await anyio.to_thread.run_sync(part.sync)
+            part.commit()
+    finally:
+        with anyio.CancelScope(shield=True):  # a client that went away still gives the bytes back
+            await anyio.to_thread.run_sync(part.release)
     return part.size
 
 
@@ -205,19 +237,13 @@ def _mb(n: int) -> str:
 
 
 def usage(settings: Settings, username: str) -> int:
-    """Bytes stored in a user's tree (links count as themselves, not as their targets)."""
-    total = 0
-    for folder, dirs, files in os.walk(storage_home.root(settings, username)):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
-    return total
+    """Bytes stored in a user's tree and staged uploads (links count as themselves)."""
+    return quota.usage(settings, username)
 
 
 def quota_free(settings: Settings, user: User) -> int:
-    return max(settings.storage_quota_mb * MB - usage(settings, user.name), 0)
+    """What a new write may take now (an estimate; quota.take() decides under the lock)."""
+    return quota.free(settings, user.name)
 
 
 __all__ = ["Node", "node", "resolve", "split", "write_atomic", "write_atomic_async", "quota_free", "usage",

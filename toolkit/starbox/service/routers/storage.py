@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
@@ -15,7 +16,7 @@ from starlette.requests import ClientDisconnect
 from starbox.accounts import User
 from starbox.errors import StarboxError
 from starbox.service.app import HELLO
-from starbox.service.deps import current_user
+from starbox.service.deps import current_user, token_of
 from starbox.storage import ops
 
 router = APIRouter(default_response_class=PlainTextResponse)
@@ -30,6 +31,11 @@ def _settings(request: Request):
 
 def _bool(value: bool) -> str:
     return "True" if value else "False"
+
+
+def _length(request: Request) -> int | None:
+    length = request.headers.get("content-length")
+    return int(length) if length and length.isdigit() else None
 
 
 def _truthy(value: str | None) -> bool:
@@ -66,28 +72,29 @@ def isdir(request: Request, name: str | None = None, user: User = Depends(curren
 
 @router.get("/get")
 def get(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
-    return ops.get_url(_settings(request), user, name)
+    return ops.get_url(_settings(request), user, name, token_of(request))
 
 
 @router.get("/put")
 def put(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
-    return ops.put_url(_settings(request), user, name)
+    return ops.put_url(_settings(request), user, name, token_of(request))
 
 
 @router.api_route("/file/{token}", methods=["GET", "HEAD"])
 @router.api_route("/file/{token}/{filename:path}", methods=["GET", "HEAD"])
 def download(request: Request, token: str, filename: str = "") -> FileResponse:
-    path = ops.signed_file(_settings(request), token)
+    grant = ops.signed_grant(_settings(request), token, "get", request.app.state.pools.state_conn)
+    path = ops.signed_file(_settings(request), grant)
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
 @router.put("/file/{token}", max_body_size=STREAMED_BODY_MAX)
 @router.put("/file/{token}/{filename:path}", max_body_size=STREAMED_BODY_MAX)
 async def upload(request: Request, token: str, filename: str = "") -> str:
-    length = request.headers.get("content-length")
+    grant = await anyio.to_thread.run_sync(ops.signed_grant, _settings(request), token, "put",
+                                           request.app.state.pools.state_conn)
     try:
-        await ops.signed_upload(_settings(request), token, request.stream(),
-                                int(length) if length and length.isdigit() else None)
+        await ops.signed_upload(_settings(request), grant, request.stream(), _length(request))
     except ClientDisconnect:
         raise StarboxError("Error: the upload was interrupted; nothing was stored") from None
     return "OK"
@@ -149,7 +156,8 @@ async def xfer(request: Request, user: User = Depends(current_user),
                x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
                x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:
     try:
-        return await ops.xfer(_settings(request), user, x_dl_filename, _truthy(x_dl_initxfer), request.stream())
+        return await ops.xfer(_settings(request), user, x_dl_filename, _truthy(x_dl_initxfer), request.stream(),
+                              _length(request))
     except ClientDisconnect:
         raise StarboxError("Error: the upload was interrupted; this chunk was not stored") from None
 

@@ -3,12 +3,15 @@ staged uploads and the quota ledger: a re-created account of the same name start
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 from starbox.settings import Settings
 
 FOLDERS = ("public", "tmp")
+PART_PREFIX = ".starbox-part-"   # temporary files of writes in progress (starbox.storage.quota)
 
 
 def root(settings: Settings, username: str) -> Path:
@@ -31,9 +34,39 @@ def remove(settings: Settings, username: str) -> None:
         (settings.storage_dir / "quota" / name).unlink(missing_ok=True)
 
 
-def staging_dir(settings: Settings, username: str) -> Path:
+def staging_dir(settings: Settings, username: str, purge: bool = True) -> Path:
     """Where `POST /storage/xfer` stages uploads that /query/import and /query/ingest then read.
 
-    Kept outside the user's visible tree, so staged chunks never count as files nor show in ls.
+    Kept outside the user's visible tree, so staged chunks never show in ls; they count against
+    the user's quota all the same (starbox.storage.quota). Looking here first deletes what has
+    passed its lifetime (purge_staging), so an expired file is never imported.
     """
-    return settings.storage_dir / "staging" / username
+    folder = settings.storage_dir / "staging" / username
+    if purge:
+        purge_staging(settings, username)
+    return folder
+
+
+def purge_staging(settings: Settings, username: str) -> int:
+    """Delete a user's staged files (and leftovers) staging_ttl_hours after their last write;
+    writes in progress (.starbox-part-*) are the quota's business. Returns how many went."""
+    folder = settings.storage_dir / "staging" / username
+    ttl, now, gone = settings.staging_ttl_hours * 3600.0, time.time(), 0
+    if ttl <= 0:
+        return 0  # 0: kept until imported or removed
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.name.startswith(PART_PREFIX) or now - entry.stat(follow_symlinks=False).st_mtime <= ttl:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+            gone += 1
+        except FileNotFoundError:
+            pass  # gone already (imported, or another sweep)
+    return gone

@@ -715,7 +715,6 @@ def staging_name(filename: str | None) -> str:
 def staged_path(settings: Settings, user: User, filename: str) -> Path:
     """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest);
     staged files past their lifetime (staging_ttl_hours) are gone first."""
-    quota.purge_staging(settings, user.name)
     return storage_home.staging_dir(settings, user.name) / staging_name(filename)
 
 

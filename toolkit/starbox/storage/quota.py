@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import secrets
-import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from starbox.errors import TooLarge
 from starbox.settings import Settings
 
 MB = 1024 * 1024
-PART_PREFIX = ".starbox-part-"   # the same prefix as paths.PART_PREFIX (paths imports it from here)
+PART_PREFIX = storage_home.PART_PREFIX   # temporary files of writes (paths imports it from here)
 ORPHAN_AGE = 3600.0              # s before a dead write's temporary file is removed
 SWEEP_EVERY = 600.0              # s between sweeps of everyone's expired staged files
 _sweep_lock = threading.Lock()
@@ -99,7 +98,7 @@ def _measure(settings: Settings, username: str, live: dict | None, clean: bool =
     """Bytes in the user's tree and staging; temporary files of live reservations are left out
     (their reservation counts for them). With `clean`, a dead write's old temporary file goes."""
     total, now = 0, time.time()
-    for top in (storage_home.root(settings, username), storage_home.staging_dir(settings, username)):
+    for top in (storage_home.root(settings, username), storage_home.staging_dir(settings, username, purge=False)):
         for folder, dirs, files in os.walk(top):
             for name in list(dirs):
                 rid = part_id(name)
@@ -176,7 +175,7 @@ def take(settings: Settings, username: str, *, at_most: int, at_most_message: st
     `at_most`), or refuse with 413 saying what is used, held and free. `credit` is what the
     write frees when it lands (the old size of a file it replaces)."""
     sweep(settings)
-    purge_staging(settings, username)
+    storage_home.purge_staging(settings, username)
     with _locked(settings, username) as path:
         ledger = _read(path)
         held = sum(int(e["bytes"]) for e in ledger.values())
@@ -217,34 +216,6 @@ class Allowance(int):
 
 # --- staged uploads -----------------------------------------------------------------------------
 
-def _expired(path: Path, ttl: float, now: float) -> bool:
-    try:
-        return now - path.lstat().st_mtime > ttl
-    except OSError:
-        return False
-
-
-def purge_staging(settings: Settings, username: str) -> int:
-    """Delete a user's staged files older than staging_ttl_hours; returns how many went."""
-    folder = storage_home.staging_dir(settings, username)
-    ttl, now, gone = settings.staging_ttl_hours * 3600.0, time.time(), 0
-    if ttl <= 0:
-        return 0  # 0: kept until used or removed
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return 0
-    for path in entries:
-        if part_id(path.name) is not None or not _expired(path, ttl, now):
-            continue  # a write in progress is the quota's business, not the lifetime's
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        gone += 1
-    return gone
-
-
 def sweep(settings: Settings, force: bool = False) -> None:
     """Everyone's expired staged files, at most every SWEEP_EVERY seconds per process."""
     global _last_sweep
@@ -257,4 +228,4 @@ def sweep(settings: Settings, force: bool = False) -> None:
     except OSError:
         return
     for name in users:
-        purge_staging(settings, name)
+        storage_home.purge_staging(settings, name)

@@ -374,16 +374,13 @@ def _upload_limit(settings: Settings, user: User, n: Node, upload: bool = True) 
     credit = 0
     if os.path.isfile(n.path) and not os.path.islink(n.path):
         credit = os.path.getsize(n.path)  # overwriting gives its old size back
-    free = quota.free(settings, user.name, credit)
+    used, held = usage(settings, user.name), quota.reserved(settings, user.name)
+    free = max(settings.storage_quota_mb * MB - used - held + credit, 0)
+    full = quota.quota_message(settings, used, held, free)
     cap = settings.max_upload_mb * MB if upload else settings.storage_quota_mb * MB
     cap_message = (f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
-                   if upload else quota.quota_message(settings, usage(settings, user.name),
-                                                      quota.reserved(settings, user.name), free))
-    if free < cap:
-        message = quota.quota_message(settings, usage(settings, user.name), quota.reserved(settings, user.name),
-                                      free)
-    else:
-        message = cap_message
+                   if upload else full)
+    message = full if free < cap else cap_message
     return quota.Allowance(min(free, cap), settings, user.name, cap, cap_message, credit), message
 
 
@@ -719,8 +716,16 @@ def staged_path(settings: Settings, user: User, filename: str) -> Path:
 
 
 def _append(part: Path, path: Path) -> None:
+    """Append a chunk to a staged file; if that fails half-way, the file is cut back as it was."""
     with open(path, "ab") as out, open(part, "rb") as src:
-        shutil.copyfileobj(src, out, 1024 * 1024)
+        size = out.tell()
+        try:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        except BaseException:
+            out.truncate(size)
+            raise
 
 
 async def xfer(settings: Settings, user: User, filename: str | None, init: bool,

@@ -436,6 +436,27 @@ def test_url_size_cap(service, web, tmp_path):
         mydb._fetch_url(tiny, accounts.User(A, 1), f"{base}/big.csv", tmp_path)
 
 
+def test_import_csv_with_huge_fields(service, ca, admin):
+    """Issue 11 item 15: a field over the csv module's 128 KB limit answered 500."""
+    big = "x" * 200_000
+    stage(service, ca, A, "hugehead.csv", f"id,{big}\n1,2\n".encode())
+    r = _import(ca, "hugehead", "hugehead.csv")
+    assert r.status_code == 400 and one_line_4xx(r) == (
+        "Error: hugehead.csv: line 1: the header has a field longer than 128 KB (column names are short)"), r.text
+    assert not exists(admin, f"mydb_{A}", "hugehead")
+    # values that long are fine: in a row, and on the first line of a file without a header
+    stage(service, ca, A, "hugerow.csv", f"id,note\n1,{big}\n2,short\n".encode())
+    assert _import(ca, "hugerow", "hugerow.csv").text == "OK"
+    assert admin.execute(f"SELECT length(note) FROM mydb_{A}.hugerow WHERE id = 1").fetchone()[0] == 200_000
+    stage(service, ca, A, "hugenohead.csv", f"1,{big}\n2,short\n".encode())
+    assert _import(ca, "hugenohead", "hugenohead.csv", csv_header="False").text == "OK"
+    assert rows(admin, f"mydb_{A}.hugenohead") == 2
+    # a bad row after a huge field: the message, not the line finder's own csv error
+    stage(service, ca, A, "hugebad.csv", f"id,note\n1,{big}\n2,y,3\n".encode())
+    r = _import(ca, "hugebad", "hugebad.csv")
+    assert r.status_code == 400 and "Expected 2 columns, got 3" in one_line_4xx(r), r.text
+
+
 def test_import_from_storage_uri(service, ca, cb, admin):
     try:
         from starbox.storage import paths  # noqa: F401

@@ -119,6 +119,7 @@ INTERNAL = [
     ("http://224.0.0.1/", "224.0.0.1 is a multicast address"),
     ("http://100.64.0.1/", "100.64.0.1 is not a public address"),
     ("https://127.0.0.1:{port}/", "127.0.0.1 is a loopback address"),
+    ("http://example.org@127.0.0.1:{port}/", "127.0.0.1 is a loopback address"),  # user info, not a host
 ] + [(f"http://{a}:{{port}}/", "is one of this machine's own addresses") for a in own_non_loopback()]
 
 

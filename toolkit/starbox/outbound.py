@@ -184,7 +184,7 @@ def _request(client: httpx.Client, target: Target, ip: Address) -> httpx.Respons
     headers = {"Host": name if target.url.port is None else f"{name}:{target.url.port}",
                "Accept-Encoding": "identity", "User-Agent": "starbox"}
     extensions = {}
-    if target.url.scheme == "https" and str(ip) != target.host:
+    if target.url.scheme == "https" and not _is_literal(target.host):
         extensions["sni_hostname"] = target.host  # the certificate is checked against the name
     return client.send(client.build_request("GET", url, headers=headers, extensions=extensions), stream=True)
 

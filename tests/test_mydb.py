@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fetching import fetching_service  # noqa: F401 (a fixture)
 from starbox import accounts, keys, mydb, storage_home
 from starbox.errors import TooLarge
 from starbox.service.pools import conninfo
@@ -404,18 +405,24 @@ def web(tmp_path):
     server.server_close()
 
 
-def test_import_from_url(service, ca, admin, web):
+def test_import_from_url(service, fetching_service, tokens, ca, admin, web):
     folder, base = web
     (folder / "remote.csv").write_bytes(star_csv(77))
     (folder / "remote.parquet").write_bytes(_parquet_bytes(12))
-    assert _import(ca, "fromurl", f"{base}/remote.csv").text == "OK"
-    assert rows(admin, f"mydb_{A}.fromurl") == 77
-    assert _import(ca, "fromurlpq", f"{base}/remote.parquet").text == "OK"
-    assert rows(admin, f"mydb_{A}.fromurlpq") == 12
-    assert ca.post("/query/ingest", params={"table": "fromurl", "filename": f"{base}/remote.csv"}).text == "OK"
-    assert rows(admin, f"mydb_{A}.fromurl") == 154
-    assert "404" in one_line_4xx(_import(ca, "nourl", f"{base}/missing.csv"), 400)
-    one_line_4xx(_import(ca, "nourl", "http://127.0.0.1:9/x.csv"), 400)  # nothing listens there
+    # the default service refuses its own loopback (starbox.outbound; tests/test_outbound.py)
+    r = _import(ca, "fromurl", f"{base}/remote.csv")
+    assert r.status_code == 400 and "loopback" in one_line_4xx(r), r.text
+    with fetching_service.client(tokens[A]) as fa:  # fetch_allow_hosts=127.0.0.1
+        assert _import(fa, "fromurl", f"{base}/remote.csv").text == "OK"
+        assert rows(admin, f"mydb_{A}.fromurl") == 77
+        assert _import(fa, "fromurlpq", f"{base}/remote.parquet").text == "OK"
+        assert rows(admin, f"mydb_{A}.fromurlpq") == 12
+        assert fa.post("/query/ingest", params={"table": "fromurl", "filename": f"{base}/remote.csv"}).text == "OK"
+        assert rows(admin, f"mydb_{A}.fromurl") == 154
+        r = _import(fa, "nourl", f"{base}/missing.csv")  # the remote's failure: 502, naming its answer
+        assert r.status_code == 502 and "HTTP 404" in r.text, r.text
+        r = _import(fa, "nourl", "http://127.0.0.1:9/x.csv")  # nothing listens there
+        assert r.status_code == 502 and r.text == "Error: could not fetch http://127.0.0.1:9/x.csv", r.text
     assert not exists(admin, f"mydb_{A}", "nourl")
     leftovers = list(storage_home.staging_dir(service.settings, A).glob(".starbox-fetch-*"))
     assert leftovers == []
@@ -424,9 +431,30 @@ def test_import_from_url(service, ca, admin, web):
 def test_url_size_cap(service, web, tmp_path):
     folder, base = web
     (folder / "big.csv").write_bytes(star_csv(10))
-    tiny = dataclasses.replace(service.settings, max_upload_mb=0)
+    tiny = dataclasses.replace(service.settings, max_upload_mb=0, fetch_allow_hosts="127.0.0.1")
     with pytest.raises(TooLarge):
         mydb._fetch_url(tiny, accounts.User(A, 1), f"{base}/big.csv", tmp_path)
+
+
+def test_import_csv_with_huge_fields(service, ca, admin):
+    """Issue 11 item 15: a field over the csv module's 128 KB limit answered 500."""
+    big = "x" * 200_000
+    stage(service, ca, A, "hugehead.csv", f"id,{big}\n1,2\n".encode())
+    r = _import(ca, "hugehead", "hugehead.csv")
+    assert r.status_code == 400 and one_line_4xx(r) == (
+        "Error: hugehead.csv: line 1: the header has a field longer than 128 KB (column names are short)"), r.text
+    assert not exists(admin, f"mydb_{A}", "hugehead")
+    # values that long are fine: in a row, and on the first line of a file without a header
+    stage(service, ca, A, "hugerow.csv", f"id,note\n1,{big}\n2,short\n".encode())
+    assert _import(ca, "hugerow", "hugerow.csv").text == "OK"
+    assert admin.execute(f"SELECT length(note) FROM mydb_{A}.hugerow WHERE id = 1").fetchone()[0] == 200_000
+    stage(service, ca, A, "hugenohead.csv", f"1,{big}\n2,short\n".encode())
+    assert _import(ca, "hugenohead", "hugenohead.csv", csv_header="False").text == "OK"
+    assert rows(admin, f"mydb_{A}.hugenohead") == 2
+    # a bad row after a huge field: the message, not the line finder's own csv error
+    stage(service, ca, A, "hugebad.csv", f"id,note\n1,{big}\n2,y,3\n".encode())
+    r = _import(ca, "hugebad", "hugebad.csv")
+    assert r.status_code == 400 and "Expected 2 columns, got 3" in one_line_4xx(r), r.text
 
 
 def test_import_from_storage_uri(service, ca, cb, admin):

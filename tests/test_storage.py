@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import free_port, settings_env
+from fetching import fetching_service  # noqa: F401 (a fixture)
 from starbox import accounts, storage_home
 from starbox.accounts import User
 from starbox.errors import Forbidden, StarboxError, TooLarge
@@ -267,23 +268,27 @@ def test_tag(alice):
     assert ".starbox-meta.json" not in alice.get("/storage/ls").text
 
 
-def test_load(alice, service):
+def test_load(alice, service, fetching_service, tokens):
     upload(alice, "vos://public/src.csv", b"id\n1\n2\n")
     url = alice.get("/storage/get", params={"name": "vos://public/src.csv"}).text
+    # the default service refuses its own loopback (starbox.outbound; tests/test_outbound.py)
     r = alice.get("/storage/load", params={"name": "vos://loaded.csv", "endpoint": url, "is_vospace": "False"})
-    assert r.status_code == 200 and r.text == "OK"
-    assert (home(service) / "loaded.csv").read_bytes() == b"id\n1\n2\n"
-    r = alice.get("/storage/load", params={"name": "vos://copied.csv", "endpoint": "vos://public/src.csv",
+    assert r.status_code == 400 and "loopback" in r.text and not (home(service) / "loaded.csv").exists()
+    with fetching_service.client(tokens[A]) as fa:  # fetch_allow_hosts=127.0.0.1
+        r = fa.get("/storage/load", params={"name": "vos://loaded.csv", "endpoint": url, "is_vospace": "False"})
+        assert r.status_code == 200 and r.text == "OK"
+        assert (home(service) / "loaded.csv").read_bytes() == b"id\n1\n2\n"
+        r = fa.get("/storage/load", params={"name": "vos://copied.csv", "endpoint": "vos://public/src.csv",
                                             "is_vospace": "True"})
-    assert r.status_code == 200 and (home(service) / "copied.csv").exists()
-    dead = f"http://127.0.0.1:{free_port()}/x.csv"
-    r = alice.get("/storage/load", params={"name": "vos://dead.csv", "endpoint": dead})
-    assert r.status_code == 502 and "could not fetch" in r.text
-    r = alice.get("/storage/load", params={"name": "vos://nf.csv", "endpoint": f"{service.url}/storage/nope"})
-    assert r.status_code == 502 and "404" in r.text
-    for bad in ("file:///etc/passwd", "not a url", "http://"):
-        r = alice.get("/storage/load", params={"name": "vos://bad.csv", "endpoint": bad})
-        assert r.status_code in (400, 502), (bad, r.status_code, r.text)
+        assert r.status_code == 200 and (home(service) / "copied.csv").exists()
+        dead = f"http://127.0.0.1:{free_port()}/x.csv"
+        r = fa.get("/storage/load", params={"name": "vos://dead.csv", "endpoint": dead})
+        assert r.status_code == 502 and r.text == f"Error: could not fetch {dead}"
+        r = fa.get("/storage/load", params={"name": "vos://nf.csv", "endpoint": f"{service.url}/storage/nope"})
+        assert r.status_code == 502 and "404" in r.text
+        for bad in ("file:///etc/passwd", "not a url", "http://"):
+            r = fa.get("/storage/load", params={"name": "vos://bad.csv", "endpoint": bad})
+            assert r.status_code == 400, (bad, r.status_code, r.text)
     assert not any((home(service) / n).exists() for n in ("dead.csv", "nf.csv", "bad.csv"))
     assert parts_left(home(service)) == []
 
@@ -435,7 +440,7 @@ def small(service, tokens):
 
     s = dataclasses.replace(service.settings, service_port=free_port(), storage_quota_mb=2, max_upload_mb=1)
     env = settings_env(s) | {"STARBOX_SERVICE_PORT": str(s.service_port), "STARBOX_STORAGE_QUOTA_MB": "2",
-                             "STARBOX_MAX_UPLOAD_MB": "1"}
+                             "STARBOX_MAX_UPLOAD_MB": "1", "STARBOX_FETCH_ALLOW_HOSTS": "127.0.0.1"}
     log = (s.log_dir / "service-test-small.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "starbox.service"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -36,7 +36,7 @@ from starbox.settings import Settings
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Data Lab's rule: [a-z0-9_], not starting with a digit
 MAX_IDENT = 63
 CREATED_TAG = "starbox:created="
-FETCH_TIMEOUT = 60.0
+FETCH_DEADLINE = 600.0  # seconds an import from a URL may spend downloading
 # Names in the staging folder that uploads may not take (storage.paths.RESERVED_PREFIX): our own
 # temporary downloads live there under it.
 RESERVED_PREFIX = ".starbox-"
@@ -382,6 +382,23 @@ def flush(conn_or_pools, settings: Settings, user: User) -> str:
 # --- loading files ---------------------------------------------------------------------------
 
 
+LINE_MAX = 8 << 20  # the first line of a CSV (pyarrow's block size: no row may be longer)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return f"the header has a field longer than {csv.field_size_limit() >> 10} KB (column names are short)"
+    return text
+
+
+def _arrow_width(line: bytes, delimiter: str) -> int:
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(pa.BufferReader(line), read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+                          parse_options=pacsv.ParseOptions(delimiter=delimiter)).num_columns
+
+
 class _DelimitedReader(readers.CsvReader):
     """The catalog CsvReader for a staged file that may have no suffix, any delimiter, no
     header line, gzip compression, or column names and types given by the caller."""
@@ -413,10 +430,24 @@ class _DelimitedReader(readers.CsvReader):
 
     def _header(self) -> list[str]:
         with self._open() as fh:
-            line = fh.readline().decode("utf-8", "replace").lstrip("\ufeff")
+            raw = fh.readline(LINE_MAX + 1)
+        if len(raw) > LINE_MAX:
+            raise StarboxError(f"{self.path}: the first line is longer than {LINE_MAX >> 20} MB")
+        line = raw.decode("utf-8", "replace").lstrip("\ufeff")
         if not line.strip():
             raise StarboxError(f"{self.path}: the file is empty")
-        return next(csv.reader([line], delimiter=self.delimiter))
+        try:
+            return next(csv.reader([line], delimiter=self.delimiter))
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KB)
+            if not self.has_header:  # values, not names: only their number counts, as pyarrow sees it
+                return [""] * _arrow_width(raw, self.delimiter)
+            raise StarboxError(f"{self.path}: line 1: {_csv_problem(exc)}") from None
+
+    def _located(self, exc: Exception) -> StarboxError:
+        try:
+            return super()._located(exc)
+        except csv.Error:  # the line finder could not read the file: pyarrow's own words then
+            return StarboxError(f"{self.path}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
 
     def _stream(self, types, counter=None):
         import pyarrow.csv as pacsv
@@ -558,31 +589,13 @@ def staged_file(settings: Settings, user: User, filename: str) -> Path:
 
 
 def _fetch_url(settings: Settings, user: User, url: str, folder: Path) -> Path:
-    """Stream an http(s) URL into a file in `folder`, refusing more than max_upload_mb."""
-    import httpx
+    """Stream an http(s) URL into a file in `folder` through starbox.outbound (which refuses
+    internal addresses, checks every redirect and stops at max_upload_mb)."""
+    from starbox import outbound
 
-    cap = settings.max_upload_mb * 1024 * 1024
-    dest = folder / "download"
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(FETCH_TIMEOUT)) as r:
-            if r.status_code != 200:
-                raise StarboxError(f"Error: could not fetch {url}: HTTP {r.status_code}")
-            declared = r.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > cap:
-                raise TooLarge(f"Error: {url} is larger than the {settings.max_upload_mb} MB limit")
-            size = 0
-            with dest.open("wb") as out:
-                for chunk in r.iter_bytes(1 << 20):
-                    size += len(chunk)
-                    if size > cap:
-                        raise TooLarge(f"Error: {url} is larger than the {settings.max_upload_mb} MB limit")
-                    out.write(chunk)
-    except httpx.InvalidURL:
-        raise StarboxError(f'Error: invalid URL "{url}"') from None
-    except httpx.HTTPError as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StarboxError(f"Error: could not fetch {url}: {detail}") from None
-    return dest
+    return outbound.fetch_to(settings, url, folder / "download", limit=settings.max_upload_mb * 1024 * 1024,
+                             too_large=f"Error: {url} is larger than the {settings.max_upload_mb} MB limit",
+                             deadline=FETCH_DEADLINE)
 
 
 @contextmanager

@@ -71,6 +71,10 @@ class Settings:
     lessons_repo: str = ""
     lessons_branch: str = "main"
     lessons_test: bool = True
+    # Outbound fetches (issue 11 item 4, SSRF; starbox.outbound): hosts the service may fetch URLs
+    # from although they are internal, e.g. a site's data mirror: comma-separated host names
+    # (exact) and addresses or CIDRs ("mirror.lan,10.1.2.0/24"). Empty: public addresses only.
+    fetch_allow_hosts: str = ""
     # Catalog build: skip the big simulated catalog (handy on tiny machines).
     sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
     project_root: Path = PROJECT_ROOT

@@ -20,9 +20,8 @@ from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 
 import anyio
-import httpx
 
-from starbox import storage_home
+from starbox import outbound, storage_home
 from starbox.accounts import User
 from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge
 from starbox.settings import Settings
@@ -36,17 +35,12 @@ NODE_MISSING = "A Node does not exist with the requested URI."
 NODE_EXISTS = "A Node already exists with the requested URI."
 NOT_PERMITTED = "Error: operation not permitted"
 PROTECTED = {(), ("tmp",), (PUBLIC,)}
-LOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 LOAD_DEADLINE = 600.0          # seconds a /load may take in all
 XFER_CHUNK_MAX = 64 * MB       # one POST /xfer body
 PROFILES = {"default": "Starbox local storage"}
 
 
-class BadGateway(StarboxError):
-    """A remote server that /load fetches from failed or could not be reached."""
-
-    status = 502
-
+BadGateway = outbound.BadGateway  # a remote server that /load fetches from failed
 
 class InsufficientStorage(StarboxError):
     status = 507
@@ -666,29 +660,10 @@ def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
         n = _child(n, Path(urllib.parse.urlsplit(endpoint).path).name or "download")
         node(settings, user, n.uri_for(user), write=True)
     limit, message = _upload_limit(settings, user, n)
-    deadline = time.monotonic() + LOAD_DEADLINE
-    n.path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with httpx.stream("GET", endpoint, timeout=LOAD_TIMEOUT, follow_redirects=True) as r:
-            if r.status_code >= 400:
-                raise BadGateway(f"Error: {endpoint} answered {r.status_code} {r.reason_phrase}")
-            length = r.headers.get("content-length")
-            if length and length.isdigit() and int(length) > limit:
-                raise TooLarge(message)
-
-            def chunks():
-                for chunk in r.iter_bytes(1024 * 1024):
-                    if time.monotonic() > deadline:
-                        raise BadGateway(f"Error: fetching {endpoint} took longer than {LOAD_DEADLINE:.0f} s")
-                    yield chunk
-
-            write_atomic(n.path, chunks(), limit=limit, limit_message=message)
-    except httpx.InvalidURL as exc:
-        raise StarboxError(f"Error: not a valid URL: {exc}") from None
-    except httpx.TimeoutException:
-        raise BadGateway(f"Error: {endpoint} did not answer in time") from None
-    except httpx.HTTPError as exc:
-        raise BadGateway(f"Error: could not fetch {endpoint}: {exc or type(exc).__name__}") from None
+    # starbox.outbound checks the URL and every redirect before any connection (SSRF)
+    with outbound.stream(settings, endpoint, limit=limit, too_large=message, deadline=LOAD_DEADLINE) as chunks:
+        n.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(n.path, chunks, limit=limit, limit_message=message)
     return "OK"
 
 

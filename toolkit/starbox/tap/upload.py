@@ -12,17 +12,22 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
 from psycopg import sql as pgsql
 
 from starbox.errors import StarboxError, TooLarge
+from starbox.settings import Settings
 from starbox.tap.adql import upload_table
 
 MAX_BYTES = 64 << 20      # per request, all uploads together
 MAX_ROWS = 1_000_000      # per uploaded table
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+FETCH_DEADLINE = 60.0     # seconds an UPLOAD by URL may take
+_fetching: ContextVar[tuple[object, bool]] = ContextVar("starbox_tap_fetching", default=(Settings(), True))
 
 # VOTable datatype -> PostgreSQL array element type
 PG_TYPES = {
@@ -71,20 +76,27 @@ def resolve(name: str, uri: str, files: dict[str, bytes]) -> bytes:
 
 
 def fetch(name: str, url: str) -> bytes:
-    import httpx
+    """UPLOAD by URL (a TAP standard feature, anonymous too) through starbox.outbound: public
+    addresses only (and the admin's fetch_allow_hosts), every redirect checked, capped."""
+    from starbox import outbound
 
+    settings, anonymous = _fetching.get()
     try:
-        with httpx.stream("GET", url, timeout=30, follow_redirects=True) as r:
-            if r.status_code != 200:
-                raise StarboxError(f"Error: UPLOAD {name}: {url} answered HTTP {r.status_code}")
-            data = bytearray()
-            for chunk in r.iter_bytes():
-                data += chunk
-                if len(data) > MAX_BYTES:
-                    raise TooLarge(f"Error: UPLOAD {name}: {url} is larger than {MAX_BYTES >> 20} MB")
-            return bytes(data)
-    except httpx.HTTPError as exc:
-        raise StarboxError(f"Error: UPLOAD {name}: cannot fetch {url}: {type(exc).__name__}") from None
+        return outbound.fetch_bytes(settings, url, limit=MAX_BYTES, deadline=FETCH_DEADLINE, anonymous=anonymous,
+                                    too_large=f"Error: {url} is larger than {MAX_BYTES >> 20} MB")
+    except StarboxError as exc:
+        raise type(exc)(f"Error: UPLOAD {name}: " + str(exc).removeprefix("Error: ")) from None
+
+
+@contextmanager
+def fetching(settings, anonymous: bool):
+    """The settings and caller that UPLOAD-by-URL fetches inside this block are made for (the
+    router sets them; without it, the defaults hold: public addresses only, as anonymous)."""
+    token = _fetching.set((settings, anonymous))
+    try:
+        yield
+    finally:
+        _fetching.reset(token)
 
 
 def read_votable(name: str, data: bytes) -> Uploaded:

@@ -17,7 +17,7 @@ from starbox.service.admission import Streamed
 from starbox.service.app import body_too_large
 from starbox.service.deps import current_user
 from starbox.service.inputs import NUL_MESSAGE
-from starbox.tap import examples, metadata, params, query, uws, votable, vosi
+from starbox.tap import examples, metadata, params, query, upload, uws, votable, vosi
 
 router = APIRouter(max_body_size=params.MAX_BODY)  # bodies carry UPLOAD tables
 XML = "text/xml"
@@ -59,9 +59,14 @@ async def _run(request: Request, work, query: bool = False):
     try:
         p = await _params(request)
         user = await run_in_threadpool(current_user, request)
+
+        def call():  # UPLOAD by URL fetches with the service's settings, as this caller
+            with upload.fetching(request.app.state.settings, user.anonymous):
+                return work(p, user)
+
         if query:
-            return await request.app.state.admission.run(user, lambda: work(p, user))
-        return await run_in_threadpool(work, p, user)
+            return await request.app.state.admission.run(user, call)
+        return await run_in_threadpool(call)
     except StarboxError as exc:
         return _error(exc)
     except psycopg.Error as exc:  # the database refused or went away: say so, no traceback

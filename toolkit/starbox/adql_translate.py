@@ -36,7 +36,7 @@ from starbox.errors import StarboxError, Unavailable
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 30       # s a new worker may take to import queryparser
+START_TIMEOUT = 30       # s a new worker may take to import queryparser (or finish a warm-up query)
 RETRY_AFTER_S = 5
 CACHE_SIZE = 1024        # texts whose outcome is remembered,
 CACHE_CHARS = 8_000_000  # and how much text they may hold together
@@ -158,6 +158,9 @@ class _Worker:
     def ask(self, adql: str, timeout: float) -> dict | None:
         self.proc.stdin.write(json.dumps({"adql": adql}).encode() + b"\n")
         self.proc.stdin.flush()
+        started = self._line(time.monotonic() + START_TIMEOUT)  # after the warm-up query it may be in
+        if started is None or not json.loads(started).get("started"):
+            raise EOFError("the ADQL translator does not answer")
         line = self._line(time.monotonic() + timeout)
         return None if line is None else json.loads(line)
 
@@ -310,12 +313,8 @@ def translate(adql: str, settings=None) -> str:
             _cache.move_to_end(adql)
     if answer is None:
         calls += 1
-        try:
-            answer = pool(s).translate(adql, s.adql_translate_timeout, s.adql_translate_timeout)
-        except TranslationTimeout:
-            answer = {"timeout": True}  # the same text would time out again: remember it
-        except Unavailable:
-            raise  # busy or broken now, perhaps not later: not cached
+        # A timeout or a busy pool says as much about the machine's load as about the text: not cached.
+        answer = pool(s).translate(adql, s.adql_translate_timeout, s.adql_translate_timeout)
         with _cache_lock:
             if adql not in _cache:
                 _cache[adql] = answer
@@ -326,8 +325,6 @@ def translate(adql: str, settings=None) -> str:
         return answer["sql"]
     if "syntax" in answer:
         raise AdqlSyntaxError([tuple(e) for e in answer["syntax"]])
-    if "timeout" in answer:
-        raise TranslationTimeout(s.adql_translate_timeout)
     raise TranslationFailed(f"Error: cannot translate the ADQL query: {answer.get('error')}")
 
 

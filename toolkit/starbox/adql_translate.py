@@ -312,7 +312,8 @@ def translate(adql: str, settings=None) -> str:
         if answer is not None:
             _cache.move_to_end(adql)
     if answer is None:
-        calls += 1
+        with _cache_lock:
+            calls += 1
         # A timeout or a busy pool says as much about the machine's load as about the text: not cached.
         answer = pool(s).translate(adql, s.adql_translate_timeout, s.adql_translate_timeout)
         with _cache_lock:

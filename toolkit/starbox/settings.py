@@ -64,6 +64,13 @@ class Settings:
     # TAP: MAXREC when a client gives none, and the most a client may ask for.
     tap_maxrec: int = 100_000
     tap_maxrec_max: int = 10_000_000
+    # Issue 11 item 3 (ADQL bounds, starbox.adql_translate): the longest ADQL query (characters)
+    # and deepest nesting of parentheses accepted before parsing; translation runs in this many
+    # worker processes, and one that takes longer than the timeout (s) is killed and replaced.
+    adql_max_length: int = 100_000
+    adql_max_depth: int = 8
+    adql_translate_workers: int = 2
+    adql_translate_timeout: int = 5
     # JupyterLab and Voila run as this Starbox account (made at `up`), so lessons just work.
     local_user: str = "learner"
     # Lesson publishing: the git repository (a path or URL; empty: this project's lessons/),

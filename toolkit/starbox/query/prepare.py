@@ -28,17 +28,13 @@ def rewrite_mydb(text: str, user: User) -> str:
 
 
 def translate_adql(adql: str) -> str:
-    """ADQL → PostgreSQL with queryparser (TOP, geometry functions on pgsphere)."""
-    from queryparser.adql import ADQLQueryTranslator
-    from queryparser.exceptions import QuerySyntaxError
+    """ADQL → PostgreSQL with queryparser (TOP, geometry functions on pgsphere), bounded in size
+    and time and limited to ADQL's functions (starbox.adql_translate)."""
+    from starbox import adql_translate
 
-    try:
-        return ADQLQueryTranslator(adql).to_postgresql()
-    except QuerySyntaxError as exc:
-        where = ", ".join(f"line {line}, column {col}: near {tok!r}" for line, col, tok in exc.syntax_errors[:3])
-        raise StarboxError(f"Error: ADQL syntax error ({where})") from None
-    except Exception as exc:  # queryparser raises bare exceptions for unsupported constructs
-        raise StarboxError(f"Error: cannot translate the ADQL query: {exc}") from None
+    sql = adql_translate.translate(adql)
+    adql_translate.check_functions(sql, placeholders=True)  # starbox.tap.adql checks again, restored
+    return sql
 
 
 def prepare(user: User, sql: str | None = None, adql: str | None = None) -> Prepared:

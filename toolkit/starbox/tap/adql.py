@@ -13,14 +13,16 @@ the indexes.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from starbox import adql_translate
 from starbox.accounts import User
 from starbox.errors import StarboxError, Unauthorized
-from starbox.query.prepare import prepare, translate_adql
+from starbox.query.prepare import prepare
 
 TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -97,24 +99,60 @@ def _text(toks: list[Tok], a: int, b: int) -> str:
     return "".join(t.text for t in toks[a:b])
 
 
+@dataclass
+class Pieces:
+    """A text rewritten piece by piece, with where each piece came from: (position in the
+    original, whether the piece is the original text itself). Positions in the rewritten text
+    map back, so the parser's place in what it was given is the place in what the user typed."""
+    source: str = ""
+    out: list[str] = field(default_factory=list)
+    origin: list[tuple[int, bool]] = field(default_factory=list)
+
+    def add(self, text: str, pos: int, same: bool) -> None:
+        self.out.append(text)
+        self.origin.append((pos, same))
+
+    def drop_from(self, k: int) -> None:
+        del self.out[k:], self.origin[k:]
+
+    def text(self) -> str:
+        return "".join(self.out)
+
+    def back(self, p: int) -> tuple[int, bool]:
+        """Position p of the rewritten text -> (position in the original, exact)."""
+        starts, n = [], 0
+        for piece in self.out:
+            starts.append(n)
+            n += len(piece)
+        if not starts:
+            return p, True
+        if p >= n:  # past the end (the parser's closing ';')
+            pos, same = self.origin[-1]
+            return pos + (len(self.out[-1]) if same else 1) + (p - n), same
+        k = bisect.bisect_right(starts, p) - 1
+        pos, same = self.origin[k]
+        return (pos + p - starts[k], True) if same else (pos, False)
+
+
 # -- before queryparser ----------------------------------------------------------------------
 
-def shim(adql: str) -> tuple[str, list[str]]:
-    """The ADQL with what queryparser cannot parse hidden; the CAST target types, by number."""
+def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
+    """The ADQL with what queryparser cannot parse hidden; the CAST target types, by number.
+    `pieces` gets where each piece of the result came from."""
     toks = tokens(adql)
     casts: list[str] = []
-    out: list[str] = []
+    out = pieces if pieces is not None else Pieces(adql)
     i = 0
     while i < len(toks):
         t = toks[i]
         nxt = _significant(toks, i)
         is_call = t.kind == "name" and nxt < len(toks) and toks[nxt].text == "("
         if t.kind == "comment":
-            out.append(" ")
+            out.add(" ", t.pos, False)
         elif t.kind == "hex":
-            out.append(str(int(t.text, 16)))  # PostgreSQL 15 would read 0x10 as 0 AS x10
+            out.add(str(int(t.text, 16)), t.pos, False)  # PostgreSQL 15 would read 0x10 as 0 AS x10
         elif is_call and t.upper in HIDDEN_FUNCTIONS:
-            out.append(PLACEHOLDER + t.text.lower())
+            out.add(PLACEHOLDER + t.text.lower(), t.pos, False)
         elif is_call and t.upper == "CAST":
             close = _close(toks, nxt)
             body = _text(toks, nxt + 1, close)
@@ -126,7 +164,7 @@ def shim(adql: str) -> tuple[str, list[str]]:
                                    "use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n) or TIMESTAMP")
             casts.append(m.group(2).strip())
             inner, _ = shim(m.group(1))
-            out.append(f"{PLACEHOLDER}cast_{len(casts) - 1}({inner})")
+            out.add(f"{PLACEHOLDER}cast_{len(casts) - 1}({inner})", t.pos, False)
             i = close + 1
             continue
         elif is_call and t.upper == "CIRCLE":
@@ -136,22 +174,22 @@ def shim(adql: str) -> tuple[str, list[str]]:
             if len(args) == 3 and first.upper != "POINT" and first.kind != "string":
                 # CIRCLE(ra, dec, r): queryparser wants the centre as POINT(ra, dec).
                 a, b, r = (shim(_text(toks, s, e))[0] for s, e in args)
-                out.append(f"CIRCLE(POINT({a}, {b}), {r})")
+                out.add(f"CIRCLE(POINT({a}, {b}), {r})", t.pos, False)
                 i = close + 1
                 continue
-            out.append(t.text)
+            out.add(t.text, t.pos, True)
         elif is_call and t.upper == "POLYGON":
             close = _close(toks, nxt)
             flat = _flatten_polygon(toks, nxt, close)
             if flat is not None:
-                out.append(flat)
+                out.add(flat, t.pos, False)
                 i = close + 1
                 continue
-            out.append(t.text)
+            out.add(t.text, t.pos, True)
         else:
-            out.append(t.text)
+            out.add(t.text, t.pos, True)
         i += 1
-    return "".join(out), casts
+    return out.text(), casts
 
 
 def _flatten_polygon(toks: list[Tok], open_i: int, close_i: int) -> str | None:
@@ -231,18 +269,36 @@ def rename(sql: str, user: User) -> tuple[str, set[str]]:
     return "".join(out), used
 
 
-def _translate(adql: str, user: User) -> str:
-    shimmed, casts = shim(adql)
+def _translate(adql: str, user: User, original: Pieces | None = None) -> str:
+    """One SELECT -> PostgreSQL: one translation. A syntax error names its place in the user's
+    text: positions map back through the shim and through `original` (how `adql` was made
+    from what the user typed, when it was), never by parsing again."""
+    pieces = Pieces(adql)
+    shimmed, casts = shim(adql, pieces)
     try:
         prepared = prepare(user, adql=shimmed)
-    except Unauthorized:
-        raise
-    except StarboxError:
-        translate_adql(adql)  # the user's own text, for positions that match what they typed
-        raise
+    except adql_translate.AdqlSyntaxError as exc:
+        raise _located(exc, shimmed, pieces, original) from None
     if not prepared.is_query:
         raise StarboxError("Error: only SELECT queries are ADQL")
     return unshim(prepared.sql, casts)
+
+
+def _located(exc: adql_translate.AdqlSyntaxError, shimmed: str, pieces: Pieces,
+             original: Pieces | None) -> adql_translate.AdqlSyntaxError:
+    """The parser's errors with their places in the user's text."""
+    text = original.source if original is not None else pieces.source
+    errors = []
+    for line, col, tok in exc.errors:
+        p = sum(len(x) + 1 for x in shimmed.split("\n")[:max(line, 1) - 1]) + col
+        p, same = pieces.back(p)
+        if original is not None:
+            p, exact = original.back(p)
+            same = same and exact
+        if not same and tok not in ("<EOF>", ";"):  # a rewritten piece: name what the user wrote there
+            tok = next((t.text for t in tokens(text) if t.pos == p), tok)
+        errors.append((text.count("\n", 0, p) + 1, p - (text.rfind("\n", 0, p) + 1), tok))
+    return adql_translate.AdqlSyntaxError(errors)
 
 
 # queryparser's ANTLR parser takes 50-150 ms per query in Python. Queries that differ only in
@@ -261,27 +317,28 @@ _UNARY_AFTER = {"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", 
                 "BETWEEN", "SELECT", "WHERE", "ON", "TOP", "IN", "HAVING"}
 
 
-def _template(adql: str) -> tuple[str, list[str]] | None:
+def _template(adql: str) -> tuple[str, list[str], Pieces] | None:
+    """The query with its numbers as sentinels, the numbers, and where the pieces came from."""
     if "9876543" in adql:
         return None
     toks = tokens(adql)
-    out: list[str] = []
+    out = Pieces(adql)
     numbers: list[str] = []
     for i, t in enumerate(toks):
         if t.kind == "number" and t.text not in ("0", "1"):  # 1 = CONTAINS(...) must stay as it is
-            literal = t.text
+            literal, pos = t.text, t.pos
             minus = _significant(toks, i, -1)
             if minus >= 0 and toks[minus].text == "-":
                 before = _significant(toks, minus, -1)
                 if before < 0 or toks[before].upper in _UNARY_AFTER:  # a negative number, not a subtraction
-                    literal = "-" + literal
-                    del out[minus - i:]  # drop the '-' (and blanks after it) already copied
+                    literal, pos = "-" + literal, toks[minus].pos
+                    out.drop_from(len(out.out) - (i - minus))  # drop the '-' (and blanks after it) already copied
             fraction = ".5" if any(c in t.text for c in ".eE") else ""
-            out.append(f"{SENTINEL + len(numbers)}{fraction}")
+            out.add(f"{SENTINEL + len(numbers)}{fraction}", pos, False)
             numbers.append(literal)
         else:
-            out.append(t.text)
-    return "".join(out), numbers
+            out.add(t.text, t.pos, True)
+    return out.text(), numbers, out
 
 
 def _fill(sql: str, numbers: list[str]) -> str | None:
@@ -305,32 +362,37 @@ def translate(adql: str, user: User) -> tuple[str, set[str]]:
     """ADQL -> PostgreSQL, with MyDB and upload names resolved. Returns (sql, uploads used)."""
     if not adql or not adql.strip():
         raise StarboxError("Error: no QUERY given: pass the ADQL query as QUERY=...")
-    return rename(_query(adql, user), user)
+    adql_translate.check_size(adql)  # before anything reads the text (tokenizing included)
+    with adql_translate.size_checked():  # the rewritten parts may be longer: the user's text counts
+        sql = _query(adql, user)
+    adql_translate.check_functions(sql)  # the functions as they run, placeholders restored
+    return rename(sql, user)
 
 
 def _select(adql: str, user: User) -> str:
-    """One SELECT -> PostgreSQL, through the cache of translations."""
-    sql = None
+    """One SELECT -> PostgreSQL, through the cache of translations: one translation at most
+    for a new query, none for a known one (starbox.adql_translate remembers failures too)."""
     templated = _template(adql)
-    if templated is not None:
-        key = (templated[0], user.schema)
+    if templated is None or templated[0] == adql:
+        return _translate(adql, user)
+    text, numbers, pieces = templated
+    key = (text, user.schema)
+    with _templates_lock:
+        cached = _templates.get(key)
+        if cached is not None:
+            _templates.move_to_end(key)
+    if cached is None:
+        try:
+            cached = _translate(text, user, pieces)
+        except adql_translate.TranslationFailed:
+            cached = ""  # queryparser choked, perhaps on a number: the real text below says
+        # Anything else (a syntax error, the time limit, ...) the real text would meet again.
         with _templates_lock:
-            cached = _templates.get(key)
-            if cached is not None:
-                _templates.move_to_end(key)
-        if cached is None:
-            try:
-                cached = _translate(templated[0], user)
-            except StarboxError:
-                cached = ""  # the real text below gives the real message
-            with _templates_lock:
-                _templates[key] = cached
-                while len(_templates) > TEMPLATES:
-                    _templates.popitem(last=False)
-        sql = _fill(cached, templated[1]) if cached else None
-    if sql is None:
-        sql = _translate(adql, user)
-    return sql
+            _templates[key] = cached
+            while len(_templates) > TEMPLATES:
+                _templates.popitem(last=False)
+    sql = _fill(cached, numbers) if cached else None
+    return sql if sql is not None else _translate(adql, user)
 
 
 # -- ADQL 2.1's WITH and set operators ---------------------------------------------------------

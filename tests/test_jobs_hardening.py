@@ -292,3 +292,25 @@ def test_job_bytes_and_account_removal(svc, admin):
     with svc.client(again) as c:
         assert c.get("/res/findJobs").text.splitlines()[1:] == []
         assert c.get("/query/status", params={"jobid": done}).status_code == 404
+
+
+def test_files_whose_job_is_gone_are_swept(svc, anon):
+    """The runner's periodic sweep (here called at once): a file named after a job that no
+    longer exists goes (a service killed mid-write, a job that ended after its account went);
+    the files of live jobs stay."""
+    from starbox.service.pools import Pools
+
+    jobs_dir = svc.settings.home / "jobs"
+    live = submit(anon, "SELECT 1 AS x")
+    assert wait_phase(anon, live, {"COMPLETED"}) == "COMPLETED"
+    stray = [jobs_dir / f"{jobs.new_jobid()}.csv", jobs_dir / f"{jobs.new_jobid()}-upload-t.vot"]
+    for path in stray:
+        path.write_text("left behind\n")
+    pools = Pools(svc.settings)
+    runner = jobs.JobRunner(svc.settings, pools)
+    try:
+        runner.sweep_orphans()  # (the services' own sweeps may be quicker: the files go all the same)
+    finally:
+        runner.shutdown()
+        pools.close()
+    assert not any(p.exists() for p in stray) and job_files(svc.settings, live)

@@ -238,8 +238,8 @@ class JobRunner:
             Path(row[0]).unlink(missing_ok=True)
 
     def find(self, user: User, jobid: str | None = None, status: str = "all") -> list[dict]:
-        """A user's jobs. Anonymous callers share one owner name, so they are never listed
-        their jobs: only the job whose id they give."""
+        """A user's jobs. Anonymous callers share one owner name, so they never get a list:
+        only the job whose id they give."""
         if user.anonymous and not jobid:
             return []
         where, args = ["owner = %s"], [user.name]

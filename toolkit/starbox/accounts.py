@@ -151,7 +151,9 @@ def remove(conn: psycopg.Connection, username: str) -> None:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         conn.execute("DELETE FROM starbox.accounts WHERE username = %s", (username,))
-        conn.execute("DELETE FROM starbox.jobs WHERE owner = %s", (username,))
+        from starbox.jobs import remove_owner  # here, not at the top: starbox.jobs imports this module
+
+        remove_owner(conn, username)  # the account's jobs with their result and upload files
 
 
 # --- the service (a starbox_service connection) --------------------------------------------

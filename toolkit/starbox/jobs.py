@@ -3,14 +3,22 @@
 Phases are Data Lab's (and UWS's): QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED. A result is a
 file under $STARBOX_HOME/jobs (or a MyDB table, or a file in the user's storage for out=vos://).
 A service restart ends a job caught EXECUTING as ERROR with the reason, and runs QUEUED ones.
+
+The queue is fair: each free worker takes the oldest queued job of the next owner in turn
+(round-robin), skipping owners already running as many jobs as they may (anonymous callers
+together are one owner, with one job at a time). Anonymous jobs are reachable only by their
+random id: never listed, never deleted in bulk, kept a short time, with bounded files.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +27,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from starbox.accounts import User
-from starbox.errors import NotFound, StarboxError
+from starbox.errors import Forbidden, NotFound, StarboxError, TooManyRequests
 from starbox.query import formats, prepare, run
 from starbox.settings import Settings
-from starbox.storage.paths import write_atomic
+from starbox.storage.paths import PART_PREFIX, write_atomic
 
 log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
@@ -35,6 +43,13 @@ ABANDONED_REASON = ("Error: the Python process that ran this job (the toolkit's 
 EXECUTORS = {"tap": "starbox.tap.uws:execute"}
 # Columns a PENDING job may still change (UWS lets a client edit a job before it runs).
 EDITABLE = ("query", "lang", "ofmt", "params", "timeout_s", "destruction")
+ANONYMOUS = "anonymous"
+ANON_RUNNING = 1          # anonymous jobs running at once (all anonymous callers together)
+PURGE_EVERY_S = 30.0      # how often expired jobs and files nobody owns are swept away
+# A job's files in the jobs folder: <jobid>.<suffix> (its result), <jobid>-upload-<name>.vot.
+JOB_FILE = re.compile(r"^([0-9a-f]{20})[.-]")
+BULK_DELETE_REFUSED = ("Error: anonymous jobs cannot be listed or deleted in bulk (every anonymous caller "
+                       "shares one name); give the jobid of your job, or log in")
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,52 @@ class JobSpec:
 
 
 def new_jobid() -> str:
+    """80 random bits: for anonymous callers the id is the only key to a job, so it must not be guessable."""
     return secrets.token_hex(10)
+
+
+def _job_files(jobs_dir: Path | None, jobid: str, result_path: str | None, params: dict | None) -> set[Path]:
+    """Every file of a job on disk: its result, its saved uploads, anything named after it."""
+    files = {Path(result_path)} if result_path else set()
+    dirs = {d for d in (jobs_dir, Path(result_path).parent if result_path else None) if d is not None}
+    for name in ((params or {}).get("uploads") or {}).values():
+        if os.path.isabs(name):
+            files.add(Path(name))
+        files.update(d / name for d in dirs)
+    for d in dirs:
+        files.update(d.glob(f"{jobid}.*"))
+        files.update(d.glob(f"{jobid}-*"))
+    return files
+
+
+def _unlink(files) -> None:
+    for path in files:
+        Path(path).unlink(missing_ok=True)
+
+
+def job_bytes(conn: psycopg.Connection, owner: str, jobs_dir: Path | None = None) -> int:
+    """Bytes on disk of an owner's job results and saved uploads (for the storage quota).
+    `conn` is any connection that reads starbox.jobs; `jobs_dir` is $STARBOX_HOME/jobs."""
+    total = 0
+    for jobid, result_path, params in conn.execute(
+            "SELECT jobid, result_path, params FROM starbox.jobs WHERE owner = %s", (owner,)).fetchall():
+        for path in _job_files(jobs_dir, jobid, result_path, params):
+            try:
+                total += path.stat().st_size
+            except OSError:  # deleted meanwhile
+                pass
+    return total
+
+
+def remove_owner(conn: psycopg.Connection, owner: str, jobs_dir: Path | None = None) -> list[str]:
+    """Delete every job of an owner (a removed account) with its files; returns the job ids.
+    A job still running in the service loses its result when it ends (JobRunner._run), and
+    the service's sweep removes any file whose job is gone."""
+    rows = conn.execute("DELETE FROM starbox.jobs WHERE owner = %s RETURNING jobid, result_path, params",
+                        (owner,)).fetchall()
+    for jobid, result_path, params in rows:
+        _unlink(_job_files(jobs_dir, jobid, result_path, params))
+    return [r[0] for r in rows]
 
 
 class JobRunner:
@@ -60,19 +120,31 @@ class JobRunner:
         self.settings, self.pools = settings, pools
         self.dir = settings.home / "jobs"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.executor = ThreadPoolExecutor(max_workers=max(1, settings.job_workers), thread_name_prefix="job")
         self._running: dict[str, psycopg.Connection] = {}
         self._mine: set[str] = set()  # jobs handed to this runner's workers, not yet finished
-        self._lock = threading.Lock()
+        # The fair queue: owner -> its queued job ids, oldest first; the dict's order is whose
+        # turn it is. _busy counts each owner's running jobs. One condition guards it all.
+        self._queues: OrderedDict[str, deque[str]] = OrderedDict()
+        self._busy: Counter[str] = Counter()
+        self._lock = threading.Condition()
+        self._anon_admit = threading.Lock()  # counting waiting anonymous jobs and adding one is atomic
+        self._closed = False
+        self._stop = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"job-{i}", daemon=True)
+                         for i in range(max(1, settings.job_workers))]
+        for worker in self._workers:
+            worker.start()
+        self._sweeper = threading.Thread(target=self._sweep, name="job-sweep", daemon=True)
+        self._sweeper.start()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def recover(self) -> None:
         with self.pools.state_conn() as conn:
             conn.execute("UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now()"
                          " WHERE phase = 'EXECUTING'", (RESTART_REASON,))
-            queued = [r[0] for r in conn.execute("SELECT jobid FROM starbox.jobs WHERE phase = 'QUEUED' ORDER BY created")]
-        for jobid in queued:
-            self._hand_over(jobid)
+            queued = conn.execute("SELECT jobid, owner FROM starbox.jobs WHERE phase = 'QUEUED' ORDER BY created").fetchall()
+        for jobid, owner in queued:
+            self._hand_over(jobid, owner)
 
     def shutdown(self, abandon_queued: bool = False) -> None:
         """Stop the workers. This runner's EXECUTING jobs end as ERROR with the reason (first,
@@ -91,22 +163,43 @@ class JobRunner:
             except (psycopg.Error, StarboxError):  # the database went first: recover() will tell
                 log.warning("could not mark the unfinished jobs %s as ended", ", ".join(mine))
         with self._lock:
+            self._closed = True  # queued jobs stay QUEUED in the table for the next start
+            self._lock.notify_all()
             for conn in self._running.values():
                 conn.cancel_safe()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        for worker in self._workers:
+            worker.join()
 
     # -- API ----------------------------------------------------------------------------------
     def submit(self, user: User, spec: JobSpec, run_now: bool = True) -> str:
         jobid = new_jobid()
-        with self.pools.state_conn() as conn:
-            conn.execute(
-                "INSERT INTO starbox.jobs (jobid, owner, kind, phase, query, lang, ofmt, out_uri, params, timeout_s)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (jobid, user.name, spec.kind, "QUEUED" if run_now else "PENDING", spec.query, spec.lang,
-                 spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop, **spec.params}), spec.timeout_s))
+        timeout = max(1, min(spec.timeout_s, self.settings.async_timeout(user.anonymous)))
+        sql = ("INSERT INTO starbox.jobs (jobid, owner, kind, phase, query, lang, ofmt, out_uri, params, timeout_s,"
+               " destruction) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {})")
+        args = [jobid, user.name, spec.kind, "QUEUED" if run_now else "PENDING", spec.query, spec.lang,
+                spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop, **spec.params}), timeout]
+        if user.anonymous:  # a short life: anonymous jobs and their files must not pile up
+            sql = sql.format("now() + %s * interval '1 second'")
+            args.append(self.settings.anon_job_lifetime)
+            with self._anon_admit, self.pools.state_conn() as conn:
+                self._check_anon_queue(conn)
+                conn.execute(sql, args)
+        else:
+            with self.pools.state_conn() as conn:
+                conn.execute(sql.format("DEFAULT"), args)
         if run_now:
-            self._hand_over(jobid)
+            self._hand_over(jobid, user.name)
         return jobid
+
+    def _check_anon_queue(self, conn) -> None:
+        waiting = conn.execute("SELECT count(*) FROM starbox.jobs WHERE owner = %s AND phase IN ('PENDING', 'QUEUED')"
+                               " AND destruction > now()", (ANONYMOUS,)).fetchone()[0]
+        if waiting >= self.settings.anon_jobs_queued:
+            raise TooManyRequests(
+                f"Error: {waiting} anonymous jobs are already waiting, as many as anonymous callers may have at once "
+                "(they run one at a time); try again later, or log in to have a queue of your own",
+                retry_after=min(60, self.settings.async_timeout(True)))
 
     def get(self, user: User, jobid: str) -> dict:
         with self.pools.state_conn() as conn:
@@ -145,6 +238,10 @@ class JobRunner:
             Path(row[0]).unlink(missing_ok=True)
 
     def find(self, user: User, jobid: str | None = None, status: str = "all") -> list[dict]:
+        """A user's jobs. Anonymous callers share one owner name, so they never get a list:
+        only the job whose id they give."""
+        if user.anonymous and not jobid:
+            return []
         where, args = ["owner = %s"], [user.name]
         if jobid:
             where.append("jobid = %s")
@@ -157,16 +254,31 @@ class JobRunner:
                 f"SELECT * FROM starbox.jobs WHERE {' AND '.join(where)} ORDER BY created", args).fetchall()
 
     def delete(self, user: User, jobs: list[dict]) -> int:
+        if user.anonymous and len(jobs) > 1:
+            raise Forbidden(BULK_DELETE_REFUSED)
         done = 0
         for job in jobs:
             if job["phase"] == "EXECUTING":
                 continue
             with self.pools.state_conn() as conn:
-                conn.execute("DELETE FROM starbox.jobs WHERE jobid = %s AND owner = %s", (job["jobid"], user.name))
-            if job["result_path"]:
-                Path(job["result_path"]).unlink(missing_ok=True)
-            done += 1
+                row = conn.execute("DELETE FROM starbox.jobs WHERE jobid = %s AND owner = %s RETURNING params",
+                                   (job["jobid"], user.name)).fetchone()
+            if row is not None:
+                _unlink(_job_files(self.dir, job["jobid"], job["result_path"], row[0]))
+                done += 1
         return done
+
+    def job_bytes(self, owner: str) -> int:
+        """Bytes on disk of an owner's job results and uploads (see job_bytes)."""
+        with self.pools.state_conn() as conn:
+            return job_bytes(conn, owner, self.dir)
+
+    def remove_owner(self, owner: str) -> list[str]:
+        """Delete an owner's jobs and files (see remove_owner), stopping the running ones."""
+        with self.pools.state_conn() as conn:
+            gone = remove_owner(conn, owner, self.dir)
+        self._cancel(gone)
+        return gone
 
     # -- UWS: jobs created PENDING, edited, started, destroyed -------------------------------------
     def start(self, user: User, jobid: str) -> str:
@@ -176,7 +288,7 @@ class JobRunner:
             moved = conn.execute("UPDATE starbox.jobs SET phase = 'QUEUED' WHERE jobid = %s AND phase = 'PENDING'",
                                  (jobid,)).rowcount
         if moved:
-            self._hand_over(jobid)
+            self._hand_over(jobid, user.name)
         return self.get(user, jobid)["phase"]
 
     def update(self, user: User, jobid: str, **fields) -> dict:
@@ -189,9 +301,14 @@ class JobRunner:
         job = self.get(user, jobid)
         if set(fields) - {"destruction"} and job["phase"] != "PENDING":
             raise Conflict(f"Error: job {jobid} is {job['phase']}; only a PENDING job can be changed")
+        if "timeout_s" in fields:
+            fields["timeout_s"] = max(1, min(int(fields["timeout_s"]), self.settings.async_timeout(user.anonymous)))
         if fields:
             fields = {k: Jsonb(v) if k == "params" else v for k, v in fields.items()}
-            sets = ", ".join(f"{k} = %s" for k in fields)
+            # An anonymous job's destruction never moves past its short lifetime.
+            setters = {"destruction": "destruction = LEAST(%s, created + interval '1 second' * "
+                                      f"{int(self.settings.anon_job_lifetime)})"} if user.anonymous else {}
+            sets = ", ".join(setters.get(k, f"{k} = %s") for k in fields)
             with self.pools.state_conn() as conn:
                 conn.execute(f"UPDATE starbox.jobs SET {sets} WHERE jobid = %s AND owner = %s",
                              (*fields.values(), jobid, user.name))
@@ -201,33 +318,102 @@ class JobRunner:
         """The user's connection for a job, registered so that abort() can cancel its query."""
         return self._conn_for(jobid, user)
 
-    def purge_expired(self, kind: str | None = None) -> list[str]:
-        """Destroy the jobs past their destruction time: stop them, delete rows and files."""
+    def purge_expired(self) -> list[str]:
+        """Destroy the jobs past their destruction time (TAP's jobs, and every anonymous job; the
+        Data Lab API has no destruction time for a user's jobs): stop them, delete rows and files."""
         with self.pools.state_conn() as conn:
             rows = conn.execute(
-                "DELETE FROM starbox.jobs WHERE destruction <= now()"
-                + (" AND kind = %s" if kind else "") + " RETURNING jobid, result_path",
-                (kind,) if kind else ()).fetchall()
-        for jobid, result_path in rows:
-            with self._lock:
-                running = self._running.get(jobid)
-            if running is not None:
-                running.cancel_safe()
-            if result_path:
-                Path(result_path).unlink(missing_ok=True)
-            for extra in self.dir.glob(f"{jobid}-*"):  # files a job kept beside its result (uploads)
-                extra.unlink(missing_ok=True)
+                "DELETE FROM starbox.jobs WHERE destruction <= now() AND (kind = 'tap' OR owner = %s)"
+                " RETURNING jobid, result_path, params", (ANONYMOUS,)).fetchall()
+        self._cancel([r[0] for r in rows])
+        for jobid, result_path, params in rows:
+            _unlink(_job_files(self.dir, jobid, result_path, params))
         return [r[0] for r in rows]
+
+    def sweep_orphans(self) -> int:
+        """Delete files in the jobs folder whose job is gone (a removed account's job that was
+        still running, a service killed mid-write); returns how many."""
+        by_job: dict[str, list[str]] = {}
+        stale = time.time() - self.settings.async_timeout_max - 3600  # no job writes that long
+        with os.scandir(self.dir) as entries:
+            for entry in entries:
+                match = JOB_FILE.match(entry.name)
+                if match:
+                    by_job.setdefault(match.group(1), []).append(entry.path)
+                elif entry.name.startswith(PART_PREFIX) and entry.stat().st_mtime < stale:
+                    Path(entry.path).unlink(missing_ok=True)
+        if not by_job:
+            return 0
+        with self.pools.state_conn() as conn:
+            known = {r[0] for r in conn.execute("SELECT jobid FROM starbox.jobs WHERE jobid = ANY(%s)", (list(by_job),))}
+        orphans = [path for jobid, paths in by_job.items() if jobid not in known for path in paths]
+        _unlink(orphans)
+        return len(orphans)
 
     @property
     def closed(self) -> bool:
-        return self.executor._shutdown
+        return self._closed
 
-    # -- the worker -----------------------------------------------------------------------------
-    def _hand_over(self, jobid: str) -> None:
+    # -- the workers and their fair queue ----------------------------------------------------------
+    def _hand_over(self, jobid: str, owner: str) -> None:
         with self._lock:
+            if self._closed:  # stopping: the job stays QUEUED for the next start
+                return
             self._mine.add(jobid)
-        self.executor.submit(self._run, jobid)
+            self._queues.setdefault(owner, deque()).append(jobid)
+            self._lock.notify_all()
+
+    def _limit(self, owner: str) -> int:
+        return ANON_RUNNING if owner == ANONYMOUS else max(1, self.settings.user_jobs_running)
+
+    def _next(self) -> tuple[str, str] | None:
+        """The oldest queued job of the first owner in turn who may run one more; that owner
+        goes to the back of the turn. Called with the lock held."""
+        for owner, queue in self._queues.items():
+            if self._busy[owner] < self._limit(owner):
+                jobid = queue.popleft()
+                if queue:
+                    self._queues.move_to_end(owner)
+                else:
+                    del self._queues[owner]
+                self._busy[owner] += 1
+                return jobid, owner
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                pick = None
+                while not self._closed and (pick := self._next()) is None:
+                    self._lock.wait()
+                if self._closed:
+                    if pick:
+                        self._busy[pick[1]] -= 1
+                    return
+            jobid, owner = pick
+            try:
+                self._run(jobid)
+            except Exception:  # the database away while claiming or finishing: keep the worker alive
+                log.exception("job %s could not be run", jobid)
+            finally:
+                with self._lock:
+                    self._busy[owner] -= 1
+                    self._mine.discard(jobid)
+                    self._lock.notify_all()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(PURGE_EVERY_S):
+            try:
+                self.purge_expired()
+                self.sweep_orphans()
+            except Exception:  # the database is away for a moment: try again next round
+                log.debug("job sweep failed", exc_info=True)
+
+    def _cancel(self, jobids) -> None:
+        with self._lock:
+            running = [self._running[j] for j in jobids if j in self._running]
+        for conn in running:
+            conn.cancel_safe()
 
     def _claim(self, jobid: str) -> dict | None:
         with self.pools.state_conn() as conn:
@@ -235,11 +421,11 @@ class JobRunner:
                 "UPDATE starbox.jobs SET phase = 'EXECUTING', started = now() WHERE jobid = %s AND phase = 'QUEUED'"
                 " RETURNING *", (jobid,)).fetchone()
 
-    def _finish(self, jobid: str, phase: str, **fields) -> None:
+    def _finish(self, jobid: str, phase: str, **fields) -> bool:
         sets = ", ".join(f"{k} = %s" for k in fields)
         with self.pools.state_conn() as conn:
-            conn.execute(f"UPDATE starbox.jobs SET phase = %s, finished = now(){', ' + sets if sets else ''}"
-                         " WHERE jobid = %s AND phase = 'EXECUTING'", (phase, *fields.values(), jobid))
+            return conn.execute(f"UPDATE starbox.jobs SET phase = %s, finished = now(){', ' + sets if sets else ''}"
+                                " WHERE jobid = %s AND phase = 'EXECUTING'", (phase, *fields.values(), jobid)).rowcount > 0
 
     def _run(self, jobid: str) -> None:
         job = self._claim(jobid)
@@ -248,9 +434,12 @@ class JobRunner:
                 self._mine.discard(jobid)
             return
         user = User(job["owner"])
+        # Whatever the row says (a setting lowered since), an anonymous job runs within its cap.
+        job["timeout_s"] = max(1, min(job["timeout_s"], self.settings.async_timeout(user.anonymous)))
         try:
             path, rows = self._executor(job["kind"])(jobid, job, user)
-            self._finish(jobid, "COMPLETED", result_path=str(path) if path else None, result_rows=rows)
+            if not self._finish(jobid, "COMPLETED", result_path=str(path) if path else None, result_rows=rows) and path:
+                Path(path).unlink(missing_ok=True)  # aborted, destroyed or its account removed meanwhile
         except StarboxError as exc:
             self._finish(jobid, "ERROR", error=str(exc))
         except Exception as exc:  # a bug: keep the service up, tell the user, log the trace
@@ -307,7 +496,15 @@ class JobRunner:
                 save_to_storage(self.settings, user, out, chunks)
                 return None, None
             path = self.dir / f"{jobid}.{fmt.suffix}"
-            write_atomic(path, chunks)
+            write_atomic(path, chunks, **self.result_limit(user))
             return path, None
         finally:
             chunks.close()  # a failed write stops the query too
+
+    def result_limit(self, user: User) -> dict:
+        """write_atomic's limit for a job's result file: anonymous results are bounded."""
+        if not user.anonymous:
+            return {}
+        mb = self.settings.anon_job_mb
+        return {"limit": mb << 20, "limit_message": f"Error: the result is larger than the {mb} MB an anonymous job "
+                                                    "may keep; ask for fewer rows or columns, or log in"}

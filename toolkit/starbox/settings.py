@@ -44,6 +44,18 @@ class Settings:
     sync_timeout_max: int = 600
     async_timeout_max: int = 86_400
     job_workers: int = 2
+    # Async jobs, fair queueing and anonymous limits (issue 11, items 6, 7 and 9). Workers take
+    # each owner's oldest queued job in turn; anonymous callers together are one owner, with 1
+    # job running at a time. Jobs one logged-in user may run at once (more wait their turn):
+    user_jobs_running: int = 1
+    # Anonymous jobs that may wait (PENDING or QUEUED) at once; more are refused with 429.
+    anon_jobs_queued: int = 4
+    # The longest an anonymous async job may run (s), whatever it asks for.
+    anon_async_timeout_max: int = 600
+    # How long an anonymous job and its files are kept (s); then it is destroyed.
+    anon_job_lifetime: int = 3600
+    # Disk an anonymous job may use (MB): its result, and its TAP uploads together.
+    anon_job_mb: int = 100
     # Queries in flight at once (sync queries, TAP sync, cone searches): all anonymous callers
     # together, and each logged-in user; more are refused at once with 429 and Retry-After.
     anon_queries_in_flight: int = 4
@@ -135,6 +147,10 @@ class Settings:
     def sync_timeout(self, anonymous: bool) -> int:
         """The ceiling of a sync query's timeout (s) for this kind of caller."""
         return min(self.anon_sync_timeout, self.sync_timeout_max) if anonymous else self.sync_timeout_max
+
+    def async_timeout(self, anonymous: bool) -> int:
+        """The ceiling of an async job's execution time (s) for this kind of caller (item 9)."""
+        return min(self.anon_async_timeout_max, self.async_timeout_max) if anonymous else self.async_timeout_max
 
 
 def _coerce(kind: type, raw: str | int | bool | Path):

@@ -4,6 +4,8 @@ kind 'tap', beside the Data Lab API's jobs, run by the same workers and survivin
 A job is created PENDING (or queued at once with PHASE=RUN); its TAP parameters live in the
 row's params, uploaded tables in files beside the result. Parameters are checked when the job
 runs, so a bad query ends the job in ERROR with the message in its error document, as UWS asks.
+Anonymous jobs (one owner name for every anonymous caller) are never listed, live a short time
+(anon_job_lifetime), run at most anon_async_timeout_max and keep at most anon_job_mb of uploads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from xml.sax.saxutils import escape, quoteattr
 
 from starbox.accounts import User
-from starbox.errors import NotFound, StarboxError
+from starbox.errors import NotFound, StarboxError, TooLarge
 from starbox.jobs import JobSpec
 from starbox.storage.paths import write_atomic
 from starbox.tap import query, upload, votable
@@ -27,7 +29,6 @@ NS = ('xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.o
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING")
 MAX_WAIT_S = 60           # the longest a WAIT blocks (UWS lets the service choose)
 MAX_LIFETIME = dt.timedelta(days=30)
-PURGE_EVERY_S = 30.0
 # Parameters that are not the job's TAP parameters when posted to a job.
 CONTROL = {"PHASE", "ACTION", "DESTRUCTION", "EXECUTIONDURATION", "WAIT"}
 
@@ -54,7 +55,9 @@ def create(runner, settings, user: User, p: Params) -> str:
     """A new TAP job from the posted parameters; queued at once when PHASE=RUN."""
     tap = {k: v for k, v in p.as_dict().items() if k.upper() not in CONTROL}
     uploads = _upload_parts(p)
-    timeout = _duration(p.get("EXECUTIONDURATION"), settings) if "EXECUTIONDURATION" in p else settings.async_timeout_max
+    _check_uploads(settings, user, uploads)
+    cap = settings.async_timeout(user.anonymous)
+    timeout = _duration(p.get("EXECUTIONDURATION"), cap) if "EXECUTIONDURATION" in p else cap
     spec = JobSpec(query=tap.get("query", ""), lang="adql", ofmt=_ofmt(tap), timeout_s=timeout, kind="tap",
                    params={"tap": tap})
     jobid = runner.submit(user, spec, run_now=False)
@@ -85,24 +88,45 @@ def _upload_parts(p: Params) -> dict[str, bytes]:
     return out
 
 
+def _check_uploads(settings, user: User, uploads: dict[str, bytes], kept: int = 0) -> None:
+    """Anonymous jobs keep at most anon_job_mb of uploaded tables (`kept`: bytes saved before)."""
+    if not user.anonymous or not uploads:
+        return
+    mb = settings.anon_job_mb
+    if kept + sum(len(data) for data in uploads.values()) > mb << 20:
+        raise TooLarge(f"Error: an anonymous job may keep at most {mb} MB of uploaded tables; "
+                       "upload less, or log in")
+
+
+def _saved_bytes(runner, job: dict) -> int:
+    total = 0
+    for name in (job["params"].get("uploads") or {}).values():
+        try:
+            total += (runner.dir / name).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
 def _save_uploads(runner, jobid: str, uploads: dict[str, bytes]) -> dict[str, str]:
     saved = {}
     for name, data in uploads.items():
         path = runner.dir / f"{jobid}-upload-{name}.vot"
         path.write_bytes(data)
-        saved[name] = path.name
+        saved[name] = str(path)  # the whole path: starbox.jobs.remove_owner finds it without settings
     return saved
 
 
-def _duration(value: str | None, settings) -> int:
+def _duration(value: str | None, cap: int) -> int:
     try:
         secs = int(float((value or "").strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 1e400 is inf
         raise StarboxError(f"Error: EXECUTIONDURATION must be a number of seconds, not {value!r}") from None
-    return settings.async_timeout_max if secs <= 0 else min(secs, settings.async_timeout_max)
+    return cap if secs <= 0 else min(secs, cap)
 
 
 def _destruction(value: str | None) -> dt.datetime:
+    """The asked time, at most MAX_LIFETIME away (JobRunner.update keeps an anonymous job's shorter)."""
     return min(parse_time(value or "", "DESTRUCTION"), now() + MAX_LIFETIME)
 
 
@@ -118,9 +142,10 @@ def post(runner, settings, user: User, jobid: str, p: Params) -> str:
     if "DESTRUCTION" in p:
         runner.update(user, jobid, destruction=_destruction(p.get("DESTRUCTION")))
     if "EXECUTIONDURATION" in p:
-        runner.update(user, jobid, timeout_s=_duration(p.get("EXECUTIONDURATION"), settings))
+        runner.update(user, jobid, timeout_s=_duration(p.get("EXECUTIONDURATION"), settings.async_timeout(user.anonymous)))
     tap = {k: v for k, v in p.as_dict().items() if k.upper() not in CONTROL}
     uploads = _upload_parts(p)
+    _check_uploads(settings, user, uploads, _saved_bytes(runner, job) if uploads else 0)
     if tap or uploads:
         params = dict(job["params"])
         params["tap"] = {**params.get("tap", {}), **tap}
@@ -144,12 +169,10 @@ def delete(runner, user: User, jobid: str) -> None:
         job = runner.get(user, jobid)
     # A query being cancelled may still hold its row for a moment; the worker ends it quickly.
     for _ in range(50):
-        if runner.delete(user, [job]):
+        if runner.delete(user, [job]):  # the job's files go with it
             break
         time.sleep(0.1)
         job = runner.get(user, jobid)
-    for extra in runner.dir.glob(f"{jobid}-*"):
-        extra.unlink(missing_ok=True)
 
 
 _last_purge = {"at": 0.0}
@@ -157,26 +180,13 @@ _purge_lock = threading.Lock()
 
 
 def purge(runner) -> None:
-    """Destroy jobs past their destruction time; at most every PURGE_EVERY_S, from requests, and
-    from a background thread so that nobody has to ask."""
+    """Destroy jobs past their destruction time, at most once a second, from requests (the
+    runner's own sweep does it too, so that nobody has to ask)."""
     with _purge_lock:
         if time.monotonic() - _last_purge["at"] < 1.0:
             return
         _last_purge["at"] = time.monotonic()
-        if not getattr(runner, "_tap_sweeper", None):
-            runner._tap_sweeper = threading.Thread(target=_sweep, args=(runner,), daemon=True, name="tap-purge")
-            runner._tap_sweeper.start()
-    runner.purge_expired("tap")
-
-
-def _sweep(runner) -> None:
-    while not runner.closed:
-        time.sleep(PURGE_EVERY_S)
-        try:
-            if not runner.closed:
-                runner.purge_expired("tap")
-        except Exception:  # the database is away for a moment: try again next round
-            pass
+    runner.purge_expired()
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -189,7 +199,7 @@ def execute(runner, jobid: str, job: dict, user: User):
         p.add(k, v)
     saved = job["params"].get("uploads") or {}
     for name, filename in saved.items():
-        p.files[f"upload-{name}"] = (runner.dir / filename).read_bytes()
+        p.files[f"upload-{name}"] = (runner.dir / filename).read_bytes()  # a whole path, or a name (older jobs)
     if saved:  # the parts were saved under names of our own
         p.values["UPLOAD"] = [";".join(f"{n},param:upload-{n}" for n in saved)]
     q = query.from_params(p, settings)
@@ -203,7 +213,10 @@ def execute(runner, jobid: str, job: dict, user: User):
         if outcome.error:
             raise StarboxError(outcome.error)
 
-    write_atomic(path, checked())
+    try:
+        write_atomic(path, checked(), **runner.result_limit(user))
+    finally:
+        getattr(chunks, "close", lambda: None)()  # a refused write stops the query too
     return path, outcome.rows if not fmt.text else None
 
 

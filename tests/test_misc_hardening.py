@@ -8,11 +8,13 @@ import dataclasses
 import time
 
 import httpx
+import psutil
 import pytest
 
 from conftest import Service, free_port, start_service
 
 FAILURES, LOCKOUT_S, ADDRESS_FAILURES = 3, 2, 8
+MAX_ROW_MB = 2
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def svc(starbox):
     s = dataclasses.replace(starbox, service_port=free_port())
     proc = start_service(s, STARBOX_LOGIN_FAILURES=str(FAILURES), STARBOX_LOGIN_LOCKOUT_S=str(LOCKOUT_S),
                          STARBOX_LOGIN_WINDOW_S="20", STARBOX_LOGIN_ADDRESS_FAILURES=str(ADDRESS_FAILURES),
-                         STARBOX_LOGIN_VERIFY_IN_FLIGHT="1")
+                         STARBOX_LOGIN_VERIFY_IN_FLIGHT="1", STARBOX_MAX_ROW_MB=str(MAX_ROW_MB))
     yield Service(s, proc)
     proc.terminate()
     proc.wait(timeout=30)
@@ -101,3 +103,29 @@ def test_password_checks_in_flight_are_bounded(svc):
     busy = [r for r in answers if r.status_code == 503]
     assert busy, "12 logins at once with one check allowed in flight: some must be refused"
     assert all("too many logins are being checked at once" in r.text and r.headers["Retry-After"] for r in busy)
+
+
+# --- item 8: rows bounded in bytes -----------------------------------------------------------
+
+def test_a_huge_row_is_refused_inside_postgres(svc):
+    service = psutil.Process(svc.proc.pid)
+    before = service.memory_info().rss
+    r = httpx.get(f"{svc.url}/query/query", params={"sql": "SELECT repeat('x', 100000000) AS big"}, timeout=120)
+    assert r.status_code == 413, r.text[:200]
+    assert f"larger than the {MAX_ROW_MB} MB a row may have here" in r.text and "95.4 MB" in r.text
+    grown = (service.memory_info().rss - before) >> 20
+    assert grown < 30, f"the service grew by {grown} MB for a refused 100 MB row"
+    # Rows under the limit pass, in every format.
+    for fmt in ("csv", "parquet", "votable"):
+        r = httpx.get(f"{svc.url}/query/query", params={"sql": "SELECT repeat('y', 1000000) AS ok, 1 AS n",
+                                                        "ofmt": fmt}, timeout=60)
+        assert r.status_code == 200 and len(r.content) > (1_000_000 if fmt != "parquet" else 1000), (fmt, r.text[:200])
+
+
+def test_a_compressed_row_cannot_hide_its_size(svc):
+    """A highly compressible value is small inside PostgreSQL and huge on the wire."""
+    user = svc.client(svc.add_user("rowbytes"))
+    r = user.get("/query/query", params={"sql": "CREATE TABLE mydb://squeezed AS SELECT repeat('x', 30000000) AS big"})
+    assert r.status_code == 200, r.text
+    r = user.get("/query/query", params={"sql": "SELECT * FROM mydb://squeezed"})
+    assert r.status_code == 413 and "a row may have here" in r.text, r.text[:200]

@@ -83,6 +83,8 @@ class Settings:
     login_window_s: int = 900
     login_lockout_s: int = 30
     login_verify_in_flight: int = 2
+    # The largest result row (MB of its text), checked inside PostgreSQL before it is sent.
+    max_row_mb: int = 16
 
     # Derived locations: everything the appliance writes lives under home.
     @property

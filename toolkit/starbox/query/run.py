@@ -9,12 +9,13 @@ a failure later in a long stream aborts the response instead of ending it as if 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql as pgsql
 
+from starbox import settings as settings_mod
 from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.query import formats
 from starbox.query.prepare import Prepared
@@ -26,6 +27,37 @@ BLOCK = 1 << 20  # bytes per chunk handed to the socket
 class Limits:
     timeout_s: int
     row_cap: int
+    # Largest result row (bytes of its text); callers that pass none get the setting.
+    max_row_bytes: int = field(default_factory=lambda: settings_mod.get().max_row_mb << 20)
+
+
+# A row over max_row_bytes makes PostgreSQL fail with this text in the error (a cast of the
+# message to int: plain SQL, no function of ours needed), so the row never leaves the server.
+ROW_TOO_LARGE = "starbox: result row too large: "
+# Internal (possibly compressed) sizes below this fraction of the limit cannot hide an oversized
+# row (lz4 and pglz compress at most ~255:1), so only rows above it pay for measuring their text.
+_COMPRESSION = 300
+
+
+def _row_bounded(query: str, limits: Limits) -> pgsql.Composed:
+    """The query with every row's size checked inside PostgreSQL: COPY hands libpq whole rows, so
+    a 200 MB row would be in the service's memory before any check of ours could see it."""
+    cheap = max(1, limits.max_row_bytes // _COMPRESSION)
+    return pgsql.SQL(
+        "SELECT * FROM (\n{q}\n) _r WHERE CASE WHEN pg_column_size(_r.*) <= {cheap} THEN true"
+        " WHEN octet_length(_r::text) <= {limit} THEN true"
+        " ELSE ({msg} || pg_column_size(_r.*))::int IS NULL END").format(
+        q=pgsql.SQL(query), cheap=pgsql.Literal(cheap), limit=pgsql.Literal(limits.max_row_bytes),
+        msg=pgsql.Literal(ROW_TOO_LARGE))
+
+
+def _row_too_large(limits: Limits, size: str = "") -> TooLarge:
+    mb = limits.max_row_bytes / (1 << 20)
+    # The size in PostgreSQL's message is the internal one (measuring the text again costs as much
+    # as the first time); a compressed row's is smaller than the limit: then no size is shown.
+    size = f" ({int(size) / (1 << 20):.1f} MB)" if size.isdigit() and int(size) > limits.max_row_bytes else ""
+    return TooLarge(f"Error: a result row{size} is larger than the {mb:g} MB a row may have here "
+                    f"(STARBOX_MAX_ROW_MB); select fewer or shorter columns")
 
 
 def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
@@ -34,6 +66,8 @@ def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
         secs = f" of {limits.timeout_s} s" if limits else ""
         return StarboxError(f"Error: the query was stopped: it ran past its time limit{secs}")
     diag = exc.diag
+    if limits and isinstance(exc, psycopg.errors.InvalidTextRepresentation) and ROW_TOO_LARGE in str(diag.message_primary):
+        return _row_too_large(limits, str(diag.message_primary).split(ROW_TOO_LARGE)[1].rstrip('"'))
     msg = (diag.message_primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     if diag.message_hint:
         msg += f" (hint: {diag.message_hint})"
@@ -59,12 +93,14 @@ def describe(conn: psycopg.Connection, prepared: Prepared) -> list[formats.Colum
 
 def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, limits: Limits) -> Iterator[bytes]:
     """The result as CSV text from COPY, in ~1 MiB blocks, refusing more than row_cap rows."""
-    copy_sql = pgsql.SQL("COPY (SELECT * FROM (\n{}\n) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
-        pgsql.SQL(prepared.sql), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
+    copy_sql = pgsql.SQL("COPY (SELECT * FROM ({}) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
+        _row_bounded(prepared.sql, limits), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
     lines = 0
     buf = bytearray()  # copy each row out at once: holding on to libpq's row buffers is 3x slower
     with conn.cursor().copy(copy_sql) as copy:
         for row in copy:
+            if len(row) > limits.max_row_bytes * 2:  # the text check's margin (CSV quoting)
+                raise _row_too_large(limits, str(len(row)))
             buf += row
             if len(buf) >= BLOCK:
                 block = bytes(buf)

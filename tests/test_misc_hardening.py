@@ -15,6 +15,7 @@ from conftest import Service, free_port, start_service
 
 FAILURES, LOCKOUT_S, ADDRESS_FAILURES = 3, 2, 8
 MAX_ROW_MB = 2
+ROW_CAP = 20_000  # hipparcos.main has 117,955 rows of ~115 bytes: the cap falls in the third 1 MiB block
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def svc(starbox):
     s = dataclasses.replace(starbox, service_port=free_port())
     proc = start_service(s, STARBOX_LOGIN_FAILURES=str(FAILURES), STARBOX_LOGIN_LOCKOUT_S=str(LOCKOUT_S),
                          STARBOX_LOGIN_WINDOW_S="20", STARBOX_LOGIN_ADDRESS_FAILURES=str(ADDRESS_FAILURES),
-                         STARBOX_LOGIN_VERIFY_IN_FLIGHT="1", STARBOX_MAX_ROW_MB=str(MAX_ROW_MB))
+                         STARBOX_LOGIN_VERIFY_IN_FLIGHT="1", STARBOX_MAX_ROW_MB=str(MAX_ROW_MB),
+                         STARBOX_ROW_CAP=str(ROW_CAP))
     yield Service(s, proc)
     proc.terminate()
     proc.wait(timeout=30)
@@ -129,3 +131,49 @@ def test_a_compressed_row_cannot_hide_its_size(svc):
     assert r.status_code == 200, r.text
     r = user.get("/query/query", params={"sql": "SELECT * FROM mydb://squeezed"})
     assert r.status_code == 413 and "a row may have here" in r.text, r.text[:200]
+
+
+# --- item 14: the row cap answers with its message -------------------------------------------
+
+CAP_MESSAGE = f"the result has more than {ROW_CAP:,} rows, the row cap of this service"
+# The planner expects ~4,400 rows (a third of a third of a third), all 117,955 come.
+MISESTIMATED = "SELECT * FROM hipparcos.main WHERE hip % 1000 < 1000 AND hip % 999 < 999 AND hip % 998 < 998"
+
+
+def test_a_result_over_the_cap_is_refused_before_the_first_byte(svc):
+    for fmt in ("csv", "parquet", "votable", "fits"):
+        started = time.monotonic()
+        r = httpx.get(f"{svc.url}/query/query", params={"sql": "SELECT * FROM hipparcos.main", "ofmt": fmt},
+                      timeout=60)
+        assert r.status_code == 413 and CAP_MESSAGE in r.text, (fmt, r.status_code, r.text[:200])
+        assert time.monotonic() - started < 10
+    # At the cap exactly: the whole result.
+    r = httpx.get(f"{svc.url}/query/query", params={"sql": f"SELECT * FROM hipparcos.main LIMIT {ROW_CAP}"},
+                  timeout=60)
+    assert r.status_code == 200 and r.text.count("\n") == ROW_CAP + 1
+
+
+def read_until_cut(svc, fmt: str) -> tuple[int, bytes, Exception | None]:
+    got, error = bytearray(), None
+    with httpx.stream("GET", f"{svc.url}/query/query", params={"sql": MISESTIMATED, "ofmt": fmt}, timeout=60) as r:
+        try:
+            for chunk in r.iter_bytes():
+                got += chunk
+        except httpx.HTTPError as exc:
+            error = exc
+    return r.status_code, bytes(got), error
+
+
+def test_a_misestimated_result_ends_with_the_message_and_is_cut(svc):
+    status, body, error = read_until_cut(svc, "csv")
+    assert status == 200, body[:200]  # the planner expected few rows: streamed at once
+    lines = body.rstrip(b"\n").split(b"\n")
+    assert CAP_MESSAGE in lines[-1].decode(), lines[-1][:200]
+    assert len(lines) - 2 <= ROW_CAP  # header, rows, message: never a row past the cap
+    assert isinstance(error, httpx.RemoteProtocolError), "the response must not end as if it were whole"
+
+
+def test_a_misestimated_binary_result_is_aborted(svc):
+    status, body, error = read_until_cut(svc, "parquet")
+    assert status == 413 and CAP_MESSAGE.encode() in body or isinstance(error, httpx.RemoteProtocolError), (
+        status, len(body), error)

@@ -3,11 +3,14 @@
 Every result leaves PostgreSQL through `COPY (query) TO STDOUT (FORMAT csv)`; text formats
 pass it through, typed formats convert it with Arrow (see formats.py). The first block is read
 before anything is sent, so SQL errors, timeouts and the row cap answer with a proper status;
-a failure later in a long stream aborts the response instead of ending it as if it were whole.
+a result the planner expects near the row cap is counted first (_count_first). A failure later
+in a long stream aborts the response instead of ending it as if it were whole; text formats end
+with the message as their last line first (VOTable and FITS are built whole, so they never start).
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -116,8 +119,31 @@ def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, li
 
 def _check_cap(lines: int, limits: Limits) -> None:
     if lines - 1 > limits.row_cap:
-        raise TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
-                       f"narrow the query or add LIMIT")
+        raise _over_cap(limits)
+
+
+def _over_cap(limits: Limits) -> TooLarge:
+    return TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
+                    f"narrow the query or add LIMIT")
+
+
+# Words of a statement that writes (a data-modifying WITH): such a query must not run twice.
+_WRITES = re.compile(r"\b(insert|update|delete|merge)\b", re.IGNORECASE)
+
+
+def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -> None:
+    """Refuse, before the first byte, a result the planner expects near or over the row cap and
+    that really is over it: a bounded count (no output is formed, so it costs a fraction of
+    sending those rows). Results expected well under the cap stream at once; if the estimate was
+    wrong, the stream ends with an error marker instead (see _generate)."""
+    bounded = pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT {}").format(pgsql.SQL(prepared.sql),
+                                                                   pgsql.Literal(limits.row_cap + 1))
+    plan = conn.execute(pgsql.SQL("EXPLAIN (FORMAT JSON) {}").format(bounded)).fetchone()[0]
+    if plan[0]["Plan"]["Plan Rows"] * 2 <= limits.row_cap or _WRITES.search(prepared.sql):
+        return
+    count = conn.execute(pgsql.SQL("SELECT count(*) FROM ({}) _c").format(bounded)).fetchone()[0]
+    if count > limits.row_cap:
+        raise _over_cap(limits)
 
 
 def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format,
@@ -130,8 +156,20 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
                     cur = conn.execute(pgsql.SQL(prepared.sql))
                     yield f"{cur.statusmessage or 'OK'}\n".encode()
                     return
+                _count_first(conn, prepared, limits)
                 if fmt.delimiter is not None:
-                    yield from _csv_blocks(conn, prepared, fmt.delimiter, limits)
+                    sent = False
+                    try:
+                        for block in _csv_blocks(conn, prepared, fmt.delimiter, limits):
+                            yield block
+                            sent = True
+                    except (StarboxError, psycopg.Error) as exc:
+                        # Rows already went out: end the text with the message as its last line
+                        # (blocks end at a row's end), then abort, so no client takes it as whole.
+                        err = db_error(exc, limits) if isinstance(exc, psycopg.Error) else exc
+                        if sent:
+                            yield f"{err}\n".encode()
+                        raise err from None
                     return
                 columns = describe(conn, prepared)
                 csv_blocks = _csv_blocks(conn, prepared, ",", limits)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
+import os
 import time
 
 import httpx
@@ -177,3 +179,59 @@ def test_a_misestimated_binary_result_is_aborted(svc):
     status, body, error = read_until_cut(svc, "parquet")
     assert status == 413 and CAP_MESSAGE.encode() in body or isinstance(error, httpx.RemoteProtocolError), (
         status, len(body), error)
+
+
+# --- item 18: the webhook verifies before it works -------------------------------------------
+
+def post_hook(svc, body, headers=None) -> httpx.Response:
+    return httpx.post(f"{svc.url}/hooks/notebooks", content=body, timeout=60,
+                      headers={"Content-Type": "application/json", "X-GitHub-Event": "ping", **(headers or {})})
+
+
+def chunked(total: int, size: int = 1 << 20):
+    """A body without Content-Length (chunked), `total` bytes."""
+    for _ in range(total // size):
+        yield b" " * size
+
+
+@pytest.fixture
+def no_webhook_secret(svc):
+    from starbox.notebooks import publish as pub
+
+    path = svc.settings.secrets_dir / pub.WEBHOOK_SECRET
+    aside = path.with_name(path.name + ".aside")
+    if path.exists():
+        os.rename(path, aside)
+    try:
+        yield path
+    finally:
+        if path.exists():
+            path.unlink()
+        if aside.exists():
+            os.rename(aside, path)
+
+
+def test_webhook_without_a_secret_answers_503_and_makes_none(svc, no_webhook_secret):
+    for body in (b'{"zen": "x"}', chunked(4 << 20)):
+        r = post_hook(svc, body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        assert r.status_code == 503, r.text
+        assert "no webhook secret is configured" in r.json()["reason"]
+        assert not no_webhook_secret.exists(), "an unsigned request from outside made the secret"
+
+
+def test_webhook_body_is_bounded_while_it_streams(svc):
+    from starbox.notebooks import publish as pub
+
+    secret = pub.webhook_secret(svc.settings)  # the admin's `starbox notebooks webhook`
+    service = psutil.Process(svc.proc.pid)
+    before = service.memory_info().rss
+    r = post_hook(svc, chunked(30 << 20))  # no Content-Length, unsigned: 413, not 401
+    assert r.status_code == 413 and "larger than 25 MB" in r.text, r.text[:200]
+    assert (service.memory_info().rss - before) >> 20 < 40
+    r = post_hook(svc, b" " * (26 << 20))  # with Content-Length: refused before reading (by Starlette)
+    assert r.status_code == 413 and ("larger than 25 MB" in r.text or "Too Large" in r.text), r.text
+    body = json.dumps({"zen": "ok", "hook_id": 3}).encode()
+    r = post_hook(svc, body, {"X-Hub-Signature-256": pub.sign(secret, body)})
+    assert r.status_code == 200 and r.json()["reason"] == "pong"
+    r = post_hook(svc, body)
+    assert r.status_code == 401

@@ -17,6 +17,7 @@ from conftest import Service, free_port, start_service
 
 FAILURES, LOCKOUT_S, ADDRESS_FAILURES = 3, 2, 8
 MAX_ROW_MB = 2
+MYDB_QUOTA_MB = 3
 ROW_CAP = 20_000  # hipparcos.main has 117,955 rows of ~115 bytes: the cap falls in the third 1 MiB block
 
 
@@ -26,7 +27,7 @@ def svc(starbox):
     proc = start_service(s, STARBOX_LOGIN_FAILURES=str(FAILURES), STARBOX_LOGIN_LOCKOUT_S=str(LOCKOUT_S),
                          STARBOX_LOGIN_WINDOW_S="20", STARBOX_LOGIN_ADDRESS_FAILURES=str(ADDRESS_FAILURES),
                          STARBOX_LOGIN_VERIFY_IN_FLIGHT="1", STARBOX_MAX_ROW_MB=str(MAX_ROW_MB),
-                         STARBOX_ROW_CAP=str(ROW_CAP))
+                         STARBOX_ROW_CAP=str(ROW_CAP), STARBOX_MYDB_QUOTA_MB=str(MYDB_QUOTA_MB))
     yield Service(s, proc)
     proc.terminate()
     proc.wait(timeout=30)
@@ -235,3 +236,43 @@ def test_webhook_body_is_bounded_while_it_streams(svc):
     assert r.status_code == 200 and r.json()["reason"] == "pong"
     r = post_hook(svc, body)
     assert r.status_code == 401
+
+
+# --- item 7: the MyDB quota ------------------------------------------------------------------
+
+QUOTA_MESSAGE = f"MyDB quota of {MYDB_QUOTA_MB} MB exceeded"
+GROWS = "SELECT g AS x, repeat('y', 40) AS s FROM generate_series(1, 200000) g"  # ~13 MB
+
+
+def quota_refused(r: httpx.Response) -> None:
+    assert r.status_code == 413, r.text[:300]
+    assert QUOTA_MESSAGE in r.text and "nothing was changed" in r.text, r.text[:300]
+
+
+def test_mydb_quota_refuses_every_way_to_grow(svc):
+    user = svc.client(svc.add_user("quota_user"))
+
+    def sql(text: str, **params) -> httpx.Response:
+        return user.get("/query/query", params={"sql": text, **params})
+
+    assert sql("CREATE TABLE mydb://small AS SELECT generate_series(1, 1000) AS x").status_code == 200
+    quota_refused(sql(f"CREATE TABLE mydb://big AS {GROWS}"))
+    quota_refused(sql("SELECT * FROM hipparcos.main", out="mydb://hip"))
+    # MyDB import of a file larger than the quota.
+    data = b"id,name\n" + b"".join(f"{i},{'z' * 40}\n".encode() for i in range(120000))
+    r = user.post("/storage/xfer", content=data, headers={
+        "Content-type": "application/octet-stream", "X-DL-FileName": "tmpquota", "X-DL-InitXfer": "True"})
+    assert r.status_code == 200, r.text
+    quota_refused(user.post("/query/import", params={"table": "imported", "filename": "tmpquota", "delimiter": ",",
+                                                     "append": "False", "csv_header": "True", "schema_def": ""}))
+    # A writing WITH never runs as a query (results are wrapped: PostgreSQL refuses it).
+    r = sql("WITH w AS (INSERT INTO mydb://small SELECT generate_series(1, 300000) RETURNING x) SELECT count(*) FROM w")
+    assert r.status_code == 400 and "data-modifying statement" in r.text
+    # The refused tables are gone, and what is under the quota still works.
+    for table in ("big", "hip", "imported"):
+        assert "does not exist" in sql(f"SELECT 1 FROM mydb://{table}").text
+    assert sql("INSERT INTO mydb://small SELECT generate_series(1, 1000)").status_code == 200
+    # Last (a rolled-back INSERT leaves its pages in the table until autovacuum trims them):
+    quota_refused(sql("INSERT INTO mydb://small SELECT generate_series(1, 300000)"))
+    r = sql("SELECT count(*) AS n FROM mydb://small")
+    assert r.text.split() == ["n", "2000"], r.text

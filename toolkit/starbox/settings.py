@@ -85,6 +85,8 @@ class Settings:
     login_verify_in_flight: int = 2
     # The largest result row (MB of its text), checked inside PostgreSQL before it is sent.
     max_row_mb: int = 16
+    # Each user's MyDB schema (tables, indexes, TOAST), checked after each write (0: no quota).
+    mydb_quota_mb: int = 2048
 
     # Derived locations: everything the appliance writes lives under home.
     @property

@@ -10,7 +10,6 @@ with the message as their last line first (VOTable and FITS are built whole, so 
 
 from __future__ import annotations
 
-import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Callable, Iterator
 import psycopg
 from psycopg import sql as pgsql
 
-from starbox import settings as settings_mod
+from starbox import mydb_quota, settings as settings_mod
 from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.query import formats
 from starbox.query.prepare import Prepared
@@ -32,6 +31,7 @@ class Limits:
     row_cap: int
     # Largest result row (bytes of its text); callers that pass none get the setting.
     max_row_bytes: int = field(default_factory=lambda: settings_mod.get().max_row_mb << 20)
+    mydb_quota_mb: int = field(default_factory=lambda: settings_mod.get().mydb_quota_mb)
 
 
 # A row over max_row_bytes makes PostgreSQL fail with this text in the error (a cast of the
@@ -127,10 +127,6 @@ def _over_cap(limits: Limits) -> TooLarge:
                     f"narrow the query or add LIMIT")
 
 
-# Words of a statement that writes (a data-modifying WITH): such a query must not run twice.
-_WRITES = re.compile(r"\b(insert|update|delete|merge)\b", re.IGNORECASE)
-
-
 def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -> None:
     """Refuse, before the first byte, a result the planner expects near or over the row cap and
     that really is over it: a bounded count (no output is formed, so it costs a fraction of
@@ -139,7 +135,8 @@ def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -
     bounded = pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT {}").format(pgsql.SQL(prepared.sql),
                                                                    pgsql.Literal(limits.row_cap + 1))
     plan = conn.execute(pgsql.SQL("EXPLAIN (FORMAT JSON) {}").format(bounded)).fetchone()[0]
-    if plan[0]["Plan"]["Plan Rows"] * 2 <= limits.row_cap or _WRITES.search(prepared.sql):
+    # (A query that writes, WITH ... INSERT, cannot run inside this wrapper: PostgreSQL refuses it.)
+    if plan[0]["Plan"]["Plan Rows"] * 2 <= limits.row_cap:
         return
     count = conn.execute(pgsql.SQL("SELECT count(*) FROM ({}) _c").format(bounded)).fetchone()[0]
     if count > limits.row_cap:
@@ -154,6 +151,7 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
                 _begin(conn, limits)
                 if not prepared.is_query:
                     cur = conn.execute(pgsql.SQL(prepared.sql))
+                    mydb_quota.check(conn, limits.mydb_quota_mb)  # CREATE TABLE AS, INSERT...: may grow MyDB
                     yield f"{cur.statusmessage or 'OK'}\n".encode()
                     return
                 _count_first(conn, prepared, limits)
@@ -227,6 +225,7 @@ def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table
             cur = conn.execute(pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(
                 target, pgsql.SQL(prepared.sql)))
             rows = cur.rowcount
+            mydb_quota.check(conn, limits.mydb_quota_mb, schema)
             stamp_created(conn.cursor(), schema, table)
             return rows
     except psycopg.errors.DuplicateTable:

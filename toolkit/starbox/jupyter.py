@@ -395,6 +395,7 @@ def voila_argv(settings: Settings, preheat: bool = True, pool_size: int | None =
         "--Voila.port_retries=0",
         "--Voila.open_browser=False",
         f"--VoilaConfiguration.preheat_kernel={preheat}",
+        f"--StarboxVoila.local_hostnames={','.join(voila_hostnames(settings))}",
     ]
     if pool_size is not None:
         args.append(f"--VoilaConfiguration.default_pool_size={pool_size}")
@@ -535,6 +536,27 @@ def _lower_priority() -> None:  # runs in the kernel process, before it starts P
     os.nice(POOL_NICE)
 
 
+def voila_hostnames(settings: Settings) -> list[str]:
+    """Host names Voilà answers to besides loopback addresses (DNS rebinding: a page on another
+    site that makes its name resolve to 127.0.0.1 sends its own name as Host): localhost, the
+    service host and the host of STARBOX_URL, as JupyterLab's local_hostnames."""
+    from urllib.parse import urlsplit
+
+    names = ["localhost", settings.service_host, urlsplit(settings.service_url).hostname or ""]
+    return sorted({n.lower() for n in names if n and "," not in n})
+
+
+def host_allowed(host_name: str, local_hostnames: list[str]) -> bool:
+    """jupyter_server's check_host rule: loopback addresses, or a name in local_hostnames."""
+    import ipaddress
+
+    host = host_name.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in local_hostnames
+
+
 def _starbox_voila():
     import hashlib
     import inspect
@@ -544,8 +566,40 @@ def _starbox_voila():
     from tornado.web import HTTPError, RequestHandler
     from voila import __version__ as voila_version
     from voila.app import Voila
-    from voila.static_file_handler import MultiStaticFileHandler
+    from tornado.log import app_log
+    from traitlets import Unicode
+    from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler
     from voila.tornado.handler import TornadoVoilaHandler
+
+    class SafeTemplateStaticFileHandler(TemplateStaticFileHandler):
+        """/voila/templates/<template>/static/<path>: anything else (`..%2f..`, no `static`) is
+        404; Voilà's own handler fails on it with 500 (an unpacking error or an assert)."""
+
+        def parse_url_path(self, path):
+            parts = path.split("/")
+            if len(parts) < 3 or parts[1] != "static" or any(p in ("", ".", "..") or "\\" in p for p in parts):
+                raise HTTPError(404)
+            return super().parse_url_path(path)
+
+    def host_checked(handler_class, app):
+        """The handler class refusing a Host that is not local (403), before anything else."""
+
+        class HostChecked(handler_class):
+            def prepare(self, *args, **kwargs):
+                if not host_allowed(self.request.host_name, app.allowed_hostnames):
+                    app_log.warning("Blocked request with non-local 'Host' %s", self.request.host)
+                    # A plain answer (Voilà's error pages come out empty); tornado runs no
+                    # handler method once prepare finished the request.
+                    self.clear()
+                    self.set_status(403)
+                    self.set_header("Content-Type", "text/plain; charset=utf-8")
+                    self.finish(f"Blocked request with non-local 'Host' {self.request.host}: open Voila "
+                                f"as http://localhost:<port>/ or http://127.0.0.1:<port>/\n")
+                    return None
+                return super().prepare(*args, **kwargs)
+
+        HostChecked.__name__ = HostChecked.__qualname__ = f"HostChecked{handler_class.__name__}"
+        return HostChecked
 
     class ExtensionsHandler(FileFindHandler):
         """Voilà's /voila/labextensions, with the hashed files cached by the browser.
@@ -628,6 +682,13 @@ def _starbox_voila():
         browser keeps, pool kernels that yield the CPU to pages, and its kernels shut down when
         it stops."""
 
+        # Host names answered besides loopback addresses (comma-separated; voila_hostnames).
+        local_hostnames = Unicode("localhost", config=True)
+
+        @property
+        def allowed_hostnames(self) -> list[str]:
+            return [n.strip().lower() for n in self.local_hostnames.split(",") if n.strip()]
+
         def initialize(self, argv=None):
             super().initialize(argv)
             conf = self.voila_configuration
@@ -690,11 +751,15 @@ def _starbox_voila():
                     h = (h[0], PageHandler, *h[2:])
                 elif h[1] is FileFindHandler and h[0].endswith("/voila/labextensions/(.*)"):
                     h = (h[0], ExtensionsHandler, *h[2:])
+                elif h[1] is TemplateStaticFileHandler:
+                    h = (h[0], SafeTemplateStaticFileHandler, *h[2:])
                 handlers.append(h)
-            return [(url_path_join(self.server_url, r"/starbox/pools"), PoolHandler, {"app": self}),
-                    (url_path_join(self.server_url, r"/starbox/voila-static/([^/]+)/(.*)"),
-                     VersionedStaticHandler, {"paths": self.static_paths, "default_filename": "index.html"}),
-                    *handlers]
+            handlers = [(url_path_join(self.server_url, r"/starbox/pools"), PoolHandler, {"app": self}),
+                        (url_path_join(self.server_url, r"/starbox/voila-static/([^/]+)/(.*)"),
+                         VersionedStaticHandler, {"paths": self.static_paths, "default_filename": "index.html"}),
+                        *handlers]
+            # Every handler checks Host, as JupyterLab does (Voilà itself allows remote access).
+            return [(h[0], host_checked(h[1], self), *h[2:]) for h in handlers]
 
         def stop(self):
             km = getattr(self, "kernel_manager", None)

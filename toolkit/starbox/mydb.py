@@ -28,6 +28,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from starbox import mydb_quota
 from starbox.accounts import User
 from starbox.catalogs import readers
 from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge, Unauthorized, Unavailable
@@ -731,4 +732,5 @@ def import_table(conn_or_pools, settings: Settings, user: User, table: str, file
                 with _file_errors(path, display):
                     _copy_in(cur, target, reader, file_names, copy_columns, path, display)
                 cur.execute(sql.SQL("ANALYZE {}").format(target.ident))
+                mydb_quota.check(cur, settings.mydb_quota_mb, target.schema)
     return "OK"

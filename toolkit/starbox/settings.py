@@ -98,6 +98,22 @@ class Settings:
     sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
     project_root: Path = PROJECT_ROOT
 
+    # --- issue 11, items 7, 8, 13, 14 (hard-misc) ---
+    # Password guessing (service/login_limit.py): failed logins of one account from one address
+    # within login_window_s (s); after login_failures of them every attempt is refused (429) for a
+    # lockout of login_lockout_s (s), doubling with each further failure, at most the window. One
+    # address may fail login_address_failures times over all accounts. At most
+    # login_verify_in_flight password checks (argon2, ~140 ms of CPU each) run at once (more: 503).
+    login_failures: int = 5
+    login_address_failures: int = 100
+    login_window_s: int = 900
+    login_lockout_s: int = 30
+    login_verify_in_flight: int = 2
+    # The largest result row (MB of its text), checked inside PostgreSQL before it is sent.
+    max_row_mb: int = 16
+    # Each user's MyDB schema (tables, indexes, TOAST), checked after each write (0: no quota).
+    mydb_quota_mb: int = 2048
+
     # Derived locations: everything the appliance writes lives under home.
     @property
     def pgdata(self) -> Path:

@@ -72,8 +72,12 @@ def log_path(settings: Settings) -> Path:
     return settings.log_dir / LOG_NAME
 
 
-def webhook_secret(settings: Settings) -> str:
-    """The shared secret GitHub signs push events with (made once, mode 0600)."""
+def webhook_secret(settings: Settings, create: bool = True) -> str | None:
+    """The shared secret GitHub signs push events with (made once, mode 0600, by the admin's
+    `starbox notebooks webhook`). `create=False` (the webhook itself): None when there is none,
+    so no request from outside makes one."""
+    if not create and not (settings.secrets_dir / WEBHOOK_SECRET).is_file():
+        return None
     return keys._secret(settings, WEBHOOK_SECRET)
 
 

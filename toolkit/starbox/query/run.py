@@ -3,18 +3,21 @@
 Every result leaves PostgreSQL through `COPY (query) TO STDOUT (FORMAT csv)`; text formats
 pass it through, typed formats convert it with Arrow (see formats.py). The first block is read
 before anything is sent, so SQL errors, timeouts and the row cap answer with a proper status;
-a failure later in a long stream aborts the response instead of ending it as if it were whole.
+a result the planner expects near the row cap is counted first (_count_first). A failure later
+in a long stream aborts the response instead of ending it as if it were whole; text formats end
+with the message as their last line first (VOTable and FITS are built whole, so they never start).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql as pgsql
 
+from starbox import mydb_quota, settings as settings_mod
 from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.query import formats
 from starbox.query.prepare import Prepared
@@ -26,6 +29,38 @@ BLOCK = 1 << 20  # bytes per chunk handed to the socket
 class Limits:
     timeout_s: int
     row_cap: int
+    # Largest result row (bytes of its text); callers that pass none get the setting.
+    max_row_bytes: int = field(default_factory=lambda: settings_mod.get().max_row_mb << 20)
+    mydb_quota_mb: int = field(default_factory=lambda: settings_mod.get().mydb_quota_mb)
+
+
+# A row over max_row_bytes makes PostgreSQL fail with this text in the error (a cast of the
+# message to int: plain SQL, no function of ours needed), so the row never leaves the server.
+ROW_TOO_LARGE = "starbox: result row too large: "
+# Internal (possibly compressed) sizes below this fraction of the limit cannot hide an oversized
+# row (lz4 and pglz compress at most ~255:1), so only rows above it pay for measuring their text.
+_COMPRESSION = 300
+
+
+def _row_bounded(query: str, limits: Limits) -> pgsql.Composed:
+    """The query with every row's size checked inside PostgreSQL: COPY hands libpq whole rows, so
+    a 200 MB row would be in the service's memory before any check of ours could see it."""
+    cheap = max(1, limits.max_row_bytes // _COMPRESSION)
+    return pgsql.SQL(
+        "SELECT * FROM (\n{q}\n) _r WHERE CASE WHEN pg_column_size(_r.*) <= {cheap} THEN true"
+        " WHEN octet_length(_r::text) <= {limit} THEN true"
+        " ELSE ({msg} || pg_column_size(_r.*))::int IS NULL END").format(
+        q=pgsql.SQL(query), cheap=pgsql.Literal(cheap), limit=pgsql.Literal(limits.max_row_bytes),
+        msg=pgsql.Literal(ROW_TOO_LARGE))
+
+
+def _row_too_large(limits: Limits, size: str = "") -> TooLarge:
+    mb = limits.max_row_bytes / (1 << 20)
+    # The size in PostgreSQL's message is the internal one (measuring the text again costs as much
+    # as the first time); a compressed row's is smaller than the limit: then no size is shown.
+    size = f" ({int(size) / (1 << 20):.1f} MB)" if size.isdigit() and int(size) > limits.max_row_bytes else ""
+    return TooLarge(f"Error: a result row{size} is larger than the {mb:g} MB a row may have here "
+                    f"(STARBOX_MAX_ROW_MB); select fewer or shorter columns")
 
 
 def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
@@ -34,6 +69,8 @@ def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
         secs = f" of {limits.timeout_s} s" if limits else ""
         return StarboxError(f"Error: the query was stopped: it ran past its time limit{secs}")
     diag = exc.diag
+    if limits and isinstance(exc, psycopg.errors.InvalidTextRepresentation) and ROW_TOO_LARGE in str(diag.message_primary):
+        return _row_too_large(limits, str(diag.message_primary).split(ROW_TOO_LARGE)[1].rstrip('"'))
     msg = (diag.message_primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     if diag.message_hint:
         msg += f" (hint: {diag.message_hint})"
@@ -59,12 +96,14 @@ def describe(conn: psycopg.Connection, prepared: Prepared) -> list[formats.Colum
 
 def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, limits: Limits) -> Iterator[bytes]:
     """The result as CSV text from COPY, in ~1 MiB blocks, refusing more than row_cap rows."""
-    copy_sql = pgsql.SQL("COPY (SELECT * FROM (\n{}\n) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
-        pgsql.SQL(prepared.sql), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
+    copy_sql = pgsql.SQL("COPY (SELECT * FROM ({}) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
+        _row_bounded(prepared.sql, limits), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
     lines = 0
     buf = bytearray()  # copy each row out at once: holding on to libpq's row buffers is 3x slower
     with conn.cursor().copy(copy_sql) as copy:
         for row in copy:
+            if len(row) > limits.max_row_bytes * 2:  # the text check's margin (CSV quoting)
+                raise _row_too_large(limits, str(len(row)))
             buf += row
             if len(buf) >= BLOCK:
                 block = bytes(buf)
@@ -80,8 +119,28 @@ def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, li
 
 def _check_cap(lines: int, limits: Limits) -> None:
     if lines - 1 > limits.row_cap:
-        raise TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
-                       f"narrow the query or add LIMIT")
+        raise _over_cap(limits)
+
+
+def _over_cap(limits: Limits) -> TooLarge:
+    return TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
+                    f"narrow the query or add LIMIT")
+
+
+def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -> None:
+    """Refuse, before the first byte, a result the planner expects near or over the row cap and
+    that really is over it: a bounded count (no output is formed, so it costs a fraction of
+    sending those rows). Results expected well under the cap stream at once; if the estimate was
+    wrong, the stream ends with an error marker instead (see _generate)."""
+    bounded = pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT {}").format(pgsql.SQL(prepared.sql),
+                                                                   pgsql.Literal(limits.row_cap + 1))
+    plan = conn.execute(pgsql.SQL("EXPLAIN (FORMAT JSON) {}").format(bounded)).fetchone()[0]
+    # (A query that writes, WITH ... INSERT, cannot run inside this wrapper: PostgreSQL refuses it.)
+    if plan[0]["Plan"]["Plan Rows"] * 2 <= limits.row_cap:
+        return
+    count = conn.execute(pgsql.SQL("SELECT count(*) FROM ({}) _c").format(bounded)).fetchone()[0]
+    if count > limits.row_cap:
+        raise _over_cap(limits)
 
 
 def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format,
@@ -92,10 +151,23 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
                 _begin(conn, limits)
                 if not prepared.is_query:
                     cur = conn.execute(pgsql.SQL(prepared.sql))
+                    mydb_quota.check(conn, limits.mydb_quota_mb)  # CREATE TABLE AS, INSERT...: may grow MyDB
                     yield f"{cur.statusmessage or 'OK'}\n".encode()
                     return
+                _count_first(conn, prepared, limits)
                 if fmt.delimiter is not None:
-                    yield from _csv_blocks(conn, prepared, fmt.delimiter, limits)
+                    sent = False
+                    try:
+                        for block in _csv_blocks(conn, prepared, fmt.delimiter, limits):
+                            yield block
+                            sent = True
+                    except (StarboxError, psycopg.Error) as exc:
+                        # Rows already went out: end the text with the message as its last line
+                        # (blocks end at a row's end), then abort, so no client takes it as whole.
+                        err = db_error(exc, limits) if isinstance(exc, psycopg.Error) else exc
+                        if sent:
+                            yield f"{err}\n".encode()
+                        raise err from None
                     return
                 columns = describe(conn, prepared)
                 csv_blocks = _csv_blocks(conn, prepared, ",", limits)
@@ -153,6 +225,7 @@ def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table
             cur = conn.execute(pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(
                 target, pgsql.SQL(prepared.sql)))
             rows = cur.rowcount
+            mydb_quota.check(conn, limits.mydb_quota_mb, schema)
             stamp_created(conn.cursor(), schema, table)
             return rows
     except psycopg.errors.DuplicateTable:

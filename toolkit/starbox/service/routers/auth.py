@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse
 from starbox import accounts
 from starbox.errors import StarboxError, Unauthorized
 from starbox.service.app import HELLO
+from starbox.service import login_limit
 from starbox.service.deps import current_user, token_of
 
 router = APIRouter(default_response_class=PlainTextResponse)
@@ -21,6 +22,12 @@ def _state(request: Request):
     return request.app.state.pools.state_conn()
 
 
+def _attempt(request: Request, username: str):
+    """A password check, refused early for a locked-out account/address (see login_limit)."""
+    address = request.client.host if request.client else "?"
+    return login_limit.of(request.app).attempt(username, address)
+
+
 @router.get("/")
 @router.get("")
 def hello() -> str:
@@ -31,7 +38,7 @@ def hello() -> str:
 def login(request: Request, username: str = "", x_dl_password: str = Header("", alias="X-DL-Password")) -> str:
     if not username:
         raise StarboxError("Error: no username given")
-    with _state(request) as conn:
+    with _attempt(request, username), _state(request) as conn:
         try:
             return accounts.login(conn, username, x_dl_password)
         except StarboxError as exc:
@@ -67,8 +74,9 @@ def is_valid_user(request: Request, user: str = "") -> str:
 
 @router.get("/isValidPassword")
 def is_valid_password(request: Request, user: str = "", password: str = "") -> str:
-    with _state(request) as conn:
-        return _bool(accounts.verify_password(conn, user, password) is not None)
+    with _attempt(request, user) as attempt, _state(request) as conn:
+        attempt.failed = accounts.verify_password(conn, user, password) is None
+        return _bool(not attempt.failed)
 
 
 @router.get("/isUserLoggedIn")

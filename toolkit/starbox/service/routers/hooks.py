@@ -4,6 +4,9 @@ Point a GitHub webhook (content type application/json or form, "just the push ev
 ``<service>/hooks/notebooks`` with the secret in $STARBOX_HOME/secrets/webhook.secret
 (`starbox notebooks webhook` prints both). Order of checks:
 
+0. No secret configured (`starbox notebooks webhook` makes it): 503, and nothing is read or made.
+   The body is bounded while it streams in (25 MB, GitHub's cap; a body without Content-Length
+   too): larger, 413.
 1. X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the shared secret, compared in constant
    time) before anything else: a missing or wrong one gets 401 and nothing is parsed or stored.
 2. `ping` answers 200; events other than `push` are ignored (200).
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from starbox.notebooks import publish
 
@@ -44,13 +48,21 @@ def _payload(body: bytes, content_type: str):
     return json.loads(body)
 
 
-@router.post("/notebooks")
+@router.post("/notebooks", max_body_size=MAX_BODY)  # counted while it streams in
 async def notebooks(request: Request) -> JSONResponse:
     settings = request.app.state.settings
+    if publish.webhook_secret(settings, create=False) is None:
+        return _answer(503, "refused", "no webhook secret is configured on this appliance: the admin runs "
+                                       "`starbox notebooks webhook` to make one and set it in GitHub")
     size = request.headers.get("content-length")
     if size and size.isdigit() and int(size) > MAX_BODY:
         return _answer(413, "refused", "payload larger than 25 MB")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:
+            return _answer(413, "refused", "payload larger than 25 MB")
+        raise
     if not publish.signature_ok(settings, body, request.headers.get("x-hub-signature-256")):
         return _answer(401, "refused", "missing or bad X-Hub-Signature-256 (HMAC-SHA256 of the body "
                                        "with the secret in secrets/webhook.secret)")

@@ -265,11 +265,13 @@ def test_mydb_quota_refuses_every_way_to_grow(svc):
     assert r.status_code == 200, r.text
     quota_refused(user.post("/query/import", params={"table": "imported", "filename": "tmpquota", "delimiter": ",",
                                                      "append": "False", "csv_header": "True", "schema_def": ""}))
+    # Copying a catalog into MyDB counts too.
+    quota_refused(user.get("/query/copy", params={"source": "hipparcos.main", "target": "hipcopy"}))
     # A writing WITH never runs as a query (results are wrapped: PostgreSQL refuses it).
     r = sql("WITH w AS (INSERT INTO mydb://small SELECT generate_series(1, 300000) RETURNING x) SELECT count(*) FROM w")
     assert r.status_code == 400 and "data-modifying statement" in r.text
     # The refused tables are gone, and what is under the quota still works.
-    for table in ("big", "hip", "imported"):
+    for table in ("big", "hip", "imported", "hipcopy"):
         assert "does not exist" in sql(f"SELECT 1 FROM mydb://{table}").text
     assert sql("INSERT INTO mydb://small SELECT generate_series(1, 1000)").status_code == 200
     # Last (a rolled-back INSERT leaves its pages in the table until autovacuum trims them):

@@ -31,7 +31,7 @@ from psycopg import sql
 from starbox import mydb_quota
 from starbox.accounts import User
 from starbox.catalogs import readers
-from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge, Unauthorized, Unavailable
+from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, Unauthorized, Unavailable
 from starbox.settings import Settings
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Data Lab's rule: [a-z0-9_], not starting with a digit
@@ -326,6 +326,7 @@ def copy_table(conn_or_pools, settings: Settings, user: User, source: str, targe
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(sql.SQL("CREATE TABLE {} AS TABLE {}").format(new.ident, old.ident))
             stamp_created(cur, new.schema, new.name)
+            mydb_quota.check(cur, settings.mydb_quota_mb, new.schema)
     return "OK"
 
 
@@ -360,6 +361,7 @@ def index_table(conn_or_pools, settings: Settings, user: User, table: str, colum
             if cluster:
                 cur.execute(sql.SQL("CLUSTER {} USING {}").format(target.ident, sql.Identifier(index)))
             cur.execute(sql.SQL("ANALYZE {}").format(target.ident))
+            mydb_quota.check(cur, settings.mydb_quota_mb, target.schema)
     return "OK"
 
 
@@ -682,6 +684,7 @@ def ingest(conn_or_pools, settings: Settings, user: User, table: str, filename: 
                                            f"table {target.shown} only {len(columns)}")
                 with _file_errors(path, display):
                     _copy_in(cur, target, reader, file_names, columns, path, display)
+                mydb_quota.check(cur, settings.mydb_quota_mb, target.schema)
     return "OK"
 
 

@@ -42,6 +42,10 @@ log_timezone = 'UTC'
 timezone = 'UTC'
 """
 
+# pg_hba.conf lines after this one are the admin's (a standby on another machine needs a host
+# replication line): Starbox keeps them when it rewrites the file.
+HBA_KEEP = "# Lines below this one are kept when Starbox rewrites this file:"
+
 # A primary with standbys: WAL they can replay, and senders for them.
 REPLICATION_CONF = """\
 wal_level = replica
@@ -180,6 +184,10 @@ class Cluster:
         s.secrets_dir.chmod(0o700)
         if self.initialized:
             self._write_conf()
+            # A cluster made by an earlier version let every role in over TCP: its pg_hba is
+            # rewritten, and a running server reloads it now rather than at its next restart.
+            if self._write_hba() and self.status().running:
+                self._run("pg_ctl", "reload", "-D", str(self.pgdata))
             return False
         password = secrets.token_urlsafe(24)
         self.password_file.write_text(password + "\n")
@@ -204,18 +212,36 @@ class Cluster:
         self._write_conf()
         return True
 
-    def _write_hba(self) -> None:
-        # Local socket: the cluster user and root (mapped) as superuser; everything else by password.
-        hba = (
-            "# Written by Starbox\n"
-            "local all postgres peer map=starbox\n"
-            "local all all scram-sha-256\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
-            "host all all ::1/128 scram-sha-256\n"
-        )
-        ident = f"starbox {self.user.name} postgres\nstarbox root postgres\n"
-        self._write_owned(self.pgdata / "pg_hba.conf", hba)
-        self._write_owned(self.pgdata / "pg_ident.conf", ident)
+    def _write_hba(self) -> bool:
+        """pg_hba.conf and pg_ident.conf as this version wants them; True when pg_hba changed.
+
+        On the socket: the cluster's user and root (mapped) as the superuser, by peer; every other
+        role (the service's, starbox_anon, each user's) by password. Over TCP only the superuser
+        (admins, `starbox psql`) and standbys: a user role's password, even one it managed to set
+        itself, opens nothing from the network. The replication lines `starbox replica allow`
+        added are kept, first (pg_hba is first-match), and so are the admin's lines below KEEP.
+        """
+        from starbox.replica import HBA_LINES
+
+        path = self.pgdata / "pg_hba.conf"
+        old = path.read_text() if path.exists() else ""
+        lines = old.splitlines()
+        replication = [line for line in HBA_LINES if line in lines]
+        kept = lines[lines.index(HBA_KEEP) + 1:] if HBA_KEEP in lines else []
+        hba = "\n".join([
+            "# Written by Starbox at every start (starbox/cluster/control.py).",
+            *replication,
+            "local all postgres peer map=starbox",
+            "local all all scram-sha-256",
+            "host all postgres 127.0.0.1/32 scram-sha-256",
+            "host all postgres ::1/128 scram-sha-256",
+            HBA_KEEP,
+            *kept,
+        ]) + "\n"
+        if hba != old:
+            self._write_owned(path, hba)
+        self._write_owned(self.pgdata / "pg_ident.conf", f"starbox {self.user.name} postgres\nstarbox root postgres\n")
+        return hba != old
 
     @property
     def replication_marker(self) -> Path:

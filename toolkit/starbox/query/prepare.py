@@ -1,4 +1,5 @@
-"""From what a user typed to the SQL PostgreSQL runs: ADQL translation and `mydb://t` rewriting."""
+"""From what a user typed to the SQL PostgreSQL runs: ADQL translation, `mydb://t` rewriting,
+and the statement guard (starbox.query.guard: one statement, of a kind this caller may run)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 
 from starbox.accounts import User
 from starbox.errors import StarboxError, Unauthorized
+from starbox.query import guard
 
 MYDB_URI = re.compile(r"mydb://([A-Za-z_][A-Za-z0-9_]*)")
-QUERY_START = re.compile(r"^\s*(\(|select\b|with\b|values\b|table\b)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,6 @@ def prepare(user: User, sql: str | None = None, adql: str | None = None) -> Prep
         text = rewrite_mydb(sql, user)
     else:
         raise StarboxError("Error: no query given: pass sql= or adql=")
-    text = text.strip().rstrip(";").strip()
-    if ";" in _strip_literals(text):
-        raise StarboxError("Error: one statement per query, please (found ';' between statements)")
-    return Prepared(text, bool(QUERY_START.match(text)))
-
-
-def _strip_literals(text: str) -> str:
-    """The text without string literals, quoted identifiers and comments (to look for ';')."""
-    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+    # Parsed after rewriting and translation: what is checked is exactly what runs.
+    checked = guard.check(text, anonymous=user.anonymous)
+    return Prepared(checked.sql, checked.is_query)

@@ -183,13 +183,13 @@ def fuzz_api(svc, api, headers: dict | None = None, skip: tuple[str, ...] = ()) 
 
 def test_api_anonymous(svc, api):
     sent = fuzz_api(svc, api)
-    assert sum(sent.values()) > 100, sent  # the budget allowed a real run
+    assert sum(sent.values()) > 50, sent  # the budget allowed a real run
 
 
 def test_api_logged_in(svc, api, token):
     # Logout and passwordReset would end the token the run uses (fuzzed anonymously above).
     sent = fuzz_api(svc, api, {"X-DL-AuthToken": token}, skip=("/auth/logout", "/auth/passwordReset"))
-    assert sum(sent.values()) > 100, sent
+    assert sum(sent.values()) > 50, sent
 
 
 def test_the_document_describes_every_route(svc):

@@ -32,7 +32,7 @@ LIMIT_S = 30.0          # every answer of the API fuzzing within this (s)
 QUERY_TIMEOUT_S = 5     # the service's sync query time limit here (anonymous and users)
 SLACK_S = 5.0           # answering a stopped query: the message, the connection given back
 FUZZ_BUDGET_S = 25.0    # wall time of each schemathesis run (anonymous, logged in); then it stops sending
-MAX_EXAMPLES = 3        # per operation and run
+MAX_EXAMPLES = 5        # per operation and run
 # ADQL translation costs grow steeply with nesting today (item 3: 20 levels take seconds, 200
 # minutes of CPU): until item 3 lands, generated ADQL keeps at most this many '('. Raise it then.
 ADQL_PARENS = 6

@@ -31,6 +31,7 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     from starbox.jobs import JobRunner
     from starbox.service.admission import Admission
     from starbox.service.inputs import RefuseNul
+    from starbox.service.openapi import describe
     from starbox.service.pools import Pools
     from starbox.service.routers import ROUTERS
 
@@ -90,4 +91,5 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
 
     for router, prefix in ROUTERS():
         app.include_router(router, prefix=prefix)
+    describe(app)  # the real status codes and media types of each route (service/openapi.py)
     return app

@@ -126,7 +126,7 @@ FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, data
 
 
 def _tame(case) -> None:
-    """Keep generated ADQL cheap to translate until item 3 lands (see ADQL_PARENS)."""
+    """Keep generated ADQL within ADQL_PARENS levels (deeper is refused at once: see test_adql_guard)."""
     for values in (case.query, case.body if isinstance(case.body, dict) else None):
         for key, value in (values or {}).items():
             if key.upper() in ("QUERY", "ADQL") and isinstance(value, str):

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
+from starbox import adql_translate
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
         app.state.jobs = JobRunner(settings, app.state.pools)
         if not in_process:
             app.state.jobs.recover()
+            adql_translate.pool(settings)  # the ADQL workers start with the service, not on the first query
         for hook in app.state.startup:
             hook(app)
         try:
@@ -50,6 +52,8 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
                 hook(app)
             app.state.jobs.shutdown(abandon_queued=in_process)
             app.state.pools.close()
+            if not in_process:
+                adql_translate.shutdown()
 
     # Request bodies are counted while they stream in (a body without Content-Length too):
     # past the limit, 413. TAP and storage uploads set larger limits on their routes.

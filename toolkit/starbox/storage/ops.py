@@ -537,11 +537,17 @@ def cp(settings: Settings, user: User, src_name: str | None, to: str | None) -> 
     return f"COMPLETED: copied {_uri_of(user, src)} to {_uri_of(user, dst)}"
 
 
+def _symlink(path: Path, real_target: str) -> None:
+    """A link at `path` to `real_target`, stored relative to the link's own folder: it survives
+    moving STARBOX_HOME (a restore elsewhere); mv recomputes it (see _relink)."""
+    os.symlink(os.path.relpath(real_target, os.path.realpath(os.path.dirname(path))), path)
+
+
 def _relink(path: Path, real_target: str) -> None:
-    """Point a link at `real_target` by its absolute path (what ln stores: a relative target
-    would change meaning when mv puts the link at another depth)."""
+    """Point a moved link at the same `real_target` again: its relative target, kept as it was,
+    would change meaning at another depth (at another user's file, or at secrets/)."""
     os.unlink(path)
-    os.symlink(real_target, path)
+    _symlink(path, real_target)
 
 
 def _links_below(settings: Settings, n: Node) -> list[tuple[str, str]]:
@@ -580,9 +586,9 @@ def mv(settings: Settings, user: User, src_name: str | None, to: str | None) -> 
     is_link = os.path.islink(src.path)
     if os.path.isdir(src.path) and not is_link and _inside(str(dst.path), str(src.path)):
         raise StarboxError("Error: cannot move a directory into itself")
-    # Links anywhere in what moves get their target again as an absolute path (links made before
-    # ln stored absolute targets were relative: moved to another depth they would point elsewhere,
-    # at another user's file or at secrets/). A target inside what moves moves with it.
+    # Links anywhere in what moves get their target again, computed for their new place (kept as
+    # they were, relative targets at another depth would point elsewhere: at another user's file
+    # or at secrets/). A target inside what moves moves with it.
     links = _links_below(settings, src)
     real_src, real_dst = os.path.realpath(src.path), os.path.join(os.path.realpath(dst.path.parent),
                                                                   dst.path.name)
@@ -614,9 +620,8 @@ def ln(settings: Settings, user: User, link_name: str | None, target_name: str |
     if os.path.lexists(link.path):
         raise Conflict(NODE_EXISTS)
     link.path.parent.mkdir(parents=True, exist_ok=True)
-    # An absolute target: whatever mv or cp later do with the link or its folders, it names the
-    # same place in the owner's tree (a relative one would change meaning at another depth).
-    os.symlink(os.path.realpath(target.path), link.path)
+    # mv rewrites the links it moves, so whatever it does, a link names the same place.
+    _symlink(link.path, os.path.realpath(target.path))
     return "OK"
 
 

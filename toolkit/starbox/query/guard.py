@@ -98,6 +98,10 @@ def _check_statement(stmt: dict, anonymous: bool) -> None:
         return
     if name == "SelectStmt" and "intoClause" not in fields:
         return
+    if name in _WRITES and (fields.get("returningClause") or fields.get("returningList")):
+        # Its rows would come back whole, outside the row cap and the row-size bound.
+        raise StarboxError(f"Error: {kind(stmt)} ... RETURNING is not supported here; run the {kind(stmt)}, "
+                           f"then SELECT the rows you want")
     if _user_allowed(name, fields):
         if anonymous:
             raise Forbidden(f"Error: {kind(stmt)} statements are not allowed here; anonymous callers "

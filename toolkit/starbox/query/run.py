@@ -10,6 +10,8 @@ with the message as their last line first (VOTable and FITS are built whole, so 
 
 from __future__ import annotations
 
+import csv
+import io
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -143,6 +145,15 @@ def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -
         raise _over_cap(limits)
 
 
+def _rows_as_text(cur: psycopg.Cursor, delimiter: str) -> bytes:
+    """The few rows a statement returns (EXPLAIN's plan; RETURNING is refused by the guard)."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([d.name for d in cur.description])
+    writer.writerows(cur.fetchall())
+    return out.getvalue().encode()
+
+
 def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format,
               limits: Limits) -> Iterator[bytes]:
     with open_conn() as conn:
@@ -152,7 +163,10 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
                 if not prepared.is_query:
                     cur = conn.execute(pgsql.SQL(prepared.sql))
                     mydb_quota.check(conn, limits.mydb_quota_mb)  # CREATE TABLE AS, INSERT...: may grow MyDB
-                    yield f"{cur.statusmessage or 'OK'}\n".encode()
+                    if cur.description:  # EXPLAIN: its plan, as delimited text
+                        yield _rows_as_text(cur, fmt.delimiter or ",")
+                    else:
+                        yield f"{cur.statusmessage or 'OK'}\n".encode()
                     return
                 _count_first(conn, prepared, limits)
                 if fmt.delimiter is not None:

@@ -248,7 +248,7 @@ def hook(starbox, tmp_path_factory):
     for path, aside in saved:
         if os.path.lexists(path):
             os.rename(path, aside)
-    pub.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 503
+    pub.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 404
     proc = start_service(s, STARBOX_LESSONS_REPO=str(repo), STARBOX_LESSONS_TEST="true")
     try:
         yield s, repo

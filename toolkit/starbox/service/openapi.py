@@ -190,7 +190,7 @@ TABLE: dict[str, Op] = {
     "GET /scs/": text("400 503", error_types={400: (VOTABLE,)}),
     "GET /scs/{schema}/{table}": Op({200: (VOTABLE,)}, "400 401 403 404 413 429 503", query=CONE, **TAP_ERR),
     # The webhook answers JSON; the NUL check and the service's body limit answer one line of text.
-    "POST /hooks/notebooks": Op({200: (JSON,), 202: (JSON,)}, "400 401 413", error_type=(JSON,),
+    "POST /hooks/notebooks": Op({200: (JSON,), 202: (JSON,)}, "400 401 404 413", error_type=(JSON,),
                                 ok_schema=HOOK_ANSWER, body={JSON: {"type": "object"}}, error_types={400: (JSON, TEXT), 413: (JSON, TEXT)}),
 }
 DEFAULT = Op({200: (TEXT,)}, "400 401 403 404 409 413 429 503")

@@ -4,7 +4,8 @@ Point a GitHub webhook (content type application/json or form, "just the push ev
 ``<service>/hooks/notebooks`` with the secret in $STARBOX_HOME/secrets/webhook.secret
 (`starbox notebooks webhook` prints both). Order of checks:
 
-0. No secret configured (`starbox notebooks webhook` makes it): 503, and nothing is read or made.
+0. No secret configured (`starbox notebooks webhook` makes it): 404 (no webhook here yet), and
+   nothing is read or made.
    The body is bounded while it streams in (25 MB, GitHub's cap; a body without Content-Length
    too): larger, 413.
 1. X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the shared secret, compared in constant
@@ -52,7 +53,7 @@ def _payload(body: bytes, content_type: str):
 async def notebooks(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     if publish.webhook_secret(settings, create=False) is None:
-        return _answer(503, "refused", "no webhook secret is configured on this appliance: the admin runs "
+        return _answer(404, "refused", "no webhook secret is configured on this appliance: the admin runs "
                                        "`starbox notebooks webhook` to make one and set it in GitHub")
     size = request.headers.get("content-length")
     if size and size.isdigit() and int(size) > MAX_BODY:

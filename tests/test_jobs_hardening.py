@@ -183,6 +183,17 @@ def test_anonymous_tap_jobs_get_the_time_cap(anon):
     assert httpx.get(f"{job}/executionduration").text == str(ANON_TIMEOUT)
 
 
+def test_capabilities_tell_each_caller_its_own_job_limits(svc, anon):
+    """TAPRegExt's executionDuration and retentionPeriod: an anonymous caller's, or a user's."""
+    def limits(c: httpx.Client) -> tuple[str, str]:
+        doc = c.get("/tap/capabilities").text
+        return (re.search(r"<executionDuration><default>(\d+)</default><hard>(\d+)</hard>", doc).group(2),
+                re.search(r"<retentionPeriod><default>\d+</default><hard>(\d+)</hard>", doc).group(1))
+    assert limits(anon) == (str(ANON_TIMEOUT), str(ANON_LIFETIME))
+    with svc.client(svc.add_user("jh_caps")) as user:
+        assert limits(user) == (str(svc.settings.async_timeout_max), "2592000")
+
+
 def test_users_take_turns(svc):
     hog, other = svc.add_user("jh_hog"), svc.add_user("jh_other")
     with svc.client(hog) as h, svc.client(other) as o:

@@ -49,9 +49,13 @@ def _vosi(standard: str, url: str) -> str:
             f'<accessURL use="full">{escape(url)}</accessURL></interface></capability>')
 
 
-def capabilities(base: str, settings, obscore: bool = True) -> bytes:
+def capabilities(base: str, settings, obscore: bool = True, anonymous: bool = False) -> bytes:
     """/capabilities: the TAP capability with what this service does, and the VOSI endpoints.
-    `base` is the TAP service's URL (…/tap)."""
+    `base` is the TAP service's URL (…/tap). An anonymous caller is told its own job limits
+    (a shorter run time and lifetime than a logged-in user's)."""
+    duration = settings.async_timeout(anonymous)
+    retention = min(settings.anon_job_lifetime, 604800) if anonymous else 604800
+    retention_hard = settings.anon_job_lifetime if anonymous else 2592000
     langs = []
     for ftype, feats in FEATURES.items():
         body = "".join(f"<feature><form>{escape(form)}</form>"
@@ -84,9 +88,8 @@ def capabilities(base: str, settings, obscore: bool = True) -> bytes:
         + '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>'
         '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>'
         '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-https"/>'
-        '<retentionPeriod><default>604800</default><hard>2592000</hard></retentionPeriod>'
-        f'<executionDuration><default>{settings.async_timeout_max}</default>'
-        f'<hard>{settings.async_timeout_max}</hard></executionDuration>'
+        f'<retentionPeriod><default>{retention}</default><hard>{retention_hard}</hard></retentionPeriod>'
+        f'<executionDuration><default>{duration}</default><hard>{duration}</hard></executionDuration>'
         f'<outputLimit><default unit="row">{settings.tap_maxrec}</default>'
         f'<hard unit="row">{settings.tap_maxrec_max}</hard></outputLimit>'
         f'<uploadLimit><hard unit="byte">{upload.MAX_BYTES}</hard></uploadLimit>'

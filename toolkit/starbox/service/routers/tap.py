@@ -217,7 +217,8 @@ async def availability(request: Request):
 @router.get("/capabilities")
 async def capabilities(request: Request):
     settings = request.app.state.settings
-    return await _run(request, lambda p, user: Response(vosi.capabilities(_base(request), settings), media_type=XML))
+    return await _run(request, lambda p, user: Response(vosi.capabilities(_base(request), settings, anonymous=user.anonymous),
+                                                        media_type=XML))
 
 
 @router.get("/tables")

@@ -103,7 +103,8 @@ class Settings:
     # within login_window_s (s); after login_failures of them every attempt is refused (429) for a
     # lockout of login_lockout_s (s), doubling with each further failure, at most the window. One
     # address may fail login_address_failures times over all accounts. At most
-    # login_verify_in_flight password checks (argon2, ~140 ms of CPU each) run at once (more: 503).
+    # login_verify_in_flight password checks (argon2, ~140 ms of CPU each) run at once (a few more
+    # wait briefly, the rest: 503).
     login_failures: int = 5
     login_address_failures: int = 100
     login_window_s: int = 900

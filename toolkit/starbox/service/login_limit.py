@@ -8,8 +8,8 @@ Keys, each a sliding window of failure times (login_window_s):
   cannot lock the real user out from elsewhere; a success clears the pair.
 - the client address over all accounts (password spraying): login_address_failures.
 A refused attempt costs no argon2 and no database connection. At most login_verify_in_flight
-checks (~140 ms of CPU each) run at once; more answer 503 with Retry-After at once, so guessing
-cannot take every core. Memory is bounded: at most MAX_KEYS keys (least recently used go first),
+checks (~140 ms of CPU each) run at once; a few more wait up to WAIT_S for a slot, the rest
+answer 503 with Retry-After at once, so guessing cannot take every core. Memory is bounded: at most MAX_KEYS keys (least recently used go first),
 each holding a bounded number of times.
 
 The client address is the TCP peer (request.client): a proxy in front of the service makes all
@@ -29,6 +29,11 @@ from starbox.errors import TooManyRequests, Unavailable
 from starbox.settings import Settings
 
 MAX_KEYS = 10_000
+# A login finding every check slot taken waits this long (s) for one, with at most MAX_WAITING
+# waiting (each holds a worker thread): thirty students logging in at once are served within a
+# few seconds, while a flood of guesses is refused at once instead of holding the threads.
+WAIT_S = 3.0
+MAX_WAITING = 16
 _EXTRA = 12  # failures kept beyond a limit: enough for the lockout to reach the window
 
 
@@ -50,6 +55,7 @@ class LoginLimiter:
         self._fails: OrderedDict[tuple, deque] = OrderedDict()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, settings.login_verify_in_flight))
+        self._waiting = 0
 
     def _limit(self, key: tuple) -> int:
         return self.s.login_failures if key[0] == "pair" else self.s.login_address_failures
@@ -104,12 +110,26 @@ class LoginLimiter:
             while len(self._fails) > MAX_KEYS:
                 self._fails.popitem(last=False)
 
+    def _slot(self) -> bool:
+        """A check slot: at once, or after a bounded wait while few others wait."""
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._lock:
+            if self._waiting >= MAX_WAITING:
+                return False
+            self._waiting += 1
+        try:
+            return self._slots.acquire(timeout=WAIT_S)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
     @contextmanager
     def attempt(self, username: str, address: str) -> Iterator[Attempt]:
         """Around one password check: refuse early (429 locked out, 503 too many checks at once),
         then count the outcome. An exception inside counts as a failure."""
         self.check(username, address)
-        if not self._slots.acquire(blocking=False):
+        if not self._slot():
             raise Busy("Error: too many logins are being checked at once; try again in a second")
         attempt = Attempt()
         try:

@@ -117,6 +117,59 @@ def list_accounts(conn: psycopg.Connection) -> list[tuple]:
     ).fetchall()
 
 
+def usernames(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT username FROM starbox.accounts ORDER BY username")]
+
+
+def taken(conn: psycopg.Connection, names: list[str]) -> list[str]:
+    """Those of `names` that are accounts already."""
+    return [r[0] for r in conn.execute("SELECT username FROM starbox.accounts WHERE username = ANY(%s)",
+                                       (names,))]
+
+
+# --- classes: accounts that share a class name and an end (starbox.classes decides the rules) ---
+
+def class_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM starbox.accounts WHERE class = %s LIMIT 1", (name,)).fetchone() is not None
+
+
+def class_rows(conn: psycopg.Connection) -> list[tuple]:
+    """(class, students, end, ended, open sessions) of every class."""
+    return conn.execute(
+        "SELECT a.class, count(*), max(a.expires), bool_and(a.expires <= now()),"
+        " (SELECT count(*) FROM starbox.tokens t JOIN starbox.accounts b USING (username)"
+        "  WHERE b.class = a.class AND NOT t.revoked AND t.expires > now())"
+        " FROM starbox.accounts a WHERE a.class IS NOT NULL GROUP BY a.class ORDER BY a.class").fetchall()
+
+
+def class_members(conn: psycopg.Connection, name: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT username FROM starbox.accounts WHERE class = %s ORDER BY username", (name,))]
+
+
+def set_class_end(conn: psycopg.Connection, name: str, seconds_from_now: float) -> dt.datetime:
+    """Every member's account ends then (to the minute); ending now also ends their sessions."""
+    with conn.transaction():
+        expires = conn.execute(
+            "UPDATE starbox.accounts SET expires = date_trunc('minute', now() + make_interval(secs => %s))"
+            " WHERE class = %s RETURNING expires", (seconds_from_now, name)).fetchone()[0]
+        if seconds_from_now == 0:
+            conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username IN"
+                         " (SELECT username FROM starbox.accounts WHERE class = %s)", (name,))
+    return expires
+
+
+def session_state(conn: psycopg.Connection, username: str, session_prefix: str) -> tuple | None:
+    """(uid, disabled, ended, session open) of an account, where the session is the open token
+    whose stored hash starts with `session_prefix`; None if there is no such account."""
+    return conn.execute(
+        "SELECT a.uid, a.disabled, a.expires IS NOT NULL AND a.expires <= now(),"
+        " %s <> '' AND EXISTS (SELECT 1 FROM starbox.tokens t WHERE t.username = a.username"
+        "         AND left(t.secret_sha256, %s) = %s AND NOT t.revoked AND t.expires > now())"
+        " FROM starbox.accounts a WHERE a.username = %s",
+        (session_prefix, len(session_prefix), session_prefix, username)).fetchone()
+
+
 def _require(conn: psycopg.Connection, username: str) -> None:
     if not conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
         raise StarboxError(f"no such user: {username}")
@@ -143,7 +196,8 @@ def set_disabled(conn: psycopg.Connection, username: str, disabled: bool = True)
 
 
 def remove(conn: psycopg.Connection, username: str) -> None:
-    """Delete the account with its MyDB schema (and tables), role and tokens."""
+    """Delete the account with its MyDB schema (and tables), role and tokens; its jobs and
+    files are account_removal's to remove with it."""
     role = role_name(username)
     with conn.transaction():
         _require(conn, username)
@@ -151,9 +205,6 @@ def remove(conn: psycopg.Connection, username: str) -> None:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         conn.execute("DELETE FROM starbox.accounts WHERE username = %s", (username,))
-        from starbox.jobs import remove_owner  # here, not at the top: starbox.jobs imports this module
-
-        remove_owner(conn, username)  # the account's jobs with their result and upload files
 
 
 # --- the service (a starbox_service connection) --------------------------------------------

@@ -59,7 +59,7 @@ def prepare(settings: Settings, *, build_catalogs: bool = True, progress: bool =
 def connection_help(settings: Settings) -> list[str]:
     lines = ["  starbox psql", f"  DSN: {database.public_dsn(settings)}"]
     if settings.embedded:
-        lines[-1] += f"  (password in {settings.secrets_dir / 'postgres.password'})"
+        lines[-1] += f"  (password in {keys.path(settings, keys.POSTGRES_PASSWORD)})"
     return lines
 
 
@@ -126,10 +126,10 @@ def cluster_status(settings: Settings) -> ClusterStatus | None:
 
 
 def catalog_rows(settings: Settings) -> list[tuple]:
+    from starbox.catalogs import registry
+
     with database.connect_admin(settings) as conn:
-        return conn.execute(
-            "SELECT schema || '.' || tbl_name, nrows, total_size FROM public.tbl_stat ORDER BY 1"
-        ).fetchall()
+        return registry.sizes(conn)
 
 
 def children_status(settings: Settings) -> list[tuple[str, int, "dt.datetime | None"]]:

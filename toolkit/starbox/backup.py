@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from starbox import __version__, database, keys
+from starbox import __version__, accounts as accounts_mod, database, keys
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -102,7 +102,7 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
     try:
         conninfo = database.admin_conninfo(settings)
         with database.connect_admin(settings) as conn:
-            accounts = [r[0] for r in conn.execute("SELECT username FROM starbox.accounts ORDER BY username")]
+            accounts = accounts_mod.usernames(conn)
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         log("dumping the database ...")
         _run([_bin("pg_dump"), "--format=custom", "--compress=6", f"--file={part / 'database.dump'}",
@@ -147,7 +147,7 @@ def read_manifest(folder: Path) -> dict:
 def _refuse_unless_empty(settings: Settings) -> None:
     from starbox.cluster.control import Cluster
 
-    if (settings.secrets_dir / "roles.key").exists() or (settings.embedded and Cluster(settings).initialized):
+    if keys.home_in_use(settings) or (settings.embedded and Cluster(settings).initialized):
         raise StarboxError(f"{settings.home} already holds a Starbox; restore goes into an empty home "
                            f"(set STARBOX_HOME to a new folder)")
     if settings.embedded:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from starbox import accounts, storage_home
+from starbox import account_removal, accounts, storage_home
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -65,10 +65,9 @@ def create(conn: psycopg.Connection, settings: Settings, name: str, students: in
         raise StarboxError(f"a class lasts more than 0 and at most {MAX_DAYS} days, not {days:g}")
     names = usernames(name, students)
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM starbox.accounts WHERE class = %s LIMIT 1", (name,)).fetchone():
+        if accounts.class_exists(conn, name):
             raise StarboxError(f"class {name} already exists; remove it first, or choose another name")
-        taken = [r[0] for r in conn.execute("SELECT username FROM starbox.accounts WHERE username = ANY(%s)",
-                                            (names,))]
+        taken = accounts.taken(conn, names)
         if taken:
             raise StarboxError(f"these user names are taken already: {', '.join(taken)}")
         expires = conn.execute("SELECT date_trunc('minute', now() + make_interval(secs => %s))",
@@ -84,17 +83,11 @@ def create(conn: psycopg.Connection, settings: Settings, name: str, students: in
 
 
 def list_classes(conn: psycopg.Connection) -> list[ClassInfo]:
-    rows = conn.execute(
-        "SELECT a.class, count(*), max(a.expires), bool_and(a.expires <= now()),"
-        " (SELECT count(*) FROM starbox.tokens t JOIN starbox.accounts b USING (username)"
-        "  WHERE b.class = a.class AND NOT t.revoked AND t.expires > now())"
-        " FROM starbox.accounts a WHERE a.class IS NOT NULL GROUP BY a.class ORDER BY a.class").fetchall()
-    return [ClassInfo(*row) for row in rows]
+    return [ClassInfo(*row) for row in accounts.class_rows(conn)]
 
 
 def members(conn: psycopg.Connection, name: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT username FROM starbox.accounts WHERE class = %s ORDER BY username", (name,))]
+    return accounts.class_members(conn, name)
 
 
 def remove(conn: psycopg.Connection, settings: Settings, name: str) -> list[str]:
@@ -102,11 +95,7 @@ def remove(conn: psycopg.Connection, settings: Settings, name: str) -> list[str]
     names = members(conn, name)
     if not names:
         raise StarboxError(f"no class named {name!r} (see `starbox accounts class list`)")
-    with conn.transaction():
-        for username in names:
-            accounts.remove(conn, username)
-    for username in names:
-        storage_home.remove(settings, username)
+    account_removal.remove(conn, settings, names)
     return names
 
 
@@ -124,11 +113,4 @@ def set_end(conn: psycopg.Connection, name: str, days_from_now: float) -> dt.dat
         raise StarboxError(f"the end is 0 to {MAX_DAYS} days from now, not {days_from_now:g}")
     if not members(conn, name):
         raise StarboxError(f"no class named {name!r} (see `starbox accounts class list`)")
-    with conn.transaction():
-        expires = conn.execute(
-            "UPDATE starbox.accounts SET expires = date_trunc('minute', now() + make_interval(secs => %s))"
-            " WHERE class = %s RETURNING expires", (days_from_now * 86400, name)).fetchone()[0]
-        if days_from_now == 0:  # ended now: open sessions end too
-            conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username IN"
-                         " (SELECT username FROM starbox.accounts WHERE class = %s)", (name,))
-    return expires
+    return accounts.set_class_end(conn, name, days_from_now * 86400)

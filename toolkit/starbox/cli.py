@@ -136,27 +136,23 @@ def catalog_list():
 @catalog_app.command("info")
 def catalog_info(table: str = typer.Argument(..., help="schema.table")):
     """A table's description, size, indexes and columns with units and UCDs."""
+    from starbox.catalogs import registry
     from starbox.catalogs.manifest import split_table
 
     schema, name = split_table(table)
     with database.connect_admin(_settings()) as conn:
-        desc = conn.execute("SELECT description FROM tap_schema.tables WHERE table_name = %s", (table,)).fetchone()
-        stat = conn.execute("SELECT nrows, ncols, nindex, total_size FROM public.tbl_stat"
-                            " WHERE schema = %s AND tbl_name = %s", (schema, name)).fetchone()
-        if desc is None or stat is None:
-            raise StarboxError(f"{table} is not a catalog table (see `starbox catalog list`)")
-        cols = conn.execute("SELECT column_name, datatype, unit, ucd, description FROM tap_schema.columns"
-                            " WHERE table_name = %s ORDER BY column_index", (table,)).fetchall()
-        idx = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
-                           (schema, name)).fetchall()
-    console.print(f"[bold]{table}[/]: {stat[0]:,} rows, {stat[1]} columns, {stat[2]} indexes, {stat[3]}")
-    console.print(desc[0] or "", highlight=False)
-    for (d,) in idx:
+        info = registry.describe(conn, schema, name)
+    if info is None:
+        raise StarboxError(f"{table} is not a catalog table (see `starbox catalog list`)")
+    console.print(f"[bold]{table}[/]: {info.nrows:,} rows, {info.ncols} columns, {info.nindex} indexes, "
+                  f"{info.total_size}")
+    console.print(info.description or "", highlight=False)
+    for d in info.indexes:
         console.print(f"  index: {d}", highlight=False)
     t = Table()
     for c in ("column", "type", "unit", "ucd", "description"):
         t.add_column(c)
-    for row in cols:
+    for row in info.columns:
         t.add_row(*[v or "" for v in row])
     console.print(t)
 
@@ -333,14 +329,13 @@ def accounts_disable(username: str, enable: bool = typer.Option(False, "--enable
 @accounts_app.command("remove")
 def accounts_remove(username: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
     """Delete an account with its MyDB tables and its files."""
-    from starbox import accounts, storage_home
+    from starbox import account_removal
 
     if not yes and not typer.confirm(f"delete {username} with all their tables and files?"):
         raise typer.Exit(1)
     s = _settings()
     with database.connect_admin(s) as conn:
-        accounts.remove(conn, username)
-    storage_home.remove(s, username)
+        account_removal.remove(conn, s, [username])
     console.print(f"removed {username}")
 
 

@@ -7,6 +7,7 @@ import textwrap
 
 import psycopg
 
+from starbox.catalogs import registry
 from starbox.errors import NotFound
 from starbox.settings import Settings
 
@@ -26,18 +27,15 @@ def schema_text(conn: psycopg.Connection, value: str = "") -> str:
     """`/query/schema`: all schemas, one schema's tables, or one table's columns."""
     value = (value or "").strip()
     if not value:
-        items = conn.execute("SELECT schema_name, coalesce(description, '') FROM tap_schema.schemas"
-                             " ORDER BY schema_name").fetchall()
+        items = registry.schema_rows(conn)
         return "\n" + _rows("Schema Name", "-----------", items)
     schema, _, table = value.partition(".")
     if not table:
-        items = conn.execute("SELECT split_part(table_name, '.', 2), coalesce(description, '') FROM tap_schema.tables"
-                             " WHERE schema_name = %s ORDER BY table_index, table_name", (schema,)).fetchall()
+        items = registry.schema_tables(conn, schema)
         if not items:
             raise NotFound(f"Error: no schema {schema!r}")
         return f"\nSchema: {schema}\n\n" + _rows("Table Name", "----------", items)
-    items = conn.execute("SELECT column_name, coalesce(description, '') FROM tap_schema.columns"
-                         " WHERE table_name = %s ORDER BY column_index", (value,)).fetchall()
+    items = registry.column_descriptions(conn, value)
     if not items:
         raise NotFound(f"Error: no table {value!r}")
     return f"\nSchema: {schema}\n Table: {table}\n\n" + _rows("Column Name", "-----------", items)

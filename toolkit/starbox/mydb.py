@@ -37,6 +37,9 @@ from starbox.settings import Settings
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Data Lab's rule: [a-z0-9_], not starting with a digit
 MAX_IDENT = 63
 CREATED_TAG = "starbox:created="
+# The relation kinds a MyDB lists and drops: tables, partitioned tables, views, materialized views,
+# foreign tables (starbox_lookup.relations.kind).
+_LISTED = "('r', 'p', 'v', 'm', 'f')"
 FETCH_DEADLINE = 600.0  # seconds an import from a URL may spend downloading
 # Names in the staging folder that uploads may not take (storage.paths.RESERVED_PREFIX): our own
 # temporary downloads live there under it.
@@ -210,8 +213,7 @@ def _db_errors(shown: str | None = None):
 
 def _relation_exists(cur, table: Table) -> bool:
     return cur.execute(
-        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        f"SELECT 1 FROM starbox_lookup.relations WHERE schema_name = %s AND name = %s AND kind IN {_LISTED}",
         (table.schema, table.name),
     ).fetchone() is not None
 
@@ -246,15 +248,13 @@ def list_tables(conn_or_pools, settings: Settings, user: User, table: str | None
         with conn.transaction(), conn.cursor() as cur:
             if target is None:
                 rows = cur.execute(
-                    "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c"
-                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname",
+                    "SELECT name, comment FROM starbox_lookup.relations"
+                    f" WHERE schema_name = %s AND kind IN {_LISTED} ORDER BY name",
                     (user.schema,),
                 ).fetchall()
                 return "\n".join(f"{name},created:{_created(comment)}" for name, comment in rows)
             oid = cur.execute(
-                "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                f"SELECT oid FROM starbox_lookup.relations WHERE schema_name = %s AND name = %s AND kind IN {_LISTED}",
                 (target.schema, target.name),
             ).fetchone()
             if oid is None:
@@ -372,9 +372,8 @@ def flush(conn_or_pools, settings: Settings, user: User) -> str:
     with _connection(conn_or_pools, user) as conn, _db_errors():
         with conn.transaction(), conn.cursor() as cur:
             rows = cur.execute(
-                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'f', 'v', 'm')"
-                " AND NOT c.relispartition ORDER BY c.relkind DESC", (user.schema,),
+                f"SELECT name, kind FROM starbox_lookup.relations WHERE schema_name = %s AND kind IN {_LISTED}"
+                " AND NOT is_partition ORDER BY kind DESC", (user.schema,),
             ).fetchall()
             for name, kind in rows:
                 cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(
@@ -690,9 +689,7 @@ def ingest(conn_or_pools, settings: Settings, user: User, table: str, filename: 
 
 def _table_columns(cur, target: Table) -> list[str]:
     return [r[0] for r in cur.execute(
-        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        "SELECT name FROM starbox_lookup.columns WHERE schema_name = %s AND table_name = %s ORDER BY position",
         (target.schema, target.name))]
 
 

@@ -22,8 +22,7 @@ def check(conn, quota_mb: int, schema: str | None = None) -> None:
             return  # anonymous (or a service login): no MyDB
         schema = schema_name(role[len(_ROLE_PREFIX):])
     used = conn.execute(
-        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+        "SELECT coalesce((SELECT bytes FROM starbox_lookup.schema_bytes WHERE schema_name = %s), 0)",
         (schema,)).fetchone()[0]
     if used > quota_mb << 20:
         raise TooLarge(f"Error: MyDB quota of {quota_mb:,} MB exceeded: your tables would take "

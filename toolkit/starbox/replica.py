@@ -25,15 +25,11 @@ from pathlib import Path
 from psycopg import sql
 
 from starbox import database, keys
+from starbox.cluster import sysuser
+from starbox.cluster.control import REPLICATION_HBA as HBA_LINES, REPLICATION_ROLE as ROLE
+from starbox.cluster.control import Cluster, check_extensions_installed
 from starbox.errors import StarboxError
 from starbox.settings import Settings
-
-ROLE = "starbox_replicator"
-HBA_LINES = (  # what the primary adds to pg_hba.conf (another machine needs a host line of its own)
-    f"local replication {ROLE} scram-sha-256",
-    f"host replication {ROLE} 127.0.0.1/32 scram-sha-256",
-    f"host replication {ROLE} ::1/128 scram-sha-256",
-)
 
 
 def in_recovery(settings: Settings) -> bool:
@@ -43,8 +39,6 @@ def in_recovery(settings: Settings) -> bool:
 
 def prepare_primary(settings: Settings) -> None:
     """Let standbys in: the replication role (password from this Starbox's keys), pg_hba lines."""
-    from starbox.cluster.control import Cluster
-
     if not settings.embedded:
         raise StarboxError("replication is set up by the admin of the server at STARBOX_DATABASE_URL")
     with database.connect_admin(settings, dbname="postgres") as conn:
@@ -68,21 +62,18 @@ def prepare_primary(settings: Settings) -> None:
 
 def follow(settings: Settings, primary_host: str, primary_port: int, secrets: Path, log=print) -> None:
     """Make this (empty) home a hot standby of the primary at host:port, and start it."""
-    from starbox.cluster import sysuser
-    from starbox.cluster.control import Cluster, check_extensions_installed
 
     if not settings.embedded:
         raise StarboxError("a standby is an embedded cluster; unset STARBOX_DATABASE_URL")
     cluster = Cluster(settings)
-    if cluster.initialized or (settings.secrets_dir / "roles.key").exists():
+    if cluster.initialized or keys.home_in_use(settings):
         raise StarboxError(f"{settings.home} already holds a Starbox; a standby starts from an empty home")
     secrets = Path(secrets).expanduser()
-    if not (secrets / "roles.key").is_file():
+    if not (secrets / keys.ROLES_KEY).is_file():
         raise StarboxError(f"{secrets} is not the primary's secrets folder (no roles.key in it)")
     check_extensions_installed()
     settings.home.mkdir(parents=True, exist_ok=True)
-    settings.secrets_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.secrets_dir, 0o700)
+    keys.ensure_dir(settings)
     for path in secrets.iterdir():
         if path.is_file():
             (settings.secrets_dir / path.name).write_bytes(path.read_bytes())

@@ -194,7 +194,7 @@ def drop(conn: psycopg.Connection, table: str) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
         registry.unregister(cur, schema, name)
-        left = cur.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                           " WHERE n.nspname = %s", (schema,)).fetchone()[0]
+        left = cur.execute("SELECT count(*) FROM starbox_lookup.relations WHERE schema_name = %s",
+                           (schema,)).fetchone()[0]
         if not left:
             cur.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(schema)))

@@ -23,7 +23,8 @@ def split_table(name: str) -> tuple[str, str]:
         raise StarboxError(
             f"invalid table name {name!r}: use schema.table in lower-case letters, digits and underscores"
         )
-    if parts[0] in ("pg_catalog", "information_schema", "public", "tap_schema", "starbox_meta", "starbox"):
+    if parts[0] in ("pg_catalog", "information_schema", "public", "tap_schema", "starbox_meta", "starbox",
+                    "starbox_lookup", "ivoa"):
         raise StarboxError(f"invalid table name {name!r}: schema {parts[0]!r} is reserved")
     return parts[0], parts[1]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from starbox import keys
 from starbox.cluster import sysuser
 from starbox.errors import StarboxError
 from starbox.settings import Settings
@@ -45,6 +46,15 @@ timezone = 'UTC'
 # pg_hba.conf lines after this one are the admin's (a standby on another machine needs a host
 # replication line): Starbox keeps them when it rewrites the file.
 HBA_KEEP = "# Lines below this one are kept when Starbox rewrites this file:"
+
+# Standbys log in as this role (starbox.replica); `starbox replica allow` adds these lines first
+# (pg_hba is first-match), and a rewrite keeps them. Another machine needs a host line of its own.
+REPLICATION_ROLE = "starbox_replicator"
+REPLICATION_HBA = (
+    f"local replication {REPLICATION_ROLE} scram-sha-256",
+    f"host replication {REPLICATION_ROLE} 127.0.0.1/32 scram-sha-256",
+    f"host replication {REPLICATION_ROLE} ::1/128 scram-sha-256",
+)
 
 # A primary with standbys: WAL they can replay, and senders for them.
 REPLICATION_CONF = """\
@@ -126,7 +136,7 @@ class Cluster:
 
     @property
     def password_file(self) -> Path:
-        return self.settings.secrets_dir / "postgres.password"
+        return keys.path(self.settings, keys.POSTGRES_PASSWORD)
 
     def _run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
         # A chmod of a parent folder since init (it happens to root's home) would lock the user out.
@@ -180,8 +190,7 @@ class Cluster:
         sysuser.ensure_traversable(s.home, user)
         for folder in (s.run_dir, s.log_dir / "postgresql"):
             sysuser.make_dir(folder, user, 0o770 if folder == s.run_dir else 0o700)
-        s.secrets_dir.mkdir(parents=True, exist_ok=True)
-        s.secrets_dir.chmod(0o700)
+        keys.ensure_dir(s)
         if self.initialized:
             self._write_conf()
             # A cluster made by an earlier version let every role in over TCP: its pg_hba is
@@ -221,12 +230,10 @@ class Cluster:
         itself, opens nothing from the network. The replication lines `starbox replica allow`
         added are kept, first (pg_hba is first-match), and so are the admin's lines below KEEP.
         """
-        from starbox.replica import HBA_LINES
-
         path = self.pgdata / "pg_hba.conf"
         old = path.read_text() if path.exists() else ""
         lines = old.splitlines()
-        replication = [line for line in HBA_LINES if line in lines]
+        replication = [line for line in REPLICATION_HBA if line in lines]
         kept = lines[lines.index(HBA_KEEP) + 1:] if HBA_KEEP in lines else []
         hba = "\n".join([
             "# Written by Starbox at every start (starbox/cluster/control.py).",

@@ -125,12 +125,10 @@ def available_datasets(settings: Settings) -> set[str] | None:
         pass
     try:
         from starbox import database
+        from starbox.catalogs import registry
 
         with database.connect_admin(settings) as conn:
-            rows = conn.execute(
-                "SELECT schema, tbl_name FROM public.tbl_stat UNION "
-                "SELECT schema_name, split_part(table_name, '.', 2) FROM tap_schema.tables "
-                "WHERE schema_name <> 'tap_schema'").fetchall()
+            rows = registry.dataset_rows(conn)
         return {r[0].lower() for r in rows} | {f"{r[0]}.{r[1]}".lower() for r in rows}
     except Exception:
         return None

@@ -108,12 +108,7 @@ def check_live(conn: psycopg.Connection, grant: Grant) -> None:
     asked is still open. Anonymous URLs (public files only) have no account to check."""
     if grant.user == accounts.ANONYMOUS.name:
         return
-    row = conn.execute(
-        "SELECT a.uid, a.disabled, a.expires IS NOT NULL AND a.expires <= now(),"
-        " EXISTS (SELECT 1 FROM starbox.tokens t WHERE t.username = a.username"
-        "         AND left(t.secret_sha256, %s) = %s AND NOT t.revoked AND t.expires > now())"
-        " FROM starbox.accounts a WHERE a.username = %s",
-        (SESSION_CHARS, grant.session or "", grant.user)).fetchone()
+    row = accounts.session_state(conn, grant.user, grant.session or "")
     if row is None or grant.uid is None or row[0] != grant.uid:
         raise Forbidden("Error: this storage link was revoked: its account no longer exists")
     uid, disabled, ended, session_open = row

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from starbox.catalogs import registry
+
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ EXAMPLES = [
 
 def loaded(pools) -> list[Example]:
     with pools.metadata() as conn:
-        tables = {r[0] for r in conn.execute("SELECT lower(table_name) FROM tap_schema.tables")}
+        tables = registry.tap_table_names(conn)
     return [e for e in EXAMPLES if all(t in tables for t in e.tables)]
 
 

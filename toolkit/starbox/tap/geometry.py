@@ -134,10 +134,9 @@ def load_indexes(conn, tables: set[tuple[str, str]]) -> dict[tuple[str, str], Ta
     if not tables:
         return out
     rows = conn.execute(
-        "SELECT n.nspname, c.relname, c.reltuples, pg_get_indexdef(i.indexrelid)"
-        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " LEFT JOIN pg_index i ON i.indrelid = c.oid"
-        " WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        "SELECT r.schema_name, r.name, r.row_estimate, pg_get_indexdef(i.indexrelid)"
+        " FROM starbox_lookup.relations r LEFT JOIN pg_index i ON i.indrelid = r.oid"
+        " WHERE (r.schema_name, r.name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
         ([s for s, _ in tables], [t for _, t in tables])).fetchall()
     for schema, table, reltuples, indexdef in rows:
         info = out.setdefault((schema, table), TableIndex())

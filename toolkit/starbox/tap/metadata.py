@@ -12,6 +12,7 @@ import threading
 import time
 from xml.sax.saxutils import escape, quoteattr
 
+from starbox.catalogs import registry
 from starbox.query import formats
 from starbox.tap.votable import GEOMETRIES, Field, field_for, geometry_field
 
@@ -28,11 +29,7 @@ COMPUTED = {
 
 def _load(pools) -> dict:
     with pools.metadata() as conn:
-        rows = conn.execute(
-            "SELECT c.oid, a.attnum, tc.unit, tc.ucd, tc.utype, tc.xtype, tc.description"
-            " FROM tap_schema.columns tc"
-            " JOIN pg_class c ON c.oid = to_regclass(tc.table_name)"
-            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = trim(both '\"' FROM tc.column_name)").fetchall()
+        rows = registry.column_origins(conn)
         geometry_types = dict(conn.execute("SELECT oid, typname FROM pg_type WHERE typname = ANY(%s)",
                                            (list(GEOMETRIES),)).fetchall())
     by_oid: dict[int, dict[int, dict]] = {}
@@ -73,25 +70,6 @@ VOSI_NS = ('xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
            ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
 
 
-def _tap_schema(conn, table: str | None = None):
-    where, args = ("WHERE t.table_name = %s", (table,)) if table else ("", ())
-    tables = conn.execute(
-        "SELECT s.schema_name, s.description, s.utype, t.table_name, t.table_type, t.description, t.utype"
-        " FROM tap_schema.tables t JOIN tap_schema.schemas s USING (schema_name) "
-        + where + " ORDER BY s.schema_index NULLS LAST, s.schema_name, t.table_index NULLS LAST, t.table_name",
-        args).fetchall()
-    cols = conn.execute(
-        "SELECT table_name, column_name, description, unit, ucd, utype, datatype, arraysize, xtype,"
-        " principal, indexed, std FROM tap_schema.columns"
-        + (" WHERE table_name = %s" if table else "") + " ORDER BY table_name, column_index NULLS LAST, column_name",
-        args).fetchall()
-    keys = conn.execute(
-        "SELECT k.key_id, k.from_table, k.target_table, k.description, k.utype, kc.from_column, kc.target_column"
-        " FROM tap_schema.keys k JOIN tap_schema.key_columns kc USING (key_id)"
-        + (" WHERE k.from_table = %s" if table else "") + " ORDER BY k.key_id", args).fetchall()
-    return tables, cols, keys
-
-
 def _el(tag: str, value) -> str:
     return f"<{tag}>{escape(str(value))}</{tag}>" if value not in (None, "") else ""
 
@@ -122,7 +100,7 @@ def _table_xml(table_row, cols, keys, detail: bool = True) -> str:
 def tableset(pools, detail: str | None = None) -> bytes:
     """/tables: every schema and table of TAP_SCHEMA, with columns unless detail=min."""
     with pools.metadata() as conn:
-        tables, cols, keys = _tap_schema(conn)
+        tables, cols, keys = registry.tap_schema_rows(conn)
     full = (detail or "max").lower() != "min"
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<vosi:tableset {VOSI_NS}>"]
     schema = None
@@ -142,12 +120,11 @@ def tableset(pools, detail: str | None = None) -> bytes:
 def table(pools, name: str) -> bytes | None:
     """/tables/<name>: one table with its columns (VOSI 1.1), or None if there is no such table."""
     with pools.metadata() as conn:
-        tables, cols, keys = _tap_schema(conn, name)
+        tables, cols, keys = registry.tap_schema_rows(conn, name)
         if not tables:  # names are case-insensitive in ADQL
-            found = conn.execute("SELECT table_name FROM tap_schema.tables WHERE lower(table_name) = lower(%s)",
-                                 (name,)).fetchone()
+            found = registry.tap_table_name(conn, name)
             if found:
-                tables, cols, keys = _tap_schema(conn, found[0])
+                tables, cols, keys = registry.tap_schema_rows(conn, found)
     if not tables:
         return None
     body = _table_xml(tables[0], cols, keys).replace("<table ", f"<vosi:table {VOSI_NS} ", 1)
@@ -158,11 +135,5 @@ def table(pools, name: str) -> bytes | None:
 def positional_tables(pools) -> list[dict]:
     """Tables with a position (columns with UCDs pos.eq.ra/dec;meta.main): the cone-search targets."""
     with pools.metadata() as conn:
-        rows = conn.execute(
-            "SELECT t.table_name, t.description,"
-            " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'pos.eq.ra;meta.main'),"
-            " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'pos.eq.dec;meta.main'),"
-            " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'meta.id;meta.main')"
-            " FROM tap_schema.tables t JOIN tap_schema.columns c USING (table_name)"
-            " WHERE t.schema_name <> 'tap_schema' GROUP BY t.table_name, t.description ORDER BY 1").fetchall()
+        rows = registry.positional_rows(conn)
     return [dict(table=r[0], description=r[1], ra=r[2], dec=r[3], id=r[4]) for r in rows if r[2] and r[3]]

@@ -10,6 +10,7 @@ import math
 from xml.sax.saxutils import quoteattr
 
 from starbox.accounts import User
+from starbox.catalogs import registry
 from starbox.errors import NotFound, StarboxError
 from starbox.tap import metadata, query, votable
 from starbox.tap.params import Params
@@ -48,8 +49,7 @@ def find_table(pools, schema: str, table: str) -> dict:
 
 def _columns(pools, t: dict, verb: int) -> list[str]:
     with pools.metadata() as conn:
-        rows = conn.execute("SELECT column_name, principal FROM tap_schema.columns WHERE table_name = %s"
-                            " ORDER BY column_index NULLS LAST, column_name", (t["table"],)).fetchall()
+        rows = registry.principal_columns(conn, t["table"])
     key = [c for c in (t["id"], t["ra"], t["dec"]) if c]
     if verb <= 1:
         return key

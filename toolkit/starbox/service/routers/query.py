@@ -18,13 +18,10 @@ from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri, save_to_storage
 from starbox.service.admission import Streamed
 from starbox.service.app import HELLO
+from starbox.service import flags
 from starbox.service.deps import current_user
 
 router = APIRouter(default_response_class=PlainTextResponse)
-
-
-def _truthy(value: str | None) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def _timeout(raw: str | None, ceiling: int) -> int:
@@ -49,7 +46,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
                 profile: str = "default",
                 x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
     s = request.app.state.settings
-    is_async = _truthy(request.query_params.get("async"))  # a Python keyword, so read it by hand
+    is_async = flags.parse(request.query_params.get("async"), False, "async")  # a Python keyword, so read it by hand
     out = (out or "").strip()
     if out in ("None", "none"):
         out = ""
@@ -57,7 +54,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
     if is_async:
         spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
                        out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
-                       drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
+                       drop=flags.parse(drop, False, "drop"), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
         return await run_in_threadpool(_submit, request, user, spec, sql, adql)
     limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout(user.anonymous)), s.row_cap)
     if out.startswith("mydb://") and user.anonymous:
@@ -69,7 +66,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
         prepared = prepare(user, sql=sql, adql=adql)
         if out.startswith("mydb://"):
             with pools.user(user) as conn:
-                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, _truthy(drop), limits)
+                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, flags.parse(drop, False, "drop"), limits)
             return "OK"
         if out and is_storage_uri(out, user):
             return _save(request, user, prepared, fmt.name, limits, out)
@@ -106,7 +103,7 @@ def status(request: Request, jobid: str = "", user: User = Depends(current_user)
 def results(request: Request, jobid: str = "", delete: str = "False", user: User = Depends(current_user)):
     jobs = request.app.state.jobs
     path, fmt = jobs.result_file(user, jobid)
-    cleanup = BackgroundTask(jobs.forget_result, jobid) if _truthy(delete) else None
+    cleanup = BackgroundTask(jobs.forget_result, jobid) if flags.parse(delete, False, "delete") else None
     return FileResponse(path, media_type=fmt.media_type, background=cleanup)
 
 

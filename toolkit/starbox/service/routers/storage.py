@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from starbox.accounts import User
 from starbox.errors import StarboxError
 from starbox.service.app import HELLO
+from starbox.service import flags
 from starbox.service.deps import current_user, token_of
 from starbox.storage import ops
 
@@ -29,17 +30,9 @@ def _settings(request: Request):
     return request.app.state.settings
 
 
-def _bool(value: bool) -> str:
-    return "True" if value else "False"
-
-
 def _length(request: Request) -> int | None:
     length = request.headers.get("content-length")
     return int(length) if length and length.isdigit() else None
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "1", "yes", "t")
 
 
 @router.get("")
@@ -62,12 +55,12 @@ def stat(request: Request, name: str | None = None, user: User = Depends(current
 @router.get("/access")
 def access(request: Request, name: str | None = None, mode: str | None = None,
            user: User = Depends(current_user)) -> str:
-    return _bool(ops.access(_settings(request), user, name, mode))
+    return flags.answer(ops.access(_settings(request), user, name, mode))
 
 
 @router.get("/isdir")
 def isdir(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
-    return _bool(ops.isdir(_settings(request), user, name))
+    return flags.answer(ops.isdir(_settings(request), user, name))
 
 
 @router.get("/get")
@@ -148,7 +141,7 @@ def tag(request: Request, name: str | None = None, file: str | None = None, tag:
 @router.get("/load")
 def load(request: Request, name: str | None = None, endpoint: str | None = None,
          is_vospace: str | None = None, user: User = Depends(current_user)) -> str:
-    return ops.load(_settings(request), user, name, endpoint, _truthy(is_vospace))
+    return ops.load(_settings(request), user, name, endpoint, flags.parse(is_vospace, False, "is_vospace"))
 
 
 @router.post("/xfer", max_body_size=STREAMED_BODY_MAX)
@@ -156,7 +149,7 @@ async def xfer(request: Request, user: User = Depends(current_user),
                x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
                x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:
     try:
-        return await ops.xfer(_settings(request), user, x_dl_filename, _truthy(x_dl_initxfer), request.stream(),
+        return await ops.xfer(_settings(request), user, x_dl_filename, flags.parse(x_dl_initxfer, False, "X-DL-InitXfer"), request.stream(),
                               _length(request))
     except ClientDisconnect:
         raise StarboxError("Error: the upload was interrupted; this chunk was not stored") from None

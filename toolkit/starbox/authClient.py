@@ -5,6 +5,7 @@ the token, or an error string (normally the service's own message, e.g. 'Error: 
 password'). The is* checks return bools.
 
 Deliberate differences from dl:
+
 * Only 'anonymous' is a built-in login; dl's demo accounts (dldemo, dltest) do not exist here.
 * The login is kept in memory, in ~/.datalab/id_token.<user> (as dl) and in a small state file
   (~/.datalab/starbox_login.json) that replaces dl.conf's [login] section.

@@ -6,6 +6,7 @@ positional argument of any call) and keyword aliases (async, format, timeout, wa
 verbose). A refused query raises queryClientError carrying the service's message.
 
 Additions and deliberate differences from dl:
+
 * fmt='arrow' and fmt='parquet' ask the service for Arrow / Parquet and return a pandas
   DataFrame with the database's column types (no CSV parsing on either side).
 * A local `out` file is streamed to disk (also with `file://`, which dl silently ignores), and

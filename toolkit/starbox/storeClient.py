@@ -6,6 +6,7 @@ message rather than an exception; get(..., to='') returns the content, put retur
 Downloads and uploads go through the signed URLs that /get and /put hand out, streamed.
 
 Deliberate differences from dl:
+
 * get() to an existing local directory writes <dir>/<file name> (dl tries to open the
   directory); mode='fileobj' returns a BytesIO; mode='text' on undecodable bytes returns bytes.
 * put() checks the upload's answer and reports a local name that matches no file

@@ -18,6 +18,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "settings_table",
+    "cli_reference",
 ]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

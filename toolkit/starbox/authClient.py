@@ -5,6 +5,7 @@ the token, or an error string (normally the service's own message, e.g. 'Error: 
 password'). The is* checks return bools.
 
 Deliberate differences from dl:
+
 * Only 'anonymous' is a built-in login; dl's demo accounts (dldemo, dltest) do not exist here.
 * The login is kept in memory, in ~/.datalab/id_token.<user> (as dl) and in a small state file
   (~/.datalab/starbox_login.json) that replaces dl.conf's [login] section.
@@ -20,7 +21,13 @@ _profile = "default"
 
 
 class dlAuthError(Exception):
-    """dl's error class (login and logout turn it into a returned string)."""
+    """dl's error class (login and logout turn it into a returned string).
+
+    Parameters
+    ----------
+    message : str
+        The message, also kept as ``message``.
+    """
 
     def __init__(self, message):
         super().__init__(message)
@@ -47,7 +54,25 @@ def _ask(path: str, **params) -> bool:
 # --- sessions ------------------------------------------------------------------------------------
 
 def login(user, password=None, debug=False, verbose=False):
-    """Log in and return the token (kept for later calls), or an error string."""
+    """Log in and return the token (kept for later calls), or an error string.
+
+    Parameters
+    ----------
+    user : str
+        The account name; ``'anonymous'`` returns the anonymous token without asking the service.
+    password : str, optional
+        The password. Without one, a token saved earlier in ``~/.datalab/id_token.<user>`` is
+        used if it is still valid.
+    debug : bool, optional
+        Passed to the service, as dl does.
+    verbose : bool, optional
+        Print a line on success.
+
+    Returns
+    -------
+    str
+        The token, or the service's message (e.g. ``'Error: Invalid password'``); never raises.
+    """
     if user == "anonymous":
         return ANON_TOKEN
     if password is None:
@@ -71,7 +96,18 @@ def login(user, password=None, debug=False, verbose=False):
 
 
 def logout(token=None):
-    """Log out (this process's login unless a token is given); 'OK' or an error string."""
+    """Log out this process's login, or the session of the given token.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or an error string.
+    """
     tok = _http.token(token)
     if not _http.is_token(tok) or tok == ANON_TOKEN:
         return "Error: Invalid user token"
@@ -85,7 +121,22 @@ def logout(token=None):
 
 
 def passwordReset(token, username, password):
-    """Set a new password for `username` (your own); returns the new token or an error string."""
+    """Set a new password for `username` (your own account).
+
+    Parameters
+    ----------
+    token : str
+        The token of the caller's session (None: this process's login).
+    username : str
+        The account whose password changes.
+    password : str
+        The new password.
+
+    Returns
+    -------
+    str
+        The new token (the old session ends), or an error string.
+    """
     tok = _http.token(token)
     try:
         r = _get("/passwordReset", {"token": tok, "username": username, "debug": "False"}, tok=tok,
@@ -102,17 +153,45 @@ def passwordReset(token, username, password):
 
 
 def whoAmI():
-    """The user of the token calls send now ('anonymous' if none)."""
+    """The user of the token calls send now.
+
+    Returns
+    -------
+    str
+        The user name, ``'anonymous'`` if there is no login.
+    """
     return _http.token_user(_http.token(None))
 
 
 # --- questions -----------------------------------------------------------------------------------
 
 def isAlive(svc_url=None):
+    """Does the Auth Manager answer?
+
+    Parameters
+    ----------
+    svc_url : str, optional
+        The URL to check; by default the one in use.
+
+    Returns
+    -------
+    bool
+    """
     return _http.is_alive((svc_url or get_svc_url()).strip().rstrip("/"), timeout=2)
 
 
 def isValidToken(token):
+    """Is `token` a valid, open session?
+
+    Parameters
+    ----------
+    token : str
+        The token to check.
+
+    Returns
+    -------
+    bool
+    """
     if not _http.is_token(token):
         return False
     if token.strip() == ANON_TOKEN:
@@ -121,45 +200,145 @@ def isValidToken(token):
 
 
 def isValidUser(user):
+    """Does the account `user` exist?
+
+    Parameters
+    ----------
+    user : str
+        The account name (``'anonymous'`` always exists).
+
+    Returns
+    -------
+    bool
+    """
     return True if user == "anonymous" else _ask("/isValidUser", user=user)
 
 
 def isValidPassword(user, password):
+    """Is `password` the password of `user`? Counts as a login attempt for the lockout.
+
+    Parameters
+    ----------
+    user : str
+        The account name.
+    password : str
+        The password to check.
+
+    Returns
+    -------
+    bool
+    """
     return _ask("/isValidPassword", user=user, password=password)
 
 
 def hasAccess(user, resource):
+    """May `user` reach `resource`?
+
+    Parameters
+    ----------
+    user : str
+        The account name.
+    resource : str
+        A resource name, e.g. a storage path.
+
+    Returns
+    -------
+    bool
+    """
     return _ask("/hasAccess", user=user, resource=resource)
 
 
 def isUserLoggedIn(user):
+    """Has `user` an open session?
+
+    Parameters
+    ----------
+    user : str
+        The account name.
+
+    Returns
+    -------
+    bool
+    """
     return _ask("/isUserLoggedIn", user=user)
 
 
 def isTokenLoggedIn(token):
+    """Is the session of `token` still open?
+
+    Parameters
+    ----------
+    token : str
+        The token to check.
+
+    Returns
+    -------
+    bool
+    """
     return _ask("/isTokenLoggedIn", token=token)
 
 
 # --- service settings ------------------------------------------------------------------------------
 
 def set_svc_url(svc_url):
+    """Point the Auth Manager calls at another URL.
+
+    Parameters
+    ----------
+    svc_url : str
+        The base URL, e.g. ``http://127.0.0.1:8400/auth``; empty leaves it unchanged.
+    """
     if svc_url:
         _http.set_url("auth", svc_url)
 
 
 def get_svc_url():
+    """The Auth Manager URL in use.
+
+    Returns
+    -------
+    str
+    """
     return _http.url("auth")
 
 
 def set_profile(profile):
+    """Set the service profile sent with later calls.
+
+    Parameters
+    ----------
+    profile : str
+        The profile name.
+    """
     global _profile
     _profile = profile
 
 
 def get_profile():
+    """The service profile in use.
+
+    Returns
+    -------
+    str
+    """
     return _profile
 
 
 def list_profiles(token=None, profile=None, format="text"):
-    """As in dl: the Auth Manager has no profiles."""
+    """As in dl: the Auth Manager has no profiles.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login.
+    profile : str, optional
+        Ignored.
+    format : str, optional
+        Ignored.
+
+    Returns
+    -------
+    str
+        ``'None'``.
+    """
     return "None"

@@ -6,6 +6,7 @@ positional argument of any call) and keyword aliases (async, format, timeout, wa
 verbose). A refused query raises queryClientError carrying the service's message.
 
 Additions and deliberate differences from dl:
+
 * fmt='arrow' and fmt='parquet' ask the service for Arrow / Parquet and return a pandas
   DataFrame with the database's column types (no CSV parsing on either side).
 * A local `out` file is streamed to disk (also with `file://`, which dl silently ignores), and
@@ -45,7 +46,13 @@ _state = {"profile": "default", "timeout": DEF_TIMEOUT_REQUEST, "async_wait": Fa
 
 
 class queryClientError(Exception):
-    """dl's error: `str(e)` and `e.message` are the service's message."""
+    """dl's error: ``str(e)`` and ``e.message`` are the service's message.
+
+    Parameters
+    ----------
+    message : str
+        The service's message.
+    """
 
     def __init__(self, message):
         super().__init__(message)
@@ -146,11 +153,45 @@ def _read_timeout(seconds: int) -> httpx.Timeout:
 @_query_forms
 def query(token=None, adql=None, sql=None, fmt="csv", out=None, async_=False, drop=False,
           profile="default", **kw):
-    """Run an SQL (sql=) or ADQL (adql=) query; returns the result in `fmt`, 'OK' with `out`,
-    or (async_=True without wait=True) the job id.
+    """Run an SQL or ADQL query.
 
-    fmt: csv, csv-noheader, ascii, tsv, votable, fits, pandas, table, array, structarray, and
-    the fast paths arrow and parquet (a DataFrame). out: a local file, vos://..., mydb://table.
+    Also callable as dl allows: ``query(sql)``, ``query(token, sql)``, ``query(token, sql=...)``.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    adql : str, optional
+        An ADQL query (translated to PostgreSQL by the service).
+    sql : str, optional
+        A PostgreSQL query; ``mydb://t`` names the table ``t`` of the user's MyDB.
+    fmt : str, optional
+        csv (the default), csv-noheader, ascii, tsv, votable, fits, pandas, table, array,
+        structarray, and the fast arrow and parquet (both return a pandas DataFrame).
+    out : str, optional
+        Where the result goes instead of being returned: a local file (streamed to disk),
+        ``vos://path`` or ``mydb://table``.
+    async_ : bool, optional
+        Run as an async job (also spelled ``async=`` in ``**kw``).
+    drop : bool, optional
+        With ``out='mydb://t'``: replace an existing table.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+    **kw
+        dl's aliases and extras: ``async``, ``format``, ``timeout`` (s, sent as
+        X-DL-TimeoutRequest), ``wait`` (an async query waits for its result), ``poll`` (s
+        between status checks while waiting), ``verbose``.
+
+    Returns
+    -------
+    str, bytes, pandas.DataFrame, astropy.table.Table or numpy.ndarray
+        The result in `fmt`; ``'OK'`` with `out`; the job id for an async query without
+        ``wait=True``.
+
+    Raises
+    ------
+    queryClientError
+        With the service's message when the query is refused or fails.
     """
     async_ = kw.get("async", async_)
     fmt = kw.get("format", fmt) or "csv"
@@ -221,13 +262,49 @@ def _job_call(path, token, jobid, profile) -> str:
 
 @_http.accepts_token_first()
 def status(token=None, jobId=None, profile="default"):
-    """QUEUED, EXECUTING, COMPLETED, ERROR or ABORTED (or the service's message)."""
+    """The phase of an async job.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str
+        The job id that an async query returned.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+
+    Returns
+    -------
+    str
+        QUEUED, EXECUTING, COMPLETED, ERROR or ABORTED (or the service's message).
+    """
     return _call("GET", "/status", token=token, params={"jobid": jobId, "profile": _profile_param(profile)}).text
 
 
 @_http.accepts_token_first()
 def results(token=None, jobId=None, fname=None, delete=True, profile="default", progress=False):
-    """The result of a finished job: text (bytes for binary formats), or 'OK' after writing `fname`."""
+    """The result of a finished async job.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str
+        The job id that an async query returned.
+    fname : str, optional
+        A local file to write the result to (then ``'OK'`` is returned).
+    delete : bool, optional
+        Passed to the service, as dl does.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+    progress : bool, optional
+        Accepted for dl's sake.
+
+    Returns
+    -------
+    str or bytes
+        Text (bytes for binary formats), ``'OK'`` after writing `fname`, or the service's message.
+    """
     params = {"jobid": jobId, "delete": str(bool(delete)), "profile": _profile_param(profile)}
     try:
         with _http.stream("GET", f"{get_svc_url()}/results", tok=_http.token(token), params=params) as r:
@@ -245,17 +322,68 @@ def results(token=None, jobId=None, fname=None, delete=True, profile="default", 
 
 @_http.accepts_token_first()
 def error(token=None, jobId=None, profile="default"):
+    """Why an async job ended in ERROR.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str
+        The job id that an async query returned.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+
+    Returns
+    -------
+    str
+        The job's error message.
+    """
     return _call("GET", "/error", token=token, params={"jobid": jobId, "profile": _profile_param(profile)}).text
 
 
 @_http.accepts_token_first()
 def abort(token=None, jobId=None, profile="default"):
+    """Stop an async job.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str
+        The job id that an async query returned.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+
+    Returns
+    -------
+    str
+        The service's answer.
+    """
     return _call("GET", "/abort", token=token, params={"jobid": jobId, "profile": _profile_param(profile)}).text
 
 
 @_http.accepts_token_first()
 def wait(token=None, jobId=None, wait=3, verbose=False, profile="default"):
-    """Poll every `wait` seconds until the job leaves QUEUED/EXECUTING; returns the final status."""
+    """Poll until the job leaves QUEUED/EXECUTING.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str
+        The job id that an async query returned.
+    wait : float, optional
+        Seconds between status checks.
+    verbose : bool, optional
+        Print each phase.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+
+    Returns
+    -------
+    str
+        The final phase.
+    """
     while True:
         phase = status(token=token, jobId=jobId, profile=profile)
         if verbose:
@@ -269,7 +397,30 @@ def wait(token=None, jobId=None, wait=3, verbose=False, profile="default"):
 
 @_http.accepts_token_first()
 def jobs(token=None, jobId=None, format="text", status="all", option="list"):
-    """The user's jobs from the Resource Manager: a text table, or a list of dicts (format='json')."""
+    """The user's jobs, from the Resource Manager (``/res/findJobs``).
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    jobId : str, optional
+        One job only.
+    format : str, optional
+        ``'text'`` (a table) or ``'json'`` (a list of dicts).
+    status : str, optional
+        Only jobs in this phase (``'all'``: every job).
+    option : str, optional
+        ``'list'``, or ``'delete'`` to remove the jobs listed.
+
+    Returns
+    -------
+    str or list of dict
+
+    Raises
+    ------
+    queryClientError
+        With the service's message when it refuses.
+    """
     params = {"jobid": jobId or None, "format": format, "status": status, "option": option,
               "profile": "default", "debug": "False"}
     r = _call("GET", "/findJobs", token=token, params=params, base=_http.url("res"))
@@ -283,57 +434,164 @@ def jobs(token=None, jobId=None, format="text", status="all", option="list"):
 # --- metadata --------------------------------------------------------------------------------------
 
 def schema(value="", format="text", profile=None):
-    """Schemas, a schema's tables or a table's columns, as text."""
+    """Schemas, a schema's tables or a table's columns.
+
+    Parameters
+    ----------
+    value : str, optional
+        Empty: every schema; ``'schema'``: its tables; ``'schema.table'``: its columns.
+    format : str, optional
+        ``'text'`` or ``'json'``.
+    profile : str, optional
+        The service profile (default: the one set with `set_profile`).
+
+    Returns
+    -------
+    str
+    """
     params = {"value": value, "format": format, "profile": profile or _state["profile"]}
     return _call("GET", "/schema", params=params, timeout=120, auth=False).text
 
 
 @_http.accepts_token_first()
 def list_profiles(token=None, profile=None, format="text"):
-    """The service profiles as text, or one profile as a dict."""
+    """The service profiles.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    profile : str, optional
+        One profile, returned as a dict.
+    format : str, optional
+        ``'text'`` or ``'json'``.
+
+    Returns
+    -------
+    str or dict
+    """
     params = {"profile": profile if profile not in (None, "", "None") else None, "format": format}
     text = _call("GET", "/profiles", token=token, params=params).text
     return json.loads(text) if "{" in text else text
 
 
 def services(name=None, svc_type=None, mode="list", profile="default"):
+    """The services the Query Manager knows.
+
+    Parameters
+    ----------
+    name : str, optional
+        One service by name.
+    svc_type : str, optional
+        Only services of this type (e.g. ``'vos'``).
+    mode : str, optional
+        ``'list'``.
+    profile : str, optional
+        The service profile (one exists: ``'default'``).
+
+    Returns
+    -------
+    str
+    """
     params = {"profile": profile or None, "name": name or None, "type": svc_type or None, "mode": mode}
     return _call("GET", "/services", params=params).text
 
 
 def set_timeout_request(nsec):
+    """Set the timeout (s) sent with later queries (X-DL-TimeoutRequest).
+
+    Parameters
+    ----------
+    nsec : int
+        Seconds; the service caps it (600 sync, 30 for anonymous sync queries, 24 h async).
+    """
     _state["timeout"] = int(nsec)
 
 
 def get_timeout_request():
+    """The timeout (s) sent with queries.
+
+    Returns
+    -------
+    int
+    """
     return _state["timeout"]
 
 
 def set_profile(profile):
+    """Set the service profile used by `schema` and later calls.
+
+    Parameters
+    ----------
+    profile : str
+        The profile name.
+    """
     _state["profile"] = profile
 
 
 def get_profile():
+    """The service profile in use.
+
+    Returns
+    -------
+    str
+    """
     return _state["profile"]
 
 
 def set_svc_url(svc_url):
+    """Point the Query Manager calls at another URL.
+
+    Parameters
+    ----------
+    svc_url : str
+        The base URL, e.g. ``http://127.0.0.1:8400/query``; empty leaves it unchanged.
+    """
     if svc_url:
         _http.set_url("query", svc_url)
 
 
 def get_svc_url():
+    """The Query Manager URL in use.
+
+    Returns
+    -------
+    str
+    """
     return _http.url("query")
 
 
 def isAlive(svc_url=None, timeout=5):
+    """Does the Query Manager answer?
+
+    Parameters
+    ----------
+    svc_url : str, optional
+        The URL to check; by default the one in use.
+    timeout : float, optional
+        Seconds to wait for the answer.
+
+    Returns
+    -------
+    bool
+    """
     return _http.is_alive((svc_url or get_svc_url()).strip().rstrip("/"), timeout=timeout)
 
 
 # --- MyDB ----------------------------------------------------------------------------------------
 
 def validTableName(tbl) -> bool:
-    """dl's Util.validTableName: [a-z0-9_], not starting with a digit, at most schema.table."""
+    """dl's Util.validTableName: ``[a-z0-9_]``, not starting with a digit, at most schema.table.
+
+    Parameters
+    ----------
+    tbl : str
+        A table name, with or without ``mydb://``.
+
+    Returns
+    -------
+    bool
+    """
     if tbl in (None, "", "mydb://"):
         return True
     name = tbl[7:] if tbl.startswith("mydb://") else tbl
@@ -363,7 +621,23 @@ def _mydb(method, path, token, **params) -> httpx.Response:
 
 @_http.accepts_token_first()
 def mydb_list(table=None, token=None, index=False, **kw):
-    """The user's tables, one per line (with table=: its columns). verbose=True: the service's lines."""
+    """The user's MyDB tables, one per line, or one table's columns.
+
+    Parameters
+    ----------
+    table : str, optional
+        A table: list its columns instead.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    index : bool, optional
+        Passed to the service (list indexes).
+    **kw
+        ``verbose=True``: the service's full lines.
+
+    Returns
+    -------
+    str
+    """
     _check(table)
     r = _mydb("GET", "/list", token, table=table or "", index=str(bool(index)))
     if r.status_code != 200 or kw.get("verbose"):
@@ -372,12 +646,47 @@ def mydb_list(table=None, token=None, index=False, **kw):
 
 
 def list(table=None, token=None):  # noqa: A001 - dl's deprecated name
+    """dl's deprecated name for `mydb_list`.
+
+    Parameters
+    ----------
+    table : str, optional
+        A table: list its columns.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+    """
     return mydb_list(table=table, token=token)
 
 
 @_http.accepts_token_first()
 def mydb_create(table, schema, token=None, **kw):
-    """An empty table; schema is 'col,type' lines, a file of them, or an (Ordered)dict. 'OK'."""
+    """Create an empty table in the user's MyDB.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    schema : str, os.PathLike or dict
+        ``'column,type'`` lines, a file of them, or a dict of column to type (in order).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    **kw
+        ``drop`` (replace an existing table, default True), ``verbose``.
+
+    Returns
+    -------
+    str
+        ``'OK'``.
+
+    Raises
+    ------
+    queryClientError
+        With the service's message when it refuses.
+    """
     _check(table)
     if isinstance(schema, dict):  # dl sends only an OrderedDict; a dict keeps its order too
         schema = "".join(f"{col},{kind}\n" for col, kind in schema.items())
@@ -429,7 +738,29 @@ def _staged(token, data, what):
 
 @_http.accepts_token_first()
 def mydb_insert(table, data, token=None, **kw):
-    """Append rows (a CSV file, CSV text, a DataFrame, a URL or vos:// name) to a table. 'OK'."""
+    """Append rows to a MyDB table.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    data : str or pandas.DataFrame
+        A CSV file, CSV text, a DataFrame, a URL or a ``vos://`` name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    **kw
+        ``verbose``: return the service's answer.
+
+    Returns
+    -------
+    str
+        ``'OK'``.
+
+    Raises
+    ------
+    queryClientError
+        With the service's message when it refuses.
+    """
     _check(table)
     filename, tmp = _staged(token, data, "mydb_insert")
     try:
@@ -447,8 +778,25 @@ def mydb_insert(table, data, token=None, **kw):
 
 @_http.accepts_token_first()
 def mydb_import(table, data, token=None, **kw):
-    """A new table (or rows appended, append=True) from a file, URL, vos:// name, CSV text or a
-    DataFrame; 'file.fits[1]' / 'file.fits[EXTNAME]' pick a FITS extension. 'OK' or the message."""
+    """A new MyDB table (or rows appended to one) from data.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    data : str or pandas.DataFrame
+        A local file (CSV, FITS, VOTable, Parquet), a URL, a ``vos://`` name, CSV text or a
+        DataFrame; ``'file.fits[1]'`` or ``'file.fits[EXTNAME]'`` picks a FITS extension.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    **kw
+        ``append`` (add rows to an existing table), ``drop``, ``verbose`` and dl's other options.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(table)
     params = {"table": table, "delimiter": str(kw.get("delimiter", ",")), "append": str(kw.get("append", False)),
               "csv_header": str(kw.get("csv_header", True)), "schema_def": str(kw.get("schema_def", ""))}
@@ -478,14 +826,48 @@ def mydb_import(table, data, token=None, **kw):
 
 @_http.accepts_token_first()
 def mydb_truncate(table, token=None):
+    """Delete every row of a MyDB table.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(table)
     return _ok_or_message(_mydb("GET", "/truncate", token, table=table))
 
 
 @_http.accepts_token_first()
 def mydb_index(table, column="", token=None, q3c=None, cluster=False, async_=False):
-    """An index on a column, or (q3c='ra,dec') a q3c index, clustered if asked. 'OK'.
-    async_=True returns 'OK' at once and builds the index in a background thread."""
+    """An index on a column, or a q3c index on two, clustered if asked.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    column : str, optional
+        The column to index.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    q3c : str, optional
+        ``'ra,dec'``: a q3c index on those columns.
+    cluster : bool, optional
+        Cluster the table on the index.
+    async_ : bool, optional
+        Return ``'OK'`` at once and build the index in a background thread.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(table)
     params = {"tbl": table, "col": column or ""}
     if q3c is not None:
@@ -506,29 +888,99 @@ def _quietly(func, *args, **kwargs):
 
 @_http.accepts_token_first()
 def mydb_drop(table, token=None):
+    """Drop a MyDB table.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(table)
     return _ok_or_message(_mydb("GET", "/delete", token, table=table))
 
 
 def drop(table=None, token=None):  # dl's deprecated name
+    """dl's deprecated name for `mydb_drop`.
+
+    Parameters
+    ----------
+    table : str
+        A table of the user's MyDB (``name`` or ``mydb://name``).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+    """
     return mydb_drop(table, token=token)
 
 
 @_http.accepts_token_first()
 def mydb_rename(source, target, token=None):
+    """Rename a MyDB table.
+
+    Parameters
+    ----------
+    source : str
+        The table's name now.
+    target : str
+        Its new name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(source, target)
     return _ok_or_message(_mydb("GET", "/rename", token, source=source, target=target))
 
 
 @_http.accepts_token_first()
 def mydb_copy(source, target, token=None):
+    """Copy a MyDB table.
+
+    Parameters
+    ----------
+    source : str
+        The table to copy.
+    target : str
+        The new table.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     _check(source, target)
     return _ok_or_message(_mydb("GET", "/copy", token, source=source, target=target))
 
 
 @_http.accepts_token_first()
 def mydb_flush(token=None):
-    """Drop every table in the user's MyDB. 'OK'."""
+    """Drop every table in the user's MyDB.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     return _ok_or_message(_mydb("GET", "/flush", token))
 
 

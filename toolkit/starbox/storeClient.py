@@ -6,6 +6,7 @@ message rather than an exception; get(..., to='') returns the content, put retur
 Downloads and uploads go through the signed URLs that /get and /put hand out, streamed.
 
 Deliberate differences from dl:
+
 * get() to an existing local directory writes <dir>/<file name> (dl tries to open the
   directory); mode='fileobj' returns a BytesIO; mode='text' on undecodable bytes returns bytes.
 * put() checks the upload's answer and reports a local name that matches no file
@@ -37,6 +38,13 @@ _state = {"profile": "default"}
 
 
 class storeClientError(Exception):
+    """dl's error: ``str(e)`` and ``e.message`` are the message.
+
+    Parameters
+    ----------
+    message : str
+        The message.
+    """
     def __init__(self, message):
         super().__init__(message)
         self.message = message
@@ -61,25 +69,80 @@ def _get(path: str, token=None, base=None, timeout=None, **params) -> httpx.Resp
 
 
 def hasmeta(s) -> bool:
-    """Does a name hold wildcard characters?"""
+    """Does a name hold wildcard characters (``*``, ``?``, ``[``)?
+
+    Parameters
+    ----------
+    s : str
+        A storage name.
+
+    Returns
+    -------
+    bool
+    """
     s = str(s)
     return s.find("*") >= 0 or s.find("[") >= 0 or s.find("?") > 0
 
 
 def isdir(name, token=None) -> bool:
-    """Is `name` a directory (container) in storage?"""
+    """Is `name` a directory (container) in storage?
+
+    Parameters
+    ----------
+    name : str
+        A storage name (``vos://`` is added when it has no scheme).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    bool
+    """
     r = _get("/isdir", token, name=_uri(name))
     return _http.as_bool(r)
 
 
 def is_vosDir(svc_url, token, path):
-    """dl's helper: True/False, or the service's message when it refuses."""
+    """dl's helper: is `path` a directory?
+
+    Parameters
+    ----------
+    svc_url : str
+        Ignored: the storage URL in use is asked.
+    token : str
+        The token (None: this process's login).
+    path : str
+        A storage name.
+
+    Returns
+    -------
+    bool or str
+        True/False, or the service's message when it refuses.
+    """
     r = _get("/isdir", token, base=(svc_url or get_svc_url()).rstrip("/"), name=path)
     return _http.as_bool(r) if r.status_code == 200 else r.text
 
 
 def expandFileList(svc_url, token, pattern, format="csv", full=False):
-    """The names a wildcard pattern (or a folder ending in '/') matches, sorted."""
+    """The names a wildcard pattern (or a folder ending in '/') matches, sorted.
+
+    Parameters
+    ----------
+    svc_url : str
+        Ignored: the storage URL in use is asked.
+    token : str
+        The token (None: this process's login).
+    pattern : str
+        A storage name with wildcards, or a folder ending in '/'.
+    format : str, optional
+        As in dl.
+    full : bool, optional
+        Full ``vos://`` names rather than bare file names.
+
+    Returns
+    -------
+    list of str
+    """
     if not hasmeta(pattern) and not str(pattern).endswith("/"):
         return [pattern]
     scheme, sep, rest = str(pattern).partition("://")
@@ -114,7 +177,23 @@ def _expand(token, uri):
 
 @_http.accepts_token_first()
 def ls(name="vos://", token=None, format="csv", verbose=False):
-    """A listing: csv (names joined by ','), long (ls -l style) or short (columns)."""
+    """List a storage folder or file.
+
+    Parameters
+    ----------
+    name : str, optional
+        What to list (wildcards allowed); ``vos://`` is the user's root.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    format : str, optional
+        ``'csv'`` (names joined by ','), ``'long'`` (ls -l style) or ``'short'`` (columns).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+    """
     uri = _uri(name)
     r = _get("/ls", token, name=uri, format=format, verbose=str(bool(verbose)))
     if r.status_code != 200:
@@ -124,22 +203,80 @@ def ls(name="vos://", token=None, format="csv", verbose=False):
 
 @_http.accepts_token_first()
 def stat(path, token=None, verbose=True):
-    """A dict (name, owner, perms, size, type ...) or {} when there is no such node."""
+    """A node's properties.
+
+    Parameters
+    ----------
+    path : str
+        A storage name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    dict
+        name, owner, perms, size, type ...; ``{}`` when there is no such node.
+    """
     r = _get("/stat", token, name=_uri(path), verbose=str(bool(verbose)))
     return json.loads(r.text) if r.status_code == 200 else {}
 
 
 @_http.accepts_token_first()
 def access(path, mode=None, token=None, verbose=True):
-    """May you read (r), write (w) or both (rw) the node?"""
+    """May you read, write or both?
+
+    Parameters
+    ----------
+    path : str
+        A storage name.
+    mode : str, optional
+        ``'r'``, ``'w'`` or ``'rw'``.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    bool
+    """
     r = _get("/access", token, name=_uri(path), mode=mode, verbose=str(bool(verbose)))
     return _http.as_bool(r)
 
 
 @_http.accepts_token_first()
 def get(token=None, fr="", to="", mode="text", verbose=True, debug=False, timeout=30):
-    """to='': the file's content (mode 'text', 'binary' or 'fileobj'). to=<file or directory>:
-    download (wildcards allowed); returns a list with 'OK' or a message per file."""
+    """Download a file, or return its content.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    fr : str
+        The storage name (wildcards allowed when `to` is a directory).
+    to : str, optional
+        ``''``: return the content; a local file or directory: download there.
+    mode : str, optional
+        With ``to=''``: ``'text'``, ``'binary'`` or ``'fileobj'`` (a BytesIO).
+    verbose : bool, optional
+        Print progress, as dl does.
+    debug : bool, optional
+        Accepted for dl's sake.
+    timeout : float, optional
+        Seconds to wait for the service.
+
+    Returns
+    -------
+    str, bytes, io.BytesIO or list of str
+        The content, or a list with ``'OK'`` or a message per file downloaded.
+
+    Raises
+    ------
+    storeClientError
+        When several files are asked for without a local directory.
+    """
     nm = _uri(fr)
     if hasmeta(fr) and (not to or not os.path.isdir(to)):
         raise storeClientError("Multi-file requests require a download location that is a directory")
@@ -215,7 +352,26 @@ def _download(token, remote, local, label, timeout) -> str:
 
 @_http.accepts_token_first()
 def put(fr="", to="vos://", token=None, verbose=True, debug=False):
-    """Upload local file(s) (wildcards, or a directory) to storage; ['OK'] (one entry per file)."""
+    """Upload local file(s) to storage.
+
+    Parameters
+    ----------
+    fr : str
+        A local file, a pattern with wildcards, or a directory.
+    to : str, optional
+        The storage name or folder.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+    debug : bool, optional
+        Accepted for dl's sake.
+
+    Returns
+    -------
+    list of str
+        ``'OK'`` or the message, one entry per file.
+    """
     fr = os.fspath(fr)
     if os.path.isdir(fr):
         if fr.endswith("/"):
@@ -298,25 +454,90 @@ def _transfer(op, verb, token, fr, to):
 
 @_http.accepts_token_first()
 def cp(token=None, fr="", to="", verbose=False):
-    """Copy within storage; 'OK' or the message (a list with wildcards)."""
+    """Copy within storage.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    fr : str
+        The source name (wildcards allowed).
+    to : str
+        The destination.
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message (a list of them with wildcards).
+    """
     return _transfer("cp", "copy", token, fr, to)
 
 
 @_http.accepts_token_first()
 def mv(token=None, fr="", to="", verbose=False):
-    """Move or rename within storage; 'OK' or the message (a list with wildcards)."""
+    """Move or rename within storage.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    fr : str
+        The source name (wildcards allowed).
+    to : str
+        The destination.
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message (a list of them with wildcards).
+    """
     return _transfer("mv", "move", token, fr, to)
 
 
 @_http.accepts_token_first()
 def ln(fr="", target="", token=None, verbose=False):
-    """Make `fr` a link to the existing `target`; 'OK' or the message."""
+    """Make `fr` a link to the existing `target` (inside the user's own tree).
+
+    Parameters
+    ----------
+    fr : str
+        The link to create.
+    target : str
+        The existing node it points to.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message (a list of them with wildcards).
+    """
     r = _get("/ln", token, **{"from": _uri(fr), "to": _uri(target)})
     return "OK" if r.status_code == 201 else r.text
 
 
 @_http.accepts_token_first()
 def mkdir(name="", token=None):
+    """Create a folder.
+
+    Parameters
+    ----------
+    name : str
+        The new folder's storage name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     nm = _uri(name)
     r = _get("/mkdir", token, dir=nm[:-1] if nm.endswith("/") and not nm.endswith("://") else nm)
     return "OK" if r.status_code == 201 else r.text
@@ -324,7 +545,22 @@ def mkdir(name="", token=None):
 
 @_http.accepts_token_first()
 def rm(name="", token=None, verbose=False):
-    """Remove a file (wildcards allowed); 'OK' or the message."""
+    """Remove a file (wildcards allowed).
+
+    Parameters
+    ----------
+    name : str
+        The storage name; ``vos://``, ``vos://tmp`` and ``vos://public`` cannot be removed.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message (a list of them with wildcards).
+    """
     nm = _uri(name)
     if nm in PROTECTED:
         return "Error: operation not permitted"
@@ -346,7 +582,22 @@ def rm(name="", token=None, verbose=False):
 
 @_http.accepts_token_first()
 def rmdir(name="", token=None, verbose=False):
-    """Remove a directory and everything in it; 'OK' or the message."""
+    """Remove a directory and everything in it.
+
+    Parameters
+    ----------
+    name : str
+        The folder's storage name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    verbose : bool, optional
+        Print progress, as dl does.
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message (a list of them with wildcards).
+    """
     nm = _uri(name)
     if nm.endswith("/") and not nm.endswith("://"):
         nm = nm[:-1]
@@ -363,14 +614,46 @@ def rmdir(name="", token=None, verbose=False):
 
 @_http.accepts_token_first()
 def tag(name="", tag="", token=None):
-    """Annotate a node (an empty tag clears them); 'OK' or the message."""
+    """Annotate a node (an empty tag clears them).
+
+    Parameters
+    ----------
+    name : str
+        The storage name.
+    tag : str
+        The annotation.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    str
+        ``'OK'`` or the service's message.
+    """
     r = _get("/tag", token, name=_uri(name), tag=tag)
     return "OK" if r.status_code == 200 else r.text
 
 
 @_http.accepts_token_first()
 def load(name="", endpoint="", token=None, is_vospace=False):
-    """Have the service fetch a URL (or, is_vospace=True, a storage name) into `name`."""
+    """Have the service fetch a URL (or a storage name) into `name`. Also called ``pull``.
+
+    Parameters
+    ----------
+    name : str
+        The storage name to write.
+    endpoint : str
+        An http(s) URL (internal addresses are refused unless the site allows them).
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    is_vospace : bool, optional
+        `endpoint` is a storage name, not a URL.
+
+    Returns
+    -------
+    str
+        The service's answer.
+    """
     r = _get("/load", token, timeout=LONG, name=_uri(name), endpoint=endpoint, is_vospace=str(bool(is_vospace)))
     return r.text
 
@@ -380,7 +663,22 @@ pull = load
 
 @_http.accepts_token_first()
 def saveAs(data, name, token=None):
-    """Write str(data) to storage as `name`; ['OK']."""
+    """Write ``str(data)`` to storage as `name`.
+
+    Parameters
+    ----------
+    data : object
+        What to write (as its ``str``).
+    name : str
+        The storage name.
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+
+    Returns
+    -------
+    list of str
+        ``['OK']`` or the message.
+    """
     fd, tmp = tempfile.mkstemp(prefix="tmp")
     try:
         with os.fdopen(fd, "w") as fh:
@@ -391,7 +689,27 @@ def saveAs(data, name, token=None):
 
 
 def chunked_upload(token, local_file, remote_file):
-    """Stage a local file for MyDB import: POST {storage}/xfer in 4 MiB chunks, as dl does."""
+    """Stage a local file for MyDB import: POST ``{storage}/xfer`` in 4 MiB chunks, as dl does.
+
+    Parameters
+    ----------
+    token : str
+        The token (None: this process's login).
+    local_file : str
+        The local file.
+    remote_file : str
+        The staged name that ``/query/import`` and ``/query/ingest`` then read.
+
+    Returns
+    -------
+    str
+        ``'OK'``.
+
+    Raises
+    ------
+    storeClientError
+        With the service's message when a chunk is refused.
+    """
     tok = _http.token(token)
     target = f"{get_svc_url()}/xfer"
     with open(local_file, "rb") as fh:
@@ -417,7 +735,23 @@ def chunked_upload(token, local_file, remote_file):
 # --- service -------------------------------------------------------------------------------------
 
 def services(name=None, svc_type="vos", format=None, profile="default"):
-    """The file services (asked of the Query Manager, as in dl)."""
+    """The file services (asked of the Query Manager, as in dl).
+
+    Parameters
+    ----------
+    name : str, optional
+        One service by name.
+    svc_type : str, optional
+        The service type.
+    format : str, optional
+        As in dl.
+    profile : str, optional
+        The service profile.
+
+    Returns
+    -------
+    str or dict
+    """
     r = _get("/services", None, base=_http.url("query"), profile=profile or None, name=name or None,
              type=svc_type or None, format=format or None)
     return json.loads(r.text) if "{" in r.text else r.text
@@ -425,26 +759,78 @@ def services(name=None, svc_type="vos", format=None, profile="default"):
 
 @_http.accepts_token_first()
 def list_profiles(token=None, profile=None, format="text"):
+    """The storage service profiles.
+
+    Parameters
+    ----------
+    token : str, optional
+        A token to use instead of this process's login (it may also come first, positionally).
+    profile : str, optional
+        One profile, returned as a dict.
+    format : str, optional
+        ``'text'`` or ``'json'``.
+
+    Returns
+    -------
+    str or dict
+    """
     r = _get("/profiles", token, profile=profile if profile not in (None, "", "None") else None, format=format)
     return json.loads(r.text) if "{" in r.text else r.text
 
 
 def isAlive(svc_url=None):
+    """Does the Storage Manager answer?
+
+    Parameters
+    ----------
+    svc_url : str, optional
+        The URL to check; by default the one in use.
+
+    Returns
+    -------
+    bool
+    """
     return _http.is_alive((svc_url or get_svc_url()).strip().rstrip("/"), timeout=5)
 
 
 def set_svc_url(svc_url=None):
+    """Point the Storage Manager calls at another URL.
+
+    Parameters
+    ----------
+    svc_url : str
+        The base URL, e.g. ``http://127.0.0.1:8400/storage``; empty leaves it unchanged.
+    """
     if svc_url:
         _http.set_url("storage", svc_url)
 
 
 def get_svc_url():
+    """The Storage Manager URL in use.
+
+    Returns
+    -------
+    str
+    """
     return _http.url("storage")
 
 
 def set_profile(profile="default"):
+    """Set the service profile.
+
+    Parameters
+    ----------
+    profile : str, optional
+        The profile name.
+    """
     _state["profile"] = profile
 
 
 def get_profile():
+    """The service profile in use.
+
+    Returns
+    -------
+    str
+    """
     return _state["profile"]

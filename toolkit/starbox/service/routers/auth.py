@@ -27,11 +27,13 @@ def _attempt(request: Request, username: str):
 @router.get("/")
 @router.get("")
 def hello() -> str:
+    """Says the service is up (Data Lab's `isAlive`)."""
     return HELLO
 
 
 @router.get("/login")
 def login(request: Request, username: str = "", x_dl_password: str = Header("", alias="X-DL-Password")) -> str:
+    """Log in: the username, the password in X-DL-Password; answers a token."""
     if not username:
         raise StarboxError("Error: no username given")
     with _attempt(request, username), _state(request) as conn:
@@ -43,6 +45,7 @@ def login(request: Request, username: str = "", x_dl_password: str = Header("", 
 
 @router.get("/logout")
 def logout(request: Request, token: str = "") -> str:
+    """End the session the token names."""
     token = token_of(request) or token
     with _state(request) as conn:
         if accounts.resolve(conn, token) is None:
@@ -56,12 +59,14 @@ def logout(request: Request, token: str = "") -> str:
 
 @router.get("/isValidToken")
 def is_valid_token(request: Request, token: str = "") -> str:
+    """True if the token names an open session (or is the anonymous token)."""
     with _state(request) as conn:
         return flags.answer(accounts.resolve(conn, token or token_of(request)) is not None)
 
 
 @router.get("/isValidUser")
 def is_valid_user(request: Request, user: str = "") -> str:
+    """True if an account of that name exists."""
     if user == "anonymous":
         return "True"
     with _state(request) as conn:
@@ -70,6 +75,7 @@ def is_valid_user(request: Request, user: str = "") -> str:
 
 @router.get("/isValidPassword")
 def is_valid_password(request: Request, user: str = "", password: str = "") -> str:
+    """True if the password is the user's (counted against the login rate limit)."""
     with _attempt(request, user) as attempt, _state(request) as conn:
         attempt.failed = accounts.verify_password(conn, user, password) is None
         return flags.answer(not attempt.failed)
@@ -77,12 +83,14 @@ def is_valid_password(request: Request, user: str = "", password: str = "") -> s
 
 @router.get("/isUserLoggedIn")
 def is_user_logged_in(request: Request, user: str = "") -> str:
+    """True if the user has an open session."""
     with _state(request) as conn:
         return flags.answer(accounts.user_logged_in(conn, user))
 
 
 @router.get("/isTokenLoggedIn")
 def is_token_logged_in(request: Request, token: str = "") -> str:
+    """True if the token's session is open and belongs to a logged-in user."""
     with _state(request) as conn:
         user = accounts.resolve(conn, token or token_of(request))
     return flags.answer(user is not None and not user.anonymous)
@@ -105,6 +113,7 @@ def has_access(request: Request, user: str = "", resource: str = "") -> str:
 @router.get("/passwordReset")
 def password_reset(request: Request, username: str = "", token: str = "",
                    x_dl_password: str = Header("", alias="X-DL-Password")) -> str:
+    """Change a password: a user changes their own (with their token); the session ends."""
     user = current_user(request)
     with _state(request) as conn:
         new = accounts.change_own_password(conn, user, username, x_dl_password)

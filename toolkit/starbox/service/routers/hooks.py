@@ -51,6 +51,7 @@ def _payload(body: bytes, content_type: str):
 
 @router.post("/notebooks", max_body_size=MAX_BODY)  # counted while it streams in
 async def notebooks(request: Request) -> JSONResponse:
+    """GitHub's push webhook: publish the lesson notebooks when their branch moves."""
     settings = request.app.state.settings
     if publish.webhook_secret(settings, create=False) is None:
         return _answer(404, "refused", "no webhook secret is configured on this appliance: the admin runs "

@@ -34,18 +34,21 @@ def _int(value: str, param: str) -> int | None:
 @router.get("/list")
 def mydb_list(request: Request, table: str = "", index: str = "False",
               user: User = Depends(logged_in_user)) -> str:
+    """The user's MyDB tables, or one table's columns (index=True adds its indexes)."""
     return mydb.list_tables(*_ctx(request), user, table or None, flags.parse(index, False, "index"))
 
 
 @router.api_route("/create", methods=["POST", "GET"])
 def mydb_create(request: Request, table: str = "", schema: str = "", drop: str = "True",
                 user: User = Depends(logged_in_user)) -> str:
+    """Create a MyDB table from a column list (drop=True replaces one of that name)."""
     return mydb.create_table(*_ctx(request), user, table, schema, flags.parse(drop, True, "drop"))
 
 
 @router.api_route("/ingest", methods=["POST", "GET"])
 def mydb_ingest(request: Request, table: str = "", filename: str = "", csv_header: str = "True",
                 delimiter: str = ",", user: User = Depends(logged_in_user)) -> str:
+    """Append a staged CSV file to an existing MyDB table."""
     return mydb.ingest(*_ctx(request), user, table, filename, flags.parse(csv_header, True, "csv_header"),
                        delimiter)
 
@@ -54,6 +57,7 @@ def mydb_ingest(request: Request, table: str = "", filename: str = "", csv_heade
 def mydb_import(request: Request, table: str = "", filename: str = "", delimiter: str = ",",
                 append: str = "False", csv_header: str = "True", schema_def: str = "", extnum: str = "",
                 extname: str = "", drop: str = "True", user: User = Depends(logged_in_user)) -> str:
+    """Load a staged file, a storage file or a URL (CSV, FITS, Parquet, ...) into a MyDB table."""
     return mydb.import_table(
         *_ctx(request), user, table, filename, delimiter=delimiter,
         append=flags.parse(append, False, "append"), csv_header=flags.parse(csv_header, True, "csv_header"),
@@ -64,31 +68,37 @@ def mydb_import(request: Request, table: str = "", filename: str = "", delimiter
 
 @router.get("/truncate")
 def mydb_truncate(request: Request, table: str = "", user: User = Depends(logged_in_user)) -> str:
+    """Empty a MyDB table."""
     return mydb.truncate_table(*_ctx(request), user, table)
 
 
 @router.get("/index")
 def mydb_index(request: Request, tbl: str = "", col: str = "", q3c: str = "", cluster: str = "False",
                table: str = "", user: User = Depends(logged_in_user)) -> str:
+    """Index a column of a MyDB table (q3c= makes a position index on ra,dec)."""
     return mydb.index_table(*_ctx(request), user, tbl or table, col, q3c or None,
                             flags.parse(cluster, False, "cluster"))
 
 
 @router.get("/delete")
 def mydb_delete(request: Request, table: str = "", user: User = Depends(logged_in_user)) -> str:
+    """Drop a MyDB table."""
     return mydb.drop_table(*_ctx(request), user, table)
 
 
 @router.get("/rename")
 def mydb_rename(request: Request, source: str = "", target: str = "", user: User = Depends(logged_in_user)) -> str:
+    """Rename a MyDB table."""
     return mydb.rename_table(*_ctx(request), user, source, target)
 
 
 @router.get("/copy")
 def mydb_copy(request: Request, source: str = "", target: str = "", user: User = Depends(logged_in_user)) -> str:
+    """Copy a MyDB table under a new name."""
     return mydb.copy_table(*_ctx(request), user, source, target)
 
 
 @router.get("/flush")
 def mydb_flush(request: Request, user: User = Depends(logged_in_user)) -> str:
+    """Drop every table of the user's MyDB."""
     return mydb.flush(*_ctx(request), user)

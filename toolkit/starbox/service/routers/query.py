@@ -37,6 +37,7 @@ def _timeout(raw: str | None, ceiling: int) -> int:
 @router.get("/")
 @router.get("")
 def hello() -> str:
+    """Says the query service is up."""
     return HELLO
 
 
@@ -45,6 +46,8 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
                 adql: str | None = None, ofmt: str = "csv", out: str | None = None, drop: str = "False",
                 profile: str = "default",
                 x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
+    """Run SQL or ADQL: the rows in the asked format, to storage (out=vos://), to MyDB
+    (out=mydb://), or as an async job (async=True)."""
     s = request.app.state.settings
     is_async = flags.parse(request.query_params.get("async"), False, "async")  # a Python keyword, so read it by hand
     out = (out or "").strip()
@@ -96,11 +99,13 @@ def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits,
 
 @router.get("/status")
 def status(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """An async job's phase (QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED)."""
     return request.app.state.jobs.get(user, jobid)["phase"]
 
 
 @router.get("/results")
 def results(request: Request, jobid: str = "", delete: str = "False", user: User = Depends(current_user)):
+    """An async job's result (delete=True forgets it once sent)."""
     jobs = request.app.state.jobs
     path, fmt = jobs.result_file(user, jobid)
     cleanup = BackgroundTask(jobs.forget_result, jobid) if flags.parse(delete, False, "delete") else None
@@ -109,27 +114,32 @@ def results(request: Request, jobid: str = "", delete: str = "False", user: User
 
 @router.get("/error")
 def error(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """Why an async job ended in ERROR."""
     job = request.app.state.jobs.get(user, jobid)
     return job["error"] or ""
 
 
 @router.get("/abort")
 def abort(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """Stop an async job."""
     return request.app.state.jobs.abort(user, jobid)
 
 
 @router.get("/schema")
 def schema(request: Request, value: str = "", format: str = "text", profile: str = "default") -> str:
+    """The schemas, one schema's tables, or one table's columns."""
     with request.app.state.pools.metadata() as conn:
         return metadata.schema_text(conn, value)
 
 
 @router.get("/profiles")
 def profiles(request: Request, profile: str | None = None, format: str = "text") -> str:
+    """The query service profiles (Starbox has one: default)."""
     return metadata.profiles(request.app.state.settings, profile, "query")
 
 
 @router.get("/services")
 def services(request: Request, name: str | None = None, type: str | None = None, mode: str = "list",
              profile: str = "default") -> str:
+    """The services this Starbox offers (Data Lab's service list)."""
     return metadata.services(request.app.state.settings, name, type, mode)

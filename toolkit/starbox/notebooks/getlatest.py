@@ -93,12 +93,12 @@ def beside_name(rel: str, day: date) -> str:
 def default_target(settings: Settings) -> Path:
     """~/notebooks; in the appliance's JupyterLab (whose HOME is its own state folder) the
     writable lessons/ copy in the work folder JupyterLab shows."""
-    try:
-        from starbox import jupyter
+    from starbox.jupyter import paths  # no cycle: paths imports nothing of the notebooks
 
-        if Path.home().resolve() == (jupyter.state_dir(settings) / "home").resolve():
-            return jupyter.work_dir(settings) / jupyter.LESSON_COPY
-    except (ImportError, AttributeError, OSError):
+    try:
+        if Path.home().resolve() == (paths.state_dir(settings) / "home").resolve():
+            return paths.work_dir(settings) / paths.LESSON_COPY
+    except OSError:
         pass
     return Path.home() / "notebooks"
 

@@ -52,7 +52,7 @@ from starbox.errors import StarboxError
 from starbox.settings import Settings
 
 KEEP = 5  # versions kept besides the live one: the last KEEP that were live, and the KEEP newest
-# UTC time (ms) and commit; also the seconds-only, Z-less stamps of starbox.jupyter's first copy.
+# UTC time (ms) and commit; also the seconds-only, Z-less stamps of starbox.jupyter.workspace's first copy.
 VERSION_RE = re.compile(r"^\d{8}T\d{6}(?:\d{3})?Z?-[0-9a-z]+$")
 STATE = ".state"
 GIT_TIMEOUT = 300

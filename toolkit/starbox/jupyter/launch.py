@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from starbox.notebooks import getlatest
 from starbox.processes import Child
 from starbox.settings import Settings
 
 from .account import ensure_local_user
-from .paths import WELCOME, appliance_dir, apps_dir, state_dir, token_file, voila_hostnames, work_dir
+from .paths import LESSON_COPY, WELCOME, appliance_dir, apps_dir, state_dir, token_file, voila_hostnames, work_dir
 from .workspace import ensure_workspace
 
 
@@ -21,6 +22,7 @@ def _base_env(settings: Settings) -> list[str]:
     share = appliance_dir(settings) / "share"
     return [
         f"STARBOX_URL={settings.service_url}",
+        f"{getlatest.LESSON_COPY_ENV}={work_dir(settings) / LESSON_COPY}",
         f"HOME={state / 'home'}",
         f"JUPYTER_CONFIG_DIR={state / 'config'}",
         f"JUPYTER_RUNTIME_DIR={state / 'runtime'}",

@@ -6,14 +6,12 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from starbox.errors import StarboxError
-from starbox.notebooks import getlatest
+from starbox.notebooks import getlatest, publish
 from starbox.settings import Settings
 
 from .paths import (LESSON_COPY, READ_ONLY_DIR, WELCOME, app_url, appliance_dir, apps_dir, manual_url,
@@ -28,40 +26,14 @@ LESSON_FOLDERS = {  # Data Lab's folders, in plain words
     "06_EPO": "For students (ages 12 to 18)",
 }
 NEW_BESIDE = re.compile(r"\.new-\d{8}(-\d+)?\.ipynb$")  # getlatest's new version beside a changed lesson
-IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".git", "*.pyc", ".DS_Store")
 
 
-def _make_read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o444)
-        os.chmod(dirpath, 0o555)
-
-
-def ensure_lessons(settings: Settings) -> Path:
-    """Publish this project's lessons/ when nothing is published yet; return notebooks_latest.
-
-    Only when the `notebooks_latest` symlink is missing: the lessons are copied into
-    `notebooks_versions/<stamp>`, made read-only, and the symlink is pointed at the copy
-    (atomically, as the publishing code does). A symlink that exists is never touched.
-    """
-    latest = settings.notebooks_latest
-    if latest.is_symlink() or latest.exists():
-        return latest
-    source = settings.project_root / "lessons"
-    stamp = time.strftime("%Y%m%dT%H%M%S") + "-local"
-    target = settings.notebooks_versions / stamp
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        shutil.copytree(source, target, ignore=IGNORED, dirs_exist_ok=True)
-    else:
-        target.mkdir(parents=True, exist_ok=True)
-    _make_read_only(target)
-    tmp = latest.with_name(f".{latest.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, latest)
-    return latest
+def ensure_lessons(settings: Settings) -> None:
+    """Publish the lessons (untested: a first start does not wait for the harness) when nothing
+    is published yet; a failure is reported and does not stop JupyterLab from starting."""
+    outcome = publish.ensure_published(settings, test=False)
+    if outcome is not None and not outcome.ok:
+        print(f"warning: no lessons published: {outcome.reason}", file=sys.stderr)
 
 
 def copy_lessons(settings: Settings, dest: Path) -> None:

@@ -78,3 +78,19 @@ if [ "$(cat "$page_out/.built" 2>/dev/null)" != "$page_digest" ]; then
   (cd "$page_src" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
   echo "$page_digest" > "$page_out/.built"
 fi
+
+# The user manual (docs/), served by the service at /docs/: built when Sphinx is installed (the
+# test extra has it), rebuilt only when its sources or the documented toolkit change.
+docs_out=docs/_build/html
+if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
+  docs_digest=$(find docs -path docs/_build -prune -o -type f -print | sort | xargs cat \
+    toolkit/starbox/authClient.py toolkit/starbox/queryClient.py toolkit/starbox/storeClient.py \
+    toolkit/starbox/settings.py toolkit/starbox/cli.py | sha256sum | cut -c1-16)
+  if [ "$(cat "$docs_out/.built" 2>/dev/null)" != "$docs_digest" ]; then
+    echo "==> building the user manual"
+    "$python" -m sphinx -q -W --keep-going -b html docs "$docs_out"
+    echo "$docs_digest" > "$docs_out/.built"
+  fi
+else
+  echo "==> the user manual needs Sphinx (appliance/install.sh --test installs it); /docs/ says how to build it"
+fi

@@ -33,7 +33,33 @@ PARQUET_MAGIC = b"PAR1"
 
 
 def convert(inp, outfmt: str = "pandas", verbose: bool = False, **kwargs):
-    """Convert `inp` (str or bytes) to the structure `outfmt` names."""
+    """Convert a query result to the structure `outfmt` names (dl's ``helpers.utils.convert``).
+
+    Parameters
+    ----------
+    inp : str or bytes
+        CSV text (as ``qc.query`` returns it), or Arrow / Parquet bytes.
+    outfmt : str, optional
+        ``'string'`` (CSV text), ``'array'`` (numpy array), ``'structarray'`` (numpy record
+        array), ``'pandas'`` (a DataFrame, the default), ``'table'`` (an astropy Table) or
+        ``'votable'`` (an astropy VOTable).
+    verbose : bool, optional
+        Print what is returned.
+    **kwargs
+        Passed to the reader (pandas, numpy or astropy) of text input.
+
+    Returns
+    -------
+    object
+        The converted result.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `outfmt`.
+    TypeError
+        When `inp` is neither str nor bytes.
+    """
     if outfmt not in OUTFMTS:
         raise ValueError(f"unknown outfmt {outfmt!r}; use one of {', '.join(OUTFMTS)}")
     if isinstance(inp, bytes) and (inp.startswith(ARROW_MAGIC) or inp.startswith(PARQUET_MAGIC)):

@@ -30,6 +30,7 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     another process (the service) may be running jobs, so none are recovered at start, and this
     process's own unfinished jobs end as ERROR when it stops."""
     from starbox.jobs import JobRunner
+    from starbox.service import manual
     from starbox.service.admission import Admission
     from starbox.service.inputs import RefuseNul
     from starbox.service.openapi import describe
@@ -55,9 +56,10 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
             if not in_process:
                 adql_translate.shutdown()
 
+    # /docs/ is the user manual (service/manual.py); the OpenAPI browser is /apidocs.
     # Request bodies are counted while they stream in (a body without Content-Length too):
     # past the limit, 413. TAP and storage uploads set larger limits on their routes.
-    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/apidocs", redoc_url=None,
                   max_body_size=settings.max_body_mb << 20)
     app.add_middleware(RefuseNul)
     app.state.settings = settings
@@ -96,5 +98,6 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
 
     for router, prefix in ROUTERS():
         app.include_router(router, prefix=prefix)
+    manual.mount(app, settings)
     describe(app)  # the real status codes and media types of each route (service/openapi.py)
     return app

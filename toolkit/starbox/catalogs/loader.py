@@ -17,6 +17,7 @@ from psycopg import sql
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from starbox.catalogs import readers, registry
+from starbox.catalogs.registry import ColumnMeta
 from starbox.catalogs.manifest import Manifest, split_table
 from starbox.errors import StarboxError
 
@@ -101,6 +102,31 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
     columns = _columns(reader, manifest)
     ra, dec = _position(columns, ra or (manifest.ra if manifest else None),
                         dec or (manifest.dec if manifest else None), path)
+    _describe_position(columns, ra, dec)
+    pgsphere = bool(manifest.pgsphere if (pgsphere is None and manifest) else pgsphere)
+    if pgsphere and not ra:
+        raise StarboxError(f"{table}: a pgsphere index needs ra and dec columns")
+
+    ident = {"schema": sql.Identifier(schema), "name": sql.Identifier(name),
+             "staging": sql.Identifier(f"_load_{name}"[:63])}
+    # Local buffers for the temporary copy; only settable before a session's first temp table,
+    # and setting the same value again later is a no-op.
+    conn.execute("SET temp_buffers = '256MB'")
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION starbox_owner").format(**ident))
+        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {schema} TO starbox_public").format(**ident))
+        rows = _copy_into_temp(cur, reader, columns, path, progress)
+        order = sql.SQL(" ORDER BY q3c_ang2ipix({}, {})").format(sql.Identifier(ra), sql.Identifier(dec)) if ra else sql.SQL("")
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{staging}").format(**ident))
+        cur.execute(sql.SQL("CREATE TABLE {schema}.{staging} AS SELECT * FROM _load{order}").format(order=order, **ident))
+        _index_and_swap(cur, ident, name, _indexes(name, columns, ra, dec, pgsphere), clustered=bool(ra))
+        registry.refresh_tbl_stat(cur, schema, name, rows)
+        registry.register(cur, schema, name, manifest.description if manifest else "",
+                          manifest.schema_description if manifest else "", columns)
+    return LoadResult(table, rows, time.perf_counter() - started, bool(ra))
+
+
+def _describe_position(columns: list[ColumnMeta], ra: str | None, dec: str | None) -> None:
     for col in columns:
         # The position columns are degrees by the loader's contract: say so to TAP and SCS.
         if col.name == ra:
@@ -109,70 +135,63 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
             col.ucd, col.unit = col.ucd or "pos.eq.dec;meta.main", col.unit or "deg"
         col.indexed = col.name in (ra, dec)
         col.principal = col.principal or col.indexed or bool(col.ucd and "meta.main" in col.ucd)
-    pgsphere = bool(manifest.pgsphere if (pgsphere is None and manifest) else pgsphere)
-    if pgsphere and not ra:
-        raise StarboxError(f"{table}: a pgsphere index needs ra and dec columns")
 
-    staging = f"_load_{name}"[:63]
-    ident = {"schema": sql.Identifier(schema), "name": sql.Identifier(name),
-             "staging": sql.Identifier(staging)}
-    # Local buffers for the temporary copy; only settable before a session's first temp table,
-    # and setting the same value again later is a no-op.
-    conn.execute("SET temp_buffers = '256MB'")
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION starbox_owner").format(**ident))
-        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {schema} TO starbox_public").format(**ident))
-        coldefs = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns
-        )
-        cur.execute(sql.SQL("CREATE TEMP TABLE _load ({}) ON COMMIT DROP").format(coldefs))
-        names = [c.name for c in columns]
-        with _progress(reader, progress) as bar:
-            task = bar.add_task(f"loading {path.name}", total=reader.total)
-            options = sql.SQL("FORMAT csv, HEADER {}, DELIMITER {}").format(
-                sql.SQL("true" if reader.copy_header else "false"), sql.Literal(reader.copy_delimiter))
-            copy_sql = sql.SQL("COPY _load ({}) FROM STDIN ({})").format(
-                sql.SQL(", ").join(map(sql.Identifier, reader.copy_columns(names))), options)
-            try:
-                with cur.copy(copy_sql) as copy:
-                    for chunk in reader.copy_chunks(names):
-                        copy.write(chunk)
-                        bar.update(task, completed=reader.done)
-            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
-                raise copy_error(exc, path, reader.copy_line_is) from None
-            rows = cur.execute("SELECT count(*) FROM _load").fetchone()[0]
-        order = sql.SQL(" ORDER BY q3c_ang2ipix({}, {})").format(sql.Identifier(ra), sql.Identifier(dec)) if ra else sql.SQL("")
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{staging}").format(**ident))
-        cur.execute(sql.SQL("CREATE TABLE {schema}.{staging} AS SELECT * FROM _load{order}").format(order=order, **ident))
-        indexes = []
-        if ra:
-            indexes.append((f"{name}_q3c_idx", sql.SQL("(q3c_ang2ipix({}, {}))").format(sql.Identifier(ra), sql.Identifier(dec)), ""))
-        if pgsphere:
-            # The expression queryparser emits for ADQL geometry, so translated queries hit it too;
-            # spoint3 also gives index-ordered nearest-neighbour search (<->).
-            indexes.append((f"{name}_spoint_idx", sql.SQL("USING gist (spoint(radians({}), radians({})) spoint3)").format(
-                sql.Identifier(ra), sql.Identifier(dec)), ""))
-        for col in columns:
-            if col.ucd and "meta.id;meta.main" in col.ucd:
-                indexes.append((f"{name}_{col.name}_idx", sql.SQL("({})").format(sql.Identifier(col.name)), ""))
-        for idx_name, expr, _ in indexes:
-            cur.execute(sql.SQL("CREATE INDEX {} ON {schema}.{staging} {}").format(
-                sql.Identifier("_" + idx_name[:62]), expr, **ident))
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{name}").format(**ident))
-        cur.execute(sql.SQL("ALTER TABLE {schema}.{staging} RENAME TO {name}").format(**ident))
-        for idx_name, _, _ in indexes:
-            cur.execute(sql.SQL("ALTER INDEX {schema}.{} RENAME TO {}").format(
-                sql.Identifier("_" + idx_name[:62]), sql.Identifier(idx_name[:63]), **ident))
-        if ra:
-            cur.execute(sql.SQL("ALTER TABLE {schema}.{name} CLUSTER ON {}").format(
-                sql.Identifier(f"{name}_q3c_idx"[:63]), **ident))
-        cur.execute(sql.SQL("ALTER TABLE {schema}.{name} OWNER TO starbox_owner").format(**ident))
-        cur.execute(sql.SQL("GRANT SELECT ON {schema}.{name} TO starbox_public").format(**ident))
-        cur.execute(sql.SQL("ANALYZE {schema}.{name}").format(**ident))
-        registry.refresh_tbl_stat(cur, schema, name, rows)
-        registry.register(cur, schema, name, manifest.description if manifest else "",
-                          manifest.schema_description if manifest else "", columns)
-    return LoadResult(table, rows, time.perf_counter() - started, bool(ra))
+
+def _copy_into_temp(cur: psycopg.Cursor, reader, columns: list[ColumnMeta], path: Path, progress: bool) -> int:
+    """COPY the file into a temporary table _load (dropped at commit); returns its rows."""
+    coldefs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns)
+    cur.execute(sql.SQL("CREATE TEMP TABLE _load ({}) ON COMMIT DROP").format(coldefs))
+    names = [c.name for c in columns]
+    with _progress(reader, progress) as bar:
+        task = bar.add_task(f"loading {path.name}", total=reader.total)
+        options = sql.SQL("FORMAT csv, HEADER {}, DELIMITER {}").format(
+            sql.SQL("true" if reader.copy_header else "false"), sql.Literal(reader.copy_delimiter))
+        copy_sql = sql.SQL("COPY _load ({}) FROM STDIN ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, reader.copy_columns(names))), options)
+        try:
+            with cur.copy(copy_sql) as copy:
+                for chunk in reader.copy_chunks(names):
+                    copy.write(chunk)
+                    bar.update(task, completed=reader.done)
+        except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
+            raise copy_error(exc, path, reader.copy_line_is) from None
+        return cur.execute("SELECT count(*) FROM _load").fetchone()[0]
+
+
+def _indexes(name: str, columns: list[ColumnMeta], ra: str | None, dec: str | None,
+             pgsphere: bool) -> list[tuple[str, sql.Composable]]:
+    """(index name, what follows ON table) of the position, pgsphere and main-id indexes."""
+    indexes: list[tuple[str, sql.Composable]] = []
+    if ra:
+        indexes.append((f"{name}_q3c_idx", sql.SQL("(q3c_ang2ipix({}, {}))").format(sql.Identifier(ra), sql.Identifier(dec))))
+    if pgsphere:
+        # The expression queryparser emits for ADQL geometry, so translated queries hit it too;
+        # spoint3 also gives index-ordered nearest-neighbour search (<->).
+        indexes.append((f"{name}_spoint_idx", sql.SQL("USING gist (spoint(radians({}), radians({})) spoint3)").format(
+            sql.Identifier(ra), sql.Identifier(dec))))
+    for col in columns:
+        if col.ucd and "meta.id;meta.main" in col.ucd:
+            indexes.append((f"{name}_{col.name}_idx", sql.SQL("({})").format(sql.Identifier(col.name))))
+    return indexes
+
+
+def _index_and_swap(cur: psycopg.Cursor, ident: dict, name: str, indexes: list[tuple[str, sql.Composable]],
+                    clustered: bool) -> None:
+    """Index the staging table, then put it in the old table's place under the final names."""
+    for idx_name, expr in indexes:
+        cur.execute(sql.SQL("CREATE INDEX {} ON {schema}.{staging} {}").format(
+            sql.Identifier("_" + idx_name[:62]), expr, **ident))
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{name}").format(**ident))
+    cur.execute(sql.SQL("ALTER TABLE {schema}.{staging} RENAME TO {name}").format(**ident))
+    for idx_name, _ in indexes:
+        cur.execute(sql.SQL("ALTER INDEX {schema}.{} RENAME TO {}").format(
+            sql.Identifier("_" + idx_name[:62]), sql.Identifier(idx_name[:63]), **ident))
+    if clustered:
+        cur.execute(sql.SQL("ALTER TABLE {schema}.{name} CLUSTER ON {}").format(
+            sql.Identifier(f"{name}_q3c_idx"[:63]), **ident))
+    cur.execute(sql.SQL("ALTER TABLE {schema}.{name} OWNER TO starbox_owner").format(**ident))
+    cur.execute(sql.SQL("GRANT SELECT ON {schema}.{name} TO starbox_public").format(**ident))
+    cur.execute(sql.SQL("ANALYZE {schema}.{name}").format(**ident))
 
 
 def copy_error(exc: psycopg.Error, path: Path, line_is: str) -> StarboxError:

@@ -25,6 +25,43 @@ def body_too_large(request: Request) -> str:
     return f"Error: the request body is larger than {size} allowed here"
 
 
+async def _starbox_error(request: Request, exc: Exception) -> PlainTextResponse:
+    assert isinstance(exc, StarboxError)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return PlainTextResponse(str(exc), status_code=exc.status, headers=headers)
+
+
+async def _bad_request(request: Request, exc: Exception) -> PlainTextResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+                         for e in exc.errors())
+    return PlainTextResponse(f"Error: bad request: {problems}", status_code=400)
+
+
+async def _http_error(request: Request, exc: Exception) -> PlainTextResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 413:  # the body limit (Starlette's own message names no size)
+        return PlainTextResponse(body_too_large(request), status_code=413)
+    return PlainTextResponse(f"Error: {exc.detail}", status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> PlainTextResponse:
+    # Logged with its traceback for the admin; the user gets one line.
+    log.exception("unexpected error on %s", request.url.path)
+    return PlainTextResponse(f"Error: internal error ({type(exc).__name__}); see the service log",
+                             status_code=500)
+
+
+def _answer_errors_in_one_line(app: FastAPI) -> None:
+    """Every failure is one plain line with its status: ours, FastAPI's validation, Starlette's
+    HTTP errors, and anything unexpected (a 500 that names the exception, never a traceback)."""
+    app.add_exception_handler(StarboxError, _starbox_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
 def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     """The service. `in_process`: run inside a toolkit user's process (starbox.inprocess), where
     another process (the service) may be running jobs, so none are recovered at start, and this
@@ -66,30 +103,7 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     app.state.admission = Admission(settings)
     app.state.startup, app.state.shutdown = [], []
 
-    @app.exception_handler(StarboxError)
-    async def starbox_error(request: Request, exc: StarboxError):
-        retry_after = getattr(exc, "retry_after", None)
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        return PlainTextResponse(str(exc), status_code=exc.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-                             for e in exc.errors())
-        return PlainTextResponse(f"Error: bad request: {problems}", status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        if exc.status_code == 413:  # the body limit (Starlette's own message names no size)
-            return PlainTextResponse(body_too_large(request), status_code=413)
-        return PlainTextResponse(f"Error: {exc.detail}", status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
-        # Logged with its traceback for the admin; the user gets one line.
-        log.exception("unexpected error on %s", request.url.path)
-        return PlainTextResponse(f"Error: internal error ({type(exc).__name__}); see the service log",
-                                 status_code=500)
+    _answer_errors_in_one_line(app)
 
     @app.get("/", response_class=PlainTextResponse)
     def root() -> str:

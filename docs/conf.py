@@ -19,6 +19,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "settings_table",
     "cli_reference",
+    "api_reference",
 ]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

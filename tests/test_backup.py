@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_settings, run_cli
-from starbox import _http
+from starbox.client import http as _http
 from starbox import authClient as ac
 from starbox import inprocess
 from starbox import queryClient as qc

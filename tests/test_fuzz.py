@@ -26,7 +26,8 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as oas_checks
 
 from conftest import Service, free_port, start_service
-from starbox import _http, accounts, queryClient as qc
+from starbox import accounts, queryClient as qc
+from starbox.client import http as _http
 
 LIMIT_S = 30.0          # every answer of the API fuzzing within this (s)
 QUERY_TIMEOUT_S = 5     # the service's sync query time limit here (anonymous and users)

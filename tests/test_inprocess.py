@@ -11,7 +11,8 @@ import time
 import pytest
 
 from conftest import make_settings, settings_env, until
-from starbox import _http, database, inprocess
+from starbox import database, inprocess
+from starbox.client import http as _http
 from starbox import queryClient as qc
 from starbox.errors import Unavailable
 

@@ -204,9 +204,9 @@ def chunked(total: int, size: int = 1 << 20):
 
 @pytest.fixture
 def no_webhook_secret(svc):
-    from starbox.notebooks import publish as pub
+    from starbox.notebooks import webhook
 
-    path = svc.settings.secrets_dir / pub.WEBHOOK_SECRET
+    path = svc.settings.secrets_dir / webhook.WEBHOOK_SECRET
     aside = path.with_name(path.name + ".aside")
     if path.exists():
         os.rename(path, aside)
@@ -228,9 +228,9 @@ def test_webhook_without_a_secret_answers_404_and_makes_none(svc, no_webhook_sec
 
 
 def test_webhook_body_is_bounded_while_it_streams(svc):
-    from starbox.notebooks import publish as pub
+    from starbox.notebooks import webhook
 
-    secret = pub.webhook_secret(svc.settings)  # the admin's `starbox notebooks webhook`
+    secret = webhook.webhook_secret(svc.settings)  # the admin's `starbox notebooks webhook`
     service = psutil.Process(svc.proc.pid)
     before = service.memory_info().rss
     r = post_hook(svc, chunked(30 << 20))  # no Content-Length, unsigned: 413, not 401
@@ -239,7 +239,7 @@ def test_webhook_body_is_bounded_while_it_streams(svc):
     r = post_hook(svc, b" " * (26 << 20))  # with Content-Length: refused before reading (by Starlette)
     assert r.status_code == 413 and ("larger than 25 MB" in r.text or "Too Large" in r.text), r.text
     body = json.dumps({"zen": "ok", "hook_id": 3}).encode()
-    r = post_hook(svc, body, {"X-Hub-Signature-256": pub.sign(secret, body)})
+    r = post_hook(svc, body, {"X-Hub-Signature-256": webhook.sign(secret, body)})
     assert r.status_code == 200 and r.json()["reason"] == "pong"
     r = post_hook(svc, body)
     assert r.status_code == 401

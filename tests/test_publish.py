@@ -28,6 +28,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from conftest import ROOT, free_port, make_settings, settings_env, start_service
 from starbox.errors import StarboxError
 from starbox.notebooks import getlatest as gl
+from starbox.notebooks import harness, state, versions, webhook
 from starbox.notebooks import publish as pub
 
 STARBOX = Path(sys.executable).with_name("starbox")
@@ -108,7 +109,7 @@ def test_publish_status_rollback(local):
     second = pub.publish(s)
     assert second.status == "published" and second.commit == second_sha
     assert live_text(s, "README.txt") == "v2\n" and (s.notebooks_latest / "02_More" / "more.ipynb").is_file()
-    assert pub.versions(s) == sorted([first.version, second.version])
+    assert versions.versions(s) == sorted([first.version, second.version])
 
     shown = cli(s, "notebooks", "status")
     assert shown.returncode == 0, shown.stderr
@@ -120,7 +121,7 @@ def test_publish_status_rollback(local):
     assert back.returncode == 0, back.stderr
     assert first.version in back.stdout
     assert pub.current(s) == first.version and live_text(s, "README.txt") == "v1\n"
-    assert second.version in pub.versions(s)  # kept: `rollback --to` can return to it
+    assert second.version in versions.versions(s)  # kept: `rollback --to` can return to it
     nothing_older = cli(s, "notebooks", "rollback")
     assert nothing_older.returncode == 1 and "no earlier version" in nothing_older.stderr
     assert pub.rollback(s, to=second.version) == (first.version, second.version)
@@ -138,16 +139,16 @@ def test_failing_set_is_not_published(local):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "not published" in proc.stdout and "03_Broken/broken.ipynb" in proc.stdout
     assert pub.current(s) == good.version and live_text(s, "README.txt") == "v1\n"  # nothing changed for readers
-    assert [v for v in pub.versions(s)] == [good.version]
+    assert [v for v in versions.versions(s)] == [good.version]
     assert not [p for p in s.notebooks_versions.iterdir() if p.name.startswith(".incoming-")]
 
     shown = cli(s, "notebooks", "status")
     assert "failed" in shown.stdout and "ZeroDivisionError" in shown.stdout and "03_Broken/broken.ipynb" in shown.stdout
     last = pub.status(s)["last"]
     assert last["result"] == "failed" and last["failures"][0]["cell"] == 1
-    assert (pub.state_dir(s) / "last-test" / "report.html").is_file()
-    assert "ZeroDivisionError" in pub.log_path(s).read_text()
-    assert "notebooks run anonymously (no test account" in pub.log_path(s).read_text()  # no database here
+    assert (state.state_dir(s) / "last-test" / "report.html").is_file()
+    assert "ZeroDivisionError" in state.log_path(s).read_text()
+    assert "notebooks run anonymously (no test account" in state.log_path(s).read_text()  # no database here
 
     # Untested publishing (lessons_test off, or --no-test) still never tests nor blocks.
     assert pub.publish(s, test=False).status == "published"
@@ -226,11 +227,12 @@ def test_swap_is_atomic_for_readers(local):
             t.join()
     assert not problems, problems[:5]
     assert reads[0] > 200
-    assert len(pub.versions(s)) == pub.KEEP + 1, pub.versions(s)  # pruned: the live one and KEEP before it
+    # pruned: the live one and KEEP before it
+    assert len(versions.versions(s)) == versions.KEEP + 1, versions.versions(s)
     assert pub.current(s) == published[-2] and live_text(s, "VERSION") == "007\n"
     # Plain rollbacks undo one change at a time: v8 again (forced), then the swaps before it.
     assert pub.publish(s, force=True).status == "published" and live_text(s, "VERSION") == "008\n"
-    assert len(pub.versions(s)) == pub.KEEP + 1
+    assert len(versions.versions(s)) == versions.KEEP + 1
     assert [pub.rollback(s)[1] for _ in range(3)] == [published[-2], published[-1], published[-2]]
 
 
@@ -248,7 +250,7 @@ def hook(starbox, tmp_path_factory):
     for path, aside in saved:
         if os.path.lexists(path):
             os.rename(path, aside)
-    pub.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 404
+    webhook.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 404
     proc = start_service(s, STARBOX_LESSONS_REPO=str(repo), STARBOX_LESSONS_TEST="true")
     try:
         yield s, repo
@@ -259,7 +261,7 @@ def hook(starbox, tmp_path_factory):
             if path.is_symlink():
                 path.unlink()
             elif path.exists():
-                pub._remove_tree(path)
+                versions.remove_tree(path)
             if os.path.lexists(aside):
                 os.rename(aside, path)
 
@@ -277,7 +279,7 @@ def send(s, payload: dict, *, signature: str | None = "good", delivery: str | No
     headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
                "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
     if signature == "good":
-        headers["X-Hub-Signature-256"] = pub.sign(secret or pub.webhook_secret(s), body)
+        headers["X-Hub-Signature-256"] = webhook.sign(secret or webhook.webhook_secret(s), body)
     elif signature is not None:
         headers["X-Hub-Signature-256"] = signature
     return httpx.post(f"{s.service_url}/hooks/notebooks", content=body, headers=headers, timeout=30)
@@ -294,7 +296,7 @@ def wait_for(s, predicate, timeout: float = 60) -> dict:
 
 
 def deliveries(s) -> set[str]:
-    path = pub.state_dir(s) / "deliveries.sqlite"
+    path = state.state_dir(s) / "deliveries.sqlite"
     if not path.exists():
         return set()
     with sqlite3.connect(path) as db:
@@ -304,7 +306,8 @@ def deliveries(s) -> set[str]:
 def test_webhook_signature(hook):
     s, repo = hook
     payload = push_event(repo)
-    for signature in (None, "sha256=" + "0" * 64, "sha1=abc", pub.sign("wrong secret", json.dumps(payload).encode())):
+    wrong = webhook.sign("wrong secret", json.dumps(payload).encode())
+    for signature in (None, "sha256=" + "0" * 64, "sha1=abc", wrong):
         delivery = str(uuid.uuid4())
         r = send(s, payload, signature=signature, delivery=delivery)
         assert r.status_code == 401, r.text
@@ -317,7 +320,7 @@ def test_webhook_signature(hook):
     form = urlencode({"payload": json.dumps({"zen": "form", "hook_id": 2})}).encode()
     r = httpx.post(f"{s.service_url}/hooks/notebooks", content=form, timeout=30, headers={
         "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "ping",
-        "X-Hub-Signature-256": pub.sign(pub.webhook_secret(s), form)})
+        "X-Hub-Signature-256": webhook.sign(webhook.webhook_secret(s), form)})
     assert r.status_code == 200 and r.json()["reason"] == "pong"
 
 
@@ -332,7 +335,7 @@ def test_webhook_publishes_then_ignores_replays_and_other_branches(hook):
     assert info["last"]["result"] == "published", info["last"]
     assert info["last"]["trigger"].startswith(f"webhook {delivery}")
     assert live_text(s, "README.txt") == "from the webhook\n"
-    assert f"notebooks run as the test account {pub.TEST_ACCOUNT}" in pub.log_path(s).read_text()
+    assert f"notebooks run as the test account {harness.TEST_ACCOUNT}" in state.log_path(s).read_text()
     live = pub.current(s)
 
     # The same delivery again (GitHub's "redeliver", or a replayed capture): ignored.
@@ -355,7 +358,7 @@ def test_webhook_publishes_then_ignores_replays_and_other_branches(hook):
     assert pub.current(s) == live and live_text(s, "README.txt") == "from the webhook\n"
     assert not pub.status(s)["running"]
     no_delivery = httpx.post(f"{s.service_url}/hooks/notebooks", content=b"{}", timeout=10, headers={
-        "X-GitHub-Event": "push", "X-Hub-Signature-256": pub.sign(pub.webhook_secret(s), b"{}")})
+        "X-GitHub-Event": "push", "X-Hub-Signature-256": webhook.sign(webhook.webhook_secret(s), b"{}")})
     assert no_delivery.status_code == 400
 
 
@@ -376,15 +379,15 @@ def test_webhook_failing_set_is_not_published(hook):
 
 def test_repository_matching(tmp_path):
     url = make_settings(tmp_path, lessons_repo="https://github.com/Starbox-Org/Lessons.git")
-    assert pub.repository_matches(url, {"full_name": "starbox-org/lessons"})[0]
-    assert pub.repository_matches(url, {"full_name": "x/y", "ssh_url": "git@github.com:Starbox-Org/Lessons.git"})[0]
-    assert not pub.repository_matches(url, {"full_name": "someone/lessons",
+    assert webhook.repository_matches(url, {"full_name": "starbox-org/lessons"})[0]
+    assert webhook.repository_matches(url, {"full_name": "x/y", "ssh_url": "git@github.com:Starbox-Org/Lessons.git"})[0]
+    assert not webhook.repository_matches(url, {"full_name": "someone/lessons",
                                             "clone_url": "https://github.com/someone/lessons.git"})[0]
-    assert not pub.repository_matches(url, {})[0]
+    assert not webhook.repository_matches(url, {})[0]
     ssh = make_settings(tmp_path, lessons_repo="git@github.com:starbox-org/lessons")
-    assert pub.repository_matches(ssh, {"full_name": "Starbox-Org/Lessons"})[0]
+    assert webhook.repository_matches(ssh, {"full_name": "Starbox-Org/Lessons"})[0]
     local = make_settings(tmp_path, lessons_repo=str(tmp_path))
-    assert pub.repository_matches(local, {"full_name": "anything/at-all"})[0]
+    assert webhook.repository_matches(local, {"full_name": "anything/at-all"})[0]
 
 
 def test_webhook_with_a_url_repository_checks_its_name(hook, tmp_path):

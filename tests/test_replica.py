@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_settings, run_cli, until
-from starbox import _http, database, inprocess
+from starbox import database, inprocess
+from starbox.client import http as _http
 from starbox import authClient as ac
 from starbox import queryClient as qc
 from starbox.cluster.control import Cluster

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from starbox import _http, accounts, inprocess
+from starbox import accounts, inprocess
+from starbox.client import http as _http
 from starbox import authClient as ac
 from starbox import queryClient as qc
 from starbox import settings as settings_mod

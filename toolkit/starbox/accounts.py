@@ -195,6 +195,22 @@ def set_disabled(conn: psycopg.Connection, username: str, disabled: bool = True)
             sql.Identifier(role_name(username)), sql.SQL("NOLOGIN" if disabled else "LOGIN")))
 
 
+def uid_of(conn: psycopg.Connection, username: str) -> int | None:
+    """The account's uid (enabled or not), None when there is no such account."""
+    row = conn.execute("SELECT uid FROM starbox.accounts WHERE username = %s", (username,)).fetchone()
+    return row[0] if row else None
+
+
+def empty_mydb(conn: psycopg.Connection, username: str) -> None:
+    """Drop the account's MyDB tables: its schema made again, empty (the role stays: the
+    service may pool its sessions)."""
+    schema = sql.Identifier(schema_name(username))
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
+        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(schema, sql.Identifier(role_name(username))))
+        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema))
+
+
 def remove(conn: psycopg.Connection, username: str) -> None:
     """Delete the account with its MyDB schema (and tables), role and tokens; its jobs and
     files are account_removal's to remove with it."""
@@ -291,6 +307,17 @@ def logout(conn: psycopg.Connection, token: str) -> bool:
     cur = conn.execute("UPDATE starbox.tokens SET revoked = true WHERE secret_sha256 = %s AND username = %s"
                        " AND NOT revoked", (_sha(parsed[2][3:]), parsed[0]))
     return cur.rowcount > 0
+
+
+def token_lasts(conn: psycopg.Connection, token: str, days: int) -> bool:
+    """Whether a valid token stays valid for at least `days` more days."""
+    user = resolve(conn, token)
+    if user is None or user.anonymous:
+        return False
+    name, _uid, secret = parse_token(token)
+    row = conn.execute("SELECT expires > now() + make_interval(days => %s) FROM starbox.tokens"
+                       " WHERE secret_sha256 = %s AND username = %s", (days, _sha(secret[3:]), name)).fetchone()
+    return bool(row and row[0])
 
 
 def user_exists(conn: psycopg.Connection, username: str) -> bool:

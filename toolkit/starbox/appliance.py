@@ -6,6 +6,7 @@ missing, then stays in the foreground until Ctrl-C or `starbox down`, and stops 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import threading
@@ -134,8 +135,6 @@ def catalog_rows(settings: Settings) -> list[tuple]:
 
 def children_status(settings: Settings) -> list[tuple[str, int, "dt.datetime | None"]]:
     """(name, port, running since) of the service, JupyterLab and Voila: up since `up` started them."""
-    import datetime as dt
-
     from starbox.cluster.control import port_in_use
 
     pidfile = _pidfile(settings)

@@ -14,7 +14,7 @@ Deliberate differences from dl:
 
 from __future__ import annotations
 
-from starbox import _http
+from starbox.client import http as _http
 
 ANON_TOKEN = _http.ANON_TOKEN
 _profile = "default"

@@ -64,13 +64,10 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
         raise
     for line in appliance.service_help(s):
         console.print(line, highlight=False)
-    try:
-        from starbox import jupyter
-    except ModuleNotFoundError:
-        pass
-    else:
-        for line in jupyter.help_lines(s):
-            console.print(line, highlight=False)
+    from starbox import jupyter
+
+    for line in jupyter.help_lines(s):
+        console.print(line, highlight=False)
     appliance.wait_in_foreground(s, stop, children=children, log=console.print)
 
 
@@ -432,7 +429,7 @@ def class_purge(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask"
 
 
 # Commands that live beside their part of the package: (module, attribute, name, kind).
-OPTIONAL_COMMANDS = [
+NOTEBOOK_COMMANDS = [
     ("starbox.notebooks.cli", "nbtest", "nbtest", "command"),
     ("starbox.notebooks.publish_cli", "notebooks_app", "notebooks", "group"),
     ("starbox.notebooks.publish_cli", "getlatest", "getlatest", "command"),
@@ -440,17 +437,12 @@ OPTIONAL_COMMANDS = [
 ]
 
 
-def _register_optional_commands() -> None:
-    """Register the commands whose modules exist (parts of the package land one by one)."""
+def _register_notebook_commands() -> None:
+    """The notebook commands, defined in starbox.notebooks (next to what they drive)."""
     import importlib
 
-    for module_name, attr, name, kind in OPTIONAL_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for module_name, attr, name, kind in NOTEBOOK_COMMANDS:
+        module = importlib.import_module(module_name)
         target = getattr(module, attr)
         if kind == "group":
             app.add_typer(target, name=name)
@@ -458,7 +450,7 @@ def _register_optional_commands() -> None:
             app.command(name)(target)
 
 
-_register_optional_commands()
+_register_notebook_commands()
 
 
 def main() -> None:

@@ -27,8 +27,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from starbox.accounts import User
-from starbox.errors import Forbidden, NotFound, StarboxError, TooManyRequests
+from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooManyRequests
+from starbox.mydb import table_name
 from starbox.query import formats, prepare, run
+from starbox.results import save_to_storage
 from starbox.settings import Settings
 from starbox.storage.paths import PART_PREFIX, write_atomic
 
@@ -293,8 +295,6 @@ class JobRunner:
 
     def update(self, user: User, jobid: str, **fields) -> dict:
         """Change a job's parameters; only a PENDING job may change anything but its destruction."""
-        from starbox.errors import Conflict
-
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise StarboxError(f"Error: a job has no editable field {', '.join(sorted(unknown))}")
@@ -482,8 +482,6 @@ class JobRunner:
         limits = run.Limits(job["timeout_s"], self.settings.row_cap)
         out = job["out_uri"] or ""
         if out.startswith("mydb://"):
-            from starbox.mydb import table_name
-
             with self._conn_for(jobid, user) as conn:
                 rows = run.run_to_mydb(conn, prepared, user.schema, table_name(user, out).name,
                                        job["params"].get("drop", False), limits)
@@ -491,8 +489,6 @@ class JobRunner:
         fmt, chunks = run.stream(lambda: self._conn_for(jobid, user), prepared, job["ofmt"], limits)
         try:
             if out:
-                from starbox.results import save_to_storage
-
                 save_to_storage(self.settings, user, out, chunks)
                 return None, None
             path = self.dir / f"{jobid}.{fmt.suffix}"

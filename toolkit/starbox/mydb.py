@@ -28,11 +28,13 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from starbox import mydb_quota
+from starbox import db_errors, mydb_quota, outbound, storage_home
 from starbox.accounts import User
 from starbox.catalogs import readers
-from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, Unauthorized, Unavailable
+from starbox.catalogs.loader import copy_error
+from starbox.errors import Conflict, NotFound, StarboxError, Unauthorized
 from starbox.settings import Settings
+from starbox.storage.paths import resolve
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Data Lab's rule: [a-z0-9_], not starting with a digit
 MAX_IDENT = 63
@@ -41,9 +43,6 @@ CREATED_TAG = "starbox:created="
 # foreign tables (starbox_lookup.relations.kind).
 _LISTED = "('r', 'p', 'v', 'm', 'f')"
 FETCH_DEADLINE = 600.0  # seconds an import from a URL may spend downloading
-# Names in the staging folder that uploads may not take (storage.paths.RESERVED_PREFIX): our own
-# temporary downloads live there under it.
-RESERVED_PREFIX = ".starbox-"
 
 # --- names -----------------------------------------------------------------------------------
 
@@ -96,20 +95,6 @@ def column_name(raw: str | None, what: str = "column") -> str:
     if not NAME_RE.match(name) or len(name) > MAX_IDENT:
         raise StarboxError(f'Error: Invalid {what} name: "{raw or ""}"')
     return name
-
-
-def parse_bool(value, default: bool = False, param: str = "value") -> bool:
-    """Data Lab's clients send `True` / `False`; accept the usual spellings too."""
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "t", "1", "yes", "y", "on"):
-        return True
-    if text in ("false", "f", "0", "no", "n", "off"):
-        return False
-    raise StarboxError(f"Error: {param} must be True or False, not {value!r}")
 
 
 # Column types a user may ask for in /create (and schema_def): canonical SQL for each spelling.
@@ -183,32 +168,9 @@ def _connection(conn_or_pools, user: User) -> Iterator[psycopg.Connection]:
             yield conn
 
 
-def _primary(exc: psycopg.Error) -> str:
-    message = (exc.diag.message_primary if exc.diag else None) or str(exc) or type(exc).__name__
-    return message.strip().splitlines()[0]
-
-
-@contextmanager
 def _db_errors(shown: str | None = None):
     """psycopg errors -> StarboxError with the right status; `shown` names the table for 404s."""
-    try:
-        yield
-    except StarboxError:
-        raise
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
-        raise NotFound(f'relation "{shown}" not known' if shown else f"Error: {_primary(exc)}") from None
-    except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
-        raise Conflict(f"Error: {_primary(exc)}") from None
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise Forbidden(f"Error: {_primary(exc)}") from None
-    except psycopg.errors.QueryCanceled:
-        raise StarboxError("Error: the operation was cancelled: it ran past the statement timeout") from None
-    except psycopg.OperationalError as exc:
-        if exc.sqlstate is None:  # the connection itself failed
-            raise Unavailable("Error: lost the connection to the database; try again in a moment") from None
-        raise StarboxError(f"Error: {_primary(exc)}") from None
-    except psycopg.Error as exc:
-        raise StarboxError(f"Error: {_primary(exc)}") from None
+    return db_errors.translated(shown=shown)
 
 
 def _relation_exists(cur, table: Table) -> bool:
@@ -576,16 +538,10 @@ def _file_errors(path: Path | None, display: str):
 
 
 def staged_file(settings: Settings, user: User, filename: str) -> Path:
-    """A file that POST /storage/xfer staged for this user, by its base name."""
-    from starbox.storage_home import staging_dir
-
-    name = (filename or "").strip()
-    if (not name or "/" in name or "\\" in name or "\x00" in name or name in (".", "..")
-            or name.startswith(RESERVED_PREFIX)):
-        raise StarboxError(f'Error: invalid staged file name "{filename}"')
-    folder = staging_dir(settings, user.name)
-    path = folder / name
-    if not path.is_file() or path.resolve().parent != folder.resolve():
+    """A file that POST /storage/xfer staged for this user (storage_home.staged_name's rule)."""
+    path = storage_home.staged_path(settings, user.name, filename)
+    name = path.name
+    if not path.is_file() or path.resolve().parent != path.parent.resolve():
         raise NotFound(f'Error: no staged file "{name}": upload it first (POST /storage/xfer)')
     return path
 
@@ -593,8 +549,6 @@ def staged_file(settings: Settings, user: User, filename: str) -> Path:
 def _fetch_url(settings: Settings, user: User, url: str, folder: Path) -> Path:
     """Stream an http(s) URL into a file in `folder` through starbox.outbound (which refuses
     internal addresses, checks every redirect and stops at max_upload_mb)."""
-    from starbox import outbound
-
     return outbound.fetch_to(settings, url, folder / "download", limit=settings.max_upload_mb * 1024 * 1024,
                              too_large=f"Error: {url} is larger than the {settings.max_upload_mb} MB limit",
                              deadline=FETCH_DEADLINE)
@@ -611,11 +565,9 @@ def source_file(settings: Settings, user: User, filename: str, consume: bool = T
         raise StarboxError("Error: no file given (filename=)")
     scheme, sep, _ = name.partition("://")
     if sep and scheme.lower() in ("http", "https"):
-        from starbox.storage_home import staging_dir
-
-        parent = staging_dir(settings, user.name)
+        parent = storage_home.staging_dir(settings, user.name)
         parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=RESERVED_PREFIX + "fetch-", dir=parent))
+        folder = Path(tempfile.mkdtemp(prefix=storage_home.RESERVED_PREFIX + "fetch-", dir=parent))
         try:
             yield _fetch_url(settings, user, name, folder), name
         finally:
@@ -624,10 +576,6 @@ def source_file(settings: Settings, user: User, filename: str, consume: bool = T
     if sep:
         if scheme.lower() == "mydb":
             raise StarboxError(f'Error: cannot import from "{name}": use /query/copy for MyDB tables')
-        try:
-            from starbox.storage.paths import resolve
-        except ImportError:
-            raise StarboxError(f'Error: cannot read "{name}": the storage service is not installed') from None
         path = Path(resolve(settings, user, name))
         if path.is_dir():
             raise StarboxError(f'Error: "{name}" is a folder, not a file')
@@ -654,9 +602,7 @@ def _copy_in(cur, target: Table, reader: readers.Reader, file_names: list[str],
                 copy.write(chunk)
     except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat,
             psycopg.errors.IntegrityConstraintViolation) as exc:
-        from starbox.catalogs.loader import _copy_error
-
-        raise StarboxError("Error: " + str(_copy_error(exc, Path(display), reader.copy_line_is))) from None
+        raise StarboxError("Error: " + str(copy_error(exc, Path(display), reader.copy_line_is))) from None
     return cur.rowcount
 
 

@@ -31,10 +31,10 @@ import time
 
 import httpx
 
-from starbox import _http
 from starbox import storeClient
-from starbox.convert import convert, from_arrow, from_parquet
-from starbox.query.formats import ChunkReader
+from starbox.client import http as _http
+from starbox.client.chunks import ChunkReader
+from starbox.client.convert import convert, from_arrow, from_parquet
 
 DEF_TIMEOUT_REQUEST = 300
 CONVERTED = ("pandas", "array", "structarray", "table", "csv-noheader")  # fetched as CSV

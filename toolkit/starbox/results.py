@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from starbox.accounts import User
 from starbox.errors import Unauthorized
 from starbox.settings import Settings
+from starbox.storage import ops
 
 STORAGE_SCHEMES = ("vos://",)
 
@@ -18,8 +19,6 @@ def is_storage_uri(out: str, user: User) -> bool:
 def save_to_storage(settings: Settings, user: User, uri: str, chunks: Iterable[bytes]) -> None:
     """Stream a result into `uri`: atomically (a failed query leaves no file) and within the
     user's quota (the cap on one upload does not apply to results)."""
-    from starbox.storage import ops
-
     if user.anonymous:
         raise Unauthorized("Error: anonymous users cannot save to storage; log in first")
     ops.write_bytes(settings, user, uri, chunks, upload=False)

@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class Settings:
+    # Where the appliance keeps everything it writes: the cluster, logs, secrets, storage, lessons.
     home: Path = field(default_factory=lambda: Path.home() / ".starbox")
     # An existing PostgreSQL server (a site admin's); empty means the embedded cluster.
     database_url: str = ""
@@ -94,8 +95,10 @@ class Settings:
     # from although they are internal, e.g. a site's data mirror: comma-separated host names
     # (exact) and addresses or CIDRs ("mirror.lan,10.1.2.0/24"). Empty: public addresses only.
     fetch_allow_hosts: str = ""
-    # Catalog build: skip the big simulated catalog (handy on tiny machines).
+    # The sample catalogs `starbox up` builds, comma-separated (leave out smash_sim, the big
+    # simulated one, on tiny machines).
     sample_catalogs: str = "hipparcos,gaia_dr3,openngc,smash_sim"
+    # The checkout the appliance runs from (db/, lessons/, voila_apps/).
     project_root: Path = PROJECT_ROOT
 
     # --- issue 11, items 7, 8, 13, 14 (hard-misc) ---

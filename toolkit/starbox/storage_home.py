@@ -8,9 +8,11 @@ import shutil
 import time
 from pathlib import Path
 
+from starbox.errors import StarboxError
 from starbox.settings import Settings
 
 FOLDERS = ("public", "tmp")
+RESERVED_PREFIX = ".starbox-"    # names Starbox keeps for itself, in users' trees and staging
 PART_PREFIX = ".starbox-part-"   # temporary files of writes in progress (starbox.storage.quota)
 
 
@@ -45,6 +47,27 @@ def staging_dir(settings: Settings, username: str, purge: bool = True) -> Path:
     if purge:
         purge_staging(settings, username)
     return folder
+
+
+def staged_name(filename: str | None) -> str:
+    """The one rule for a staged upload's name, for /storage/xfer that writes it and the MyDB
+    imports that read it: the last path component, checked."""
+    raw = (filename or "").strip()
+    if not raw:
+        raise StarboxError("Error: no file name given (X-DL-FileName)")
+    if "\x00" in raw or ".." in raw.replace("\\", "/").split("/"):
+        raise StarboxError("Error: the file name may not contain '..' or NUL bytes")
+    base = raw.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if base in ("", ".", "..") or base.startswith(RESERVED_PREFIX):
+        raise StarboxError(f"Error: {raw!r} is not a usable file name")
+    if len(base) > 200:
+        raise StarboxError("Error: the file name is too long")
+    return base
+
+
+def staged_path(settings: Settings, username: str, filename: str | None) -> Path:
+    """Where the /xfer chunks of `filename` go (staged files past their lifetime are gone first)."""
+    return staging_dir(settings, username) / staged_name(filename)
 
 
 def purge_staging(settings: Settings, username: str) -> int:

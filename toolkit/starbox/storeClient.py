@@ -28,7 +28,7 @@ import time
 
 import httpx
 
-from starbox import _http
+from starbox.client import http as _http
 
 URI_RESERVED = ":;?/@&=+$,"
 CHUNK_SIZE = 4 * 1024 * 1024

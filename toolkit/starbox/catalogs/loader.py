@@ -139,7 +139,7 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
                         copy.write(chunk)
                         bar.update(task, completed=reader.done)
             except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
-                raise _copy_error(exc, path, reader.copy_line_is) from None
+                raise copy_error(exc, path, reader.copy_line_is) from None
             rows = cur.execute("SELECT count(*) FROM _load").fetchone()[0]
         order = sql.SQL(" ORDER BY q3c_ang2ipix({}, {})").format(sql.Identifier(ra), sql.Identifier(dec)) if ra else sql.SQL("")
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {schema}.{staging}").format(**ident))
@@ -175,7 +175,7 @@ def load(conn: psycopg.Connection, path: Path, table: str, *, ra: str | None = N
     return LoadResult(table, rows, time.perf_counter() - started, bool(ra))
 
 
-def _copy_error(exc: psycopg.Error, path: Path, line_is: str) -> StarboxError:
+def copy_error(exc: psycopg.Error, path: Path, line_is: str) -> StarboxError:
     """PostgreSQL names the COPY line and column; say it in the file's terms (line or row)."""
     diag = exc.diag
     # context looks like: COPY _load, line 12, column hip: "abc"

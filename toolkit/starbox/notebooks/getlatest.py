@@ -90,17 +90,14 @@ def beside_name(rel: str, day: date) -> str:
     return (p.parent / f"{stem}.new-{day:%Y%m%d}{suffix}").as_posix()
 
 
-def default_target(settings: Settings) -> Path:
-    """~/notebooks; in the appliance's JupyterLab (whose HOME is its own state folder) the
-    writable lessons/ copy in the work folder JupyterLab shows."""
-    try:
-        from starbox import jupyter
+LESSON_COPY_ENV = "STARBOX_LESSON_COPY"  # set by starbox.jupyter for its kernels and terminals
 
-        if Path.home().resolve() == (jupyter.state_dir(settings) / "home").resolve():
-            return jupyter.work_dir(settings) / jupyter.LESSON_COPY
-    except (ImportError, AttributeError, OSError):
-        pass
-    return Path.home() / "notebooks"
+
+def default_target(settings: Settings) -> Path:
+    """~/notebooks; in the appliance's JupyterLab the writable lessons/ copy in the work folder it
+    shows (named by $STARBOX_LESSON_COPY)."""
+    copy = os.environ.get(LESSON_COPY_ENV)
+    return Path(copy) if copy else Path.home() / "notebooks"
 
 
 def getlatest(settings: Settings, target: str | os.PathLike[str] | None = None, *,

@@ -97,16 +97,16 @@ def webhook_cmd(
     show_secret: Annotated[bool, typer.Option("--show-secret", help="Print the secret too.")] = False,
 ) -> None:
     """How to point a GitHub webhook at this appliance."""
-    from . import publish
+    from . import sources, webhook
 
     s = _settings()
-    secret = publish.webhook_secret(s)  # made now if missing, so it can be pasted into GitHub
+    secret = webhook.webhook_secret(s)  # made now if missing, so it can be pasted into GitHub
     console.print(f"Payload URL   {s.service_url}/hooks/notebooks  (must be reachable from GitHub)")
     console.print("Content type  application/json")
     console.print(f"Secret        {secret if show_secret else '(--show-secret prints it)'}  "
-                  f"[dim]{s.secrets_dir / publish.WEBHOOK_SECRET}[/]")
+                  f"[dim]{s.secrets_dir / webhook.WEBHOOK_SECRET}[/]")
     console.print("Events        just the push event")
-    console.print(f"Publishes     pushes to {escape(publish.source(s))} branch {s.lessons_branch}")
+    console.print(f"Publishes     pushes to {escape(sources.source(s))} branch {s.lessons_branch}")
 
 
 def getlatest(

@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from starbox.client.chunks import ChunkReader
+
 # PostgreSQL type OID -> Arrow type; anything else travels as text.
 ARROW_FOR_OID = {
     16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
@@ -40,28 +42,6 @@ class Format:
     suffix: str
     delimiter: str | None = None  # the text formats come straight from COPY
     encode: Callable[[list[Column], Iterator[pa.RecordBatch]], Iterator[bytes]] | None = None
-
-
-class ChunkReader(io.RawIOBase):
-    """A file object over an iterator of bytes (COPY blocks, an HTTP body), for Arrow's readers."""
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._chunks = iter(chunks)
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while not self._buf:
-            try:
-                self._buf = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 def arrow_schema(columns: list[Column]) -> pa.Schema:

@@ -19,8 +19,10 @@ from typing import Callable, Iterator
 import psycopg
 from psycopg import sql as pgsql
 
-from starbox import mydb_quota, settings as settings_mod
-from starbox.errors import Forbidden, StarboxError, TooLarge
+from starbox import db_errors, mydb_quota
+from starbox import settings as settings_mod
+from starbox.errors import StarboxError, TooLarge
+from starbox.mydb import stamp_created
 from starbox.query import formats
 from starbox.query.prepare import Prepared
 
@@ -67,18 +69,10 @@ def _row_too_large(limits: Limits, size: str = "") -> TooLarge:
 
 def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
     """A psycopg error as a one-line user message with the right status."""
-    if isinstance(exc, psycopg.errors.QueryCanceled):
-        secs = f" of {limits.timeout_s} s" if limits else ""
-        return StarboxError(f"Error: the query was stopped: it ran past its time limit{secs}")
     diag = exc.diag
     if limits and isinstance(exc, psycopg.errors.InvalidTextRepresentation) and ROW_TOO_LARGE in str(diag.message_primary):
         return _row_too_large(limits, str(diag.message_primary).split(ROW_TOO_LARGE)[1].rstrip('"'))
-    msg = (diag.message_primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    if diag.message_hint:
-        msg += f" (hint: {diag.message_hint})"
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return Forbidden(f"Error: {msg}")
-    return StarboxError(f"Error: {msg}")
+    return db_errors.user_error(exc, timeout_s=limits.timeout_s if limits else None)
 
 
 def _begin(conn: psycopg.Connection, limits: Limits) -> None:
@@ -226,8 +220,6 @@ class Chunks:
 def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool,
                 limits: Limits) -> int:
     """CREATE TABLE <user schema>.<table> AS <query>, replacing it when drop; returns rows."""
-    from starbox.mydb import stamp_created
-
     if not prepared.is_query:
         raise StarboxError("Error: out=mydb:// needs a query that returns rows")
     target = pgsql.Identifier(schema, table)

@@ -93,6 +93,7 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
 
     @app.get("/", response_class=PlainTextResponse)
     def root() -> str:
+        """Says the service is up."""
         return HELLO
 
     for router, prefix in ROUTERS():

@@ -674,25 +674,9 @@ def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
 
 # --- staged uploads for /query/import ---------------------------------------------------------
 
-def staging_name(filename: str | None) -> str:
-    """The staged file's name: the last path component, checked."""
-    raw = (filename or "").strip()
-    if not raw:
-        raise StarboxError("Error: no file name given (X-DL-FileName)")
-    if "\x00" in raw or ".." in raw.replace("\\", "/").split("/"):
-        raise StarboxError("Error: the file name may not contain '..' or NUL bytes")
-    base = raw.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    if base in ("", ".", "..") or base.startswith(RESERVED_PREFIX):
-        raise StarboxError(f"Error: {raw!r} is not a usable file name")
-    if len(base) > 200:
-        raise StarboxError("Error: the file name is too long")
-    return base
-
-
 def staged_path(settings: Settings, user: User, filename: str) -> Path:
-    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest);
-    staged files past their lifetime (staging_ttl_hours) are gone first."""
-    return storage_home.staging_dir(settings, user.name) / staging_name(filename)
+    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest)."""
+    return storage_home.staged_path(settings, user.name, filename)
 
 
 def _append(part: Path, path: Path) -> None:
@@ -718,7 +702,7 @@ async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
     try:
         folder = storage_home.staging_dir(settings, user.name)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / staging_name(filename)
+        path = folder / storage_home.staged_name(filename)
         old = path.stat().st_size if path.is_file() else 0
         have = 0 if init else old
         cap = settings.max_upload_mb * MB

@@ -30,11 +30,11 @@ from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.settings import Settings
 from starbox.storage import quota
 from starbox.storage.quota import PART_PREFIX  # temporary files of atomic writes; never listed
+from starbox.storage_home import RESERVED_PREFIX
 
 PUBLIC = "public"
 META_NAME = ".starbox-meta.json"      # per-user metadata (tags); never listed
 HIDDEN = (PART_PREFIX, META_NAME)
-RESERVED_PREFIX = ".starbox-"
 _SCHEME = re.compile(r"^([A-Za-z0-9_.\-]*):(.*)$", re.S)
 _OWNER = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
 MB = 1024 * 1024

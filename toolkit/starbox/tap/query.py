@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import psycopg
 import pyarrow as pa
 
 from starbox.accounts import User
@@ -124,14 +123,6 @@ def to_sql(pools, user: User, q: TapQuery, cut: int | None = None) -> Prepared:
     if cut is not None:
         sql = f"SELECT * FROM (\n{sql}\n) _tap LIMIT {int(cut)}"
     return Prepared(sql, True)
-
-
-def message_of(exc: BaseException) -> str:
-    if isinstance(exc, StarboxError):
-        return str(exc)
-    if isinstance(exc, psycopg.Error):
-        return str(run.db_error(exc))
-    return f"Error: internal error ({type(exc).__name__})"
 
 
 _NAMED = re.compile(r'(?:column|relation|table|schema|function) "?([^"\s(]+)', re.I)

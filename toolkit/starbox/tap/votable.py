@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from starbox import db_errors
+
 MEDIA_TYPE = "application/x-votable+xml"
 NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -142,9 +144,7 @@ def write(fields: list[Field], batches: Iterator[pa.RecordBatch], *, maxrec: int
             if cut:
                 yield base64.b64encode(data[:cut]) + b"\n"
     except Exception as exc:  # the query failed mid-stream: say so after the table (DALI 5.4.2)
-        from starbox.tap.query import message_of
-
-        out.error = message_of(exc)
+        out.error = db_errors.message_of(exc)
     tail = ["</TABLEDATA></DATA>" if tabledata else
             (base64.b64encode(carry).decode() + "\n" if carry else "") + "</STREAM></BINARY2></DATA>",
             "\n</TABLE>\n"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-# (module under starbox.service.routers, prefix); optional ones are skipped until they exist.
+# (module under starbox.service.routers, prefix)
 MOUNTS = [
     ("auth", "/auth"),
     ("query", "/query"),
@@ -19,10 +19,5 @@ MOUNTS = [
 
 def ROUTERS():
     for name, prefix in MOUNTS:
-        try:
-            module = importlib.import_module(f"starbox.service.routers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"starbox.service.routers.{name}":
-                continue
-            raise
+        module = importlib.import_module(f"starbox.service.routers.{name}")
         yield module.router, prefix

@@ -13,7 +13,7 @@ Point a GitHub webhook (content type application/json or form, "just the push ev
 2. `ping` answers 200; events other than `push` are ignored (200).
 3. The delivery: X-GitHub-Delivery is required for a push; an id (or an identical signed body)
    seen before is ignored (200), so redeliveries and replays never publish twice.
-4. The repository (see publish.repository_matches: owner/name for a URL setting, any for a
+4. The repository (see webhook.repository_matches: owner/name for a URL setting, any for a
    local path) and the branch (`ref` must be refs/heads/<lessons_branch>); others: 200 ignored.
 5. The publish runs in a background thread (one at a time, later pushes collapse into one
    more); the answer is 202 at once. `starbox notebooks status` shows how it went.
@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from starbox.notebooks import publish
+from starbox.notebooks import publish, webhook
 
 router = APIRouter()
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
@@ -51,8 +51,9 @@ def _payload(body: bytes, content_type: str):
 
 @router.post("/notebooks", max_body_size=MAX_BODY)  # counted while it streams in
 async def notebooks(request: Request) -> JSONResponse:
+    """GitHub's push webhook: publish the lesson notebooks when their branch moves."""
     settings = request.app.state.settings
-    if publish.webhook_secret(settings, create=False) is None:
+    if webhook.webhook_secret(settings, create=False) is None:
         return _answer(404, "refused", "no webhook secret is configured on this appliance: the admin runs "
                                        "`starbox notebooks webhook` to make one and set it in GitHub")
     size = request.headers.get("content-length")
@@ -64,7 +65,7 @@ async def notebooks(request: Request) -> JSONResponse:
         if exc.status_code == 413:
             return _answer(413, "refused", "payload larger than 25 MB")
         raise
-    if not publish.signature_ok(settings, body, request.headers.get("x-hub-signature-256")):
+    if not webhook.signature_ok(settings, body, request.headers.get("x-hub-signature-256")):
         return _answer(401, "refused", "missing or bad X-Hub-Signature-256 (HMAC-SHA256 of the body "
                                        "with the secret in secrets/webhook.secret)")
     event = request.headers.get("x-github-event", "push")
@@ -82,10 +83,10 @@ async def notebooks(request: Request) -> JSONResponse:
     delivery = request.headers.get("x-github-delivery", "").strip()
     if not delivery:
         return _answer(400, "refused", "missing X-GitHub-Delivery header")
-    if not publish.remember_delivery(settings, delivery, hashlib.sha256(body).hexdigest()):
+    if not webhook.remember_delivery(settings, delivery, hashlib.sha256(body).hexdigest()):
         return _answer(200, "ignored", f"delivery {delivery} was already handled")
 
-    matches, expected = publish.repository_matches(settings, payload.get("repository") or {})
+    matches, expected = webhook.repository_matches(settings, payload.get("repository") or {})
     if not matches:
         name = (payload.get("repository") or {}).get("full_name", "?")
         return _answer(200, "ignored", f"repository {name} is not the configured one ({expected})")

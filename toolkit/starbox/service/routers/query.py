@@ -18,13 +18,10 @@ from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri, save_to_storage
 from starbox.service.admission import Streamed
 from starbox.service.app import HELLO
+from starbox.service import flags
 from starbox.service.deps import current_user
 
 router = APIRouter(default_response_class=PlainTextResponse)
-
-
-def _truthy(value: str | None) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def _timeout(raw: str | None, ceiling: int) -> int:
@@ -40,6 +37,7 @@ def _timeout(raw: str | None, ceiling: int) -> int:
 @router.get("/")
 @router.get("")
 def hello() -> str:
+    """Says the query service is up."""
     return HELLO
 
 
@@ -48,8 +46,10 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
                 adql: str | None = None, ofmt: str = "csv", out: str | None = None, drop: str = "False",
                 profile: str = "default",
                 x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
+    """Run SQL or ADQL: the rows in the asked format, to storage (out=vos://), to MyDB
+    (out=mydb://), or as an async job (async=True)."""
     s = request.app.state.settings
-    is_async = _truthy(request.query_params.get("async"))  # a Python keyword, so read it by hand
+    is_async = flags.parse(request.query_params.get("async"), False, "async")  # a Python keyword, so read it by hand
     out = (out or "").strip()
     if out in ("None", "none"):
         out = ""
@@ -57,7 +57,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
     if is_async:
         spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
                        out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
-                       drop=_truthy(drop), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
+                       drop=flags.parse(drop, False, "drop"), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
         return await run_in_threadpool(_submit, request, user, spec, sql, adql)
     limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout(user.anonymous)), s.row_cap)
     if out.startswith("mydb://") and user.anonymous:
@@ -69,7 +69,7 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
         prepared = prepare(user, sql=sql, adql=adql)
         if out.startswith("mydb://"):
             with pools.user(user) as conn:
-                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, _truthy(drop), limits)
+                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, flags.parse(drop, False, "drop"), limits)
             return "OK"
         if out and is_storage_uri(out, user):
             return _save(request, user, prepared, fmt.name, limits, out)
@@ -99,40 +99,47 @@ def _save(request: Request, user: User, prepared, fmt_name: str, limits: Limits,
 
 @router.get("/status")
 def status(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """An async job's phase (QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED)."""
     return request.app.state.jobs.get(user, jobid)["phase"]
 
 
 @router.get("/results")
 def results(request: Request, jobid: str = "", delete: str = "False", user: User = Depends(current_user)):
+    """An async job's result (delete=True forgets it once sent)."""
     jobs = request.app.state.jobs
     path, fmt = jobs.result_file(user, jobid)
-    cleanup = BackgroundTask(jobs.forget_result, jobid) if _truthy(delete) else None
+    cleanup = BackgroundTask(jobs.forget_result, jobid) if flags.parse(delete, False, "delete") else None
     return FileResponse(path, media_type=fmt.media_type, background=cleanup)
 
 
 @router.get("/error")
 def error(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """Why an async job ended in ERROR."""
     job = request.app.state.jobs.get(user, jobid)
     return job["error"] or ""
 
 
 @router.get("/abort")
 def abort(request: Request, jobid: str = "", user: User = Depends(current_user)) -> str:
+    """Stop an async job."""
     return request.app.state.jobs.abort(user, jobid)
 
 
 @router.get("/schema")
 def schema(request: Request, value: str = "", format: str = "text", profile: str = "default") -> str:
+    """The schemas, one schema's tables, or one table's columns."""
     with request.app.state.pools.metadata() as conn:
         return metadata.schema_text(conn, value)
 
 
 @router.get("/profiles")
 def profiles(request: Request, profile: str | None = None, format: str = "text") -> str:
+    """The query service profiles (Starbox has one: default)."""
     return metadata.profiles(request.app.state.settings, profile, "query")
 
 
 @router.get("/services")
 def services(request: Request, name: str | None = None, type: str | None = None, mode: str = "list",
              profile: str = "default") -> str:
+    """The services this Starbox offers (Data Lab's service list)."""
     return metadata.services(request.app.state.settings, name, type, mode)

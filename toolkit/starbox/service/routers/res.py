@@ -17,6 +17,7 @@ router = APIRouter(default_response_class=PlainTextResponse)
 @router.get("/")
 @router.get("")
 def hello() -> str:
+    """Says the resource service is up."""
     return HELLO
 
 
@@ -27,6 +28,7 @@ def _when(value) -> str:
 @router.get("/findJobs")
 def find_jobs(request: Request, jobid: str | None = None, format: str = "text", status: str = "all",
               option: str = "list", user: User = Depends(current_user)) -> str:
+    """The user's async jobs, filtered by id, status and time."""
     jobs = request.app.state.jobs
     if option == "delete" and user.anonymous and not jobid:  # every anonymous caller's jobs at once: no
         raise Forbidden(BULK_DELETE_REFUSED)

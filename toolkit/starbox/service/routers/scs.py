@@ -20,12 +20,14 @@ router = APIRouter()
 @router.get("", response_class=PlainTextResponse)
 @router.get("/", response_class=PlainTextResponse)
 async def index(request: Request) -> str:
+    """The tables cone search serves, one per line."""
     base = str(request.base_url).rstrip("/") + "/scs"
     return await run_in_threadpool(scs.index, request.app.state.pools, base)
 
 
 @router.get("/{schema}/{table}")
 async def cone(request: Request, schema: str, table: str):
+    """Simple Cone Search on a catalog table: RA, DEC, SR in degrees; a VOTable."""
     s = request.app.state
 
     def work():

@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from starbox.accounts import User
 from starbox.errors import StarboxError
 from starbox.service.app import HELLO
+from starbox.service import flags
 from starbox.service.deps import current_user, token_of
 from starbox.storage import ops
 
@@ -29,32 +30,27 @@ def _settings(request: Request):
     return request.app.state.settings
 
 
-def _bool(value: bool) -> str:
-    return "True" if value else "False"
-
-
 def _length(request: Request) -> int | None:
     length = request.headers.get("content-length")
     return int(length) if length and length.isdigit() else None
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "1", "yes", "t")
-
-
 @router.get("")
 @router.get("/")
 def hello() -> str:
+    """Says the storage service is up."""
     return HELLO
 
 
 @router.get("/ls")
 def ls(request: Request, name: str = "vos://", format: str = "csv", user: User = Depends(current_user)) -> str:
+    """List a storage folder (csv, long text, or JSON)."""
     return ops.ls(_settings(request), user, name, format)
 
 
 @router.get("/stat")
 def stat(request: Request, name: str | None = None, user: User = Depends(current_user)) -> Response:
+    """One node's metadata as JSON."""
     result = ops.stat(_settings(request), user, name)
     return Response(json.dumps(result), media_type="application/json")
 
@@ -62,27 +58,32 @@ def stat(request: Request, name: str | None = None, user: User = Depends(current
 @router.get("/access")
 def access(request: Request, name: str | None = None, mode: str | None = None,
            user: User = Depends(current_user)) -> str:
-    return _bool(ops.access(_settings(request), user, name, mode))
+    """True if the caller may read (or write, mode=w) the node."""
+    return flags.answer(ops.access(_settings(request), user, name, mode))
 
 
 @router.get("/isdir")
 def isdir(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
-    return _bool(ops.isdir(_settings(request), user, name))
+    """True if the node is a folder."""
+    return flags.answer(ops.isdir(_settings(request), user, name))
 
 
 @router.get("/get")
 def get(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
+    """A signed, short-lived download URL for a file."""
     return ops.get_url(_settings(request), user, name, token_of(request))
 
 
 @router.get("/put")
 def put(request: Request, name: str | None = None, user: User = Depends(current_user)) -> str:
+    """A signed, short-lived upload URL for a file."""
     return ops.put_url(_settings(request), user, name, token_of(request))
 
 
 @router.api_route("/file/{token}", methods=["GET", "HEAD"])
 @router.api_route("/file/{token}/{filename:path}", methods=["GET", "HEAD"])
 def download(request: Request, token: str, filename: str = "") -> FileResponse:
+    """Download through a signed URL."""
     grant = ops.signed_grant(_settings(request), token, "get", request.app.state.pools.state_conn)
     path = ops.signed_file(_settings(request), grant)
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
@@ -91,6 +92,7 @@ def download(request: Request, token: str, filename: str = "") -> FileResponse:
 @router.put("/file/{token}", max_body_size=STREAMED_BODY_MAX)
 @router.put("/file/{token}/{filename:path}", max_body_size=STREAMED_BODY_MAX)
 async def upload(request: Request, token: str, filename: str = "") -> str:
+    """Upload through a signed URL (counted against the quota as it streams)."""
     grant = await anyio.to_thread.run_sync(ops.signed_grant, _settings(request), token, "put",
                                            request.app.state.pools.state_conn)
     try:
@@ -102,6 +104,7 @@ async def upload(request: Request, token: str, filename: str = "") -> str:
 
 @router.get("/mkdir")
 def mkdir(request: Request, dir: str | None = None, user: User = Depends(current_user)) -> Response:
+    """Make a folder."""
     ops.mkdir(_settings(request), user, dir)
     return PlainTextResponse("OK", status_code=201)
 
@@ -109,6 +112,7 @@ def mkdir(request: Request, dir: str | None = None, user: User = Depends(current
 @router.get("/rm")
 def rm(request: Request, file: str | None = None, name: str | None = None,
        user: User = Depends(current_user)) -> Response:
+    """Remove a file."""
     ops.rm(_settings(request), user, file if file is not None else name)
     return Response(status_code=204)
 
@@ -116,6 +120,7 @@ def rm(request: Request, file: str | None = None, name: str | None = None,
 @router.get("/rmdir")
 def rmdir(request: Request, dir: str | None = None, name: str | None = None,
           user: User = Depends(current_user)) -> Response:
+    """Remove an empty folder."""
     ops.rmdir(_settings(request), user, dir if dir is not None else name)
     return Response(status_code=204)
 
@@ -123,18 +128,21 @@ def rmdir(request: Request, dir: str | None = None, name: str | None = None,
 @router.get("/cp")
 def cp(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
        user: User = Depends(current_user)) -> str:
+    """Copy a file (counted against the quota)."""
     return ops.cp(_settings(request), user, from_, to)
 
 
 @router.get("/mv")
 def mv(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
        user: User = Depends(current_user)) -> str:
+    """Move or rename a file or folder."""
     return ops.mv(_settings(request), user, from_, to)
 
 
 @router.get("/ln")
 def ln(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
        user: User = Depends(current_user)) -> Response:
+    """Make a link to a file."""
     ops.ln(_settings(request), user, from_, to)
     return PlainTextResponse("OK", status_code=201)
 
@@ -142,21 +150,24 @@ def ln(request: Request, from_: str | None = Query(None, alias="from"), to: str 
 @router.get("/tag")
 def tag(request: Request, name: str | None = None, file: str | None = None, tag: str | None = None,
         user: User = Depends(current_user)) -> str:
+    """Set a file's tag."""
     return ops.tag(_settings(request), user, name if name is not None else file, tag)
 
 
 @router.get("/load")
 def load(request: Request, name: str | None = None, endpoint: str | None = None,
          is_vospace: str | None = None, user: User = Depends(current_user)) -> str:
-    return ops.load(_settings(request), user, name, endpoint, _truthy(is_vospace))
+    """Have the service fetch a public URL (or copy a storage file) into storage."""
+    return ops.load(_settings(request), user, name, endpoint, flags.parse(is_vospace, False, "is_vospace"))
 
 
 @router.post("/xfer", max_body_size=STREAMED_BODY_MAX)
 async def xfer(request: Request, user: User = Depends(current_user),
                x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
                x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:
+    """Stage a file in chunks for the MyDB imports (X-DL-FileName, X-DL-InitXfer)."""
     try:
-        return await ops.xfer(_settings(request), user, x_dl_filename, _truthy(x_dl_initxfer), request.stream(),
+        return await ops.xfer(_settings(request), user, x_dl_filename, flags.parse(x_dl_initxfer, False, "X-DL-InitXfer"), request.stream(),
                               _length(request))
     except ClientDisconnect:
         raise StarboxError("Error: the upload was interrupted; this chunk was not stored") from None
@@ -164,6 +175,7 @@ async def xfer(request: Request, user: User = Depends(current_user),
 
 @router.get("/profiles")
 def profiles(profile: str | None = None, format: str | None = "text") -> Response:
+    """The storage profiles (Starbox has one: default)."""
     result = ops.profiles(profile, format)
     if isinstance(result, str):
         return PlainTextResponse(result)
@@ -172,5 +184,6 @@ def profiles(profile: str | None = None, format: str | None = "text") -> Respons
 
 @router.get("/services")
 def services() -> str:
+    """The storage services (Starbox has one)."""
     return "\n                    name   svc   description\n                --------   ----  --------\n" \
            "                     vos   vos   Starbox local storage (vos://, <user>://public/)\n"

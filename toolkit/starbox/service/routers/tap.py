@@ -81,6 +81,7 @@ def _state(request: Request):
 @router.get("", response_class=PlainTextResponse)
 @router.get("/", response_class=PlainTextResponse)
 def root(request: Request) -> str:
+    """The TAP service's home: what it offers and where."""
     base = _base(request)
     return (f"Starbox TAP 1.1 service\n\n  sync:  {base}/sync\n  async: {base}/async\n"
             f"  {base}/capabilities  {base}/tables  {base}/availability  {base}/examples\n")
@@ -90,6 +91,7 @@ def root(request: Request) -> str:
 
 @router.api_route("/sync", methods=["GET", "POST"])
 async def sync(request: Request):
+    """TAP sync query: ADQL (or SQL) in, a VOTable, CSV or TSV result out."""
     settings, pools, _ = _state(request)
 
     def work(p, user):
@@ -104,6 +106,7 @@ async def sync(request: Request):
 
 @router.get("/async")
 async def job_list(request: Request):
+    """The caller's async jobs (UWS job list)."""
     settings, pools, jobs = _state(request)
 
     def work(p, user):
@@ -115,6 +118,7 @@ async def job_list(request: Request):
 
 @router.post("/async")
 async def create_job(request: Request):
+    """Create an async job (PENDING, or started with PHASE=RUN)."""
     settings, pools, jobs = _state(request)
 
     def work(p, user):
@@ -126,6 +130,7 @@ async def create_job(request: Request):
 
 @router.get("/async/{jobid}")
 async def job(request: Request, jobid: str):
+    """One async job (UWS job document)."""
     settings, pools, jobs = _state(request)
     try:
         p = await _params(request)
@@ -146,6 +151,7 @@ async def job(request: Request, jobid: str):
 @router.post("/async/{jobid}")
 @router.post("/async/{jobid}/{part}")
 async def change_job(request: Request, jobid: str, part: str | None = None):
+    """Change a job's parameters, phase, destruction time or execution duration."""
     settings, pools, jobs = _state(request)
     if part not in (None, "phase", "destruction", "executionduration", "parameters"):
         return _error(StarboxError(f"Error: cannot POST to {part!r} of a job"))
@@ -160,6 +166,7 @@ async def change_job(request: Request, jobid: str, part: str | None = None):
 
 @router.delete("/async/{jobid}")
 async def delete_job(request: Request, jobid: str):
+    """Delete a job and its result."""
     settings, pools, jobs = _state(request)
 
     def work(p, user):
@@ -171,6 +178,7 @@ async def delete_job(request: Request, jobid: str):
 
 @router.get("/async/{jobid}/{part}")
 async def job_part(request: Request, jobid: str, part: str):
+    """One part of a job: phase, error, quote, parameters, results, ..."""
     settings, pools, jobs = _state(request)
 
     def work(p, user):
@@ -198,6 +206,7 @@ async def job_part(request: Request, jobid: str, part: str):
 
 @router.get("/async/{jobid}/results/result")
 async def job_result(request: Request, jobid: str):
+    """An async job's result."""
     settings, pools, jobs = _state(request)
 
     def work(p, user):
@@ -211,11 +220,13 @@ async def job_result(request: Request, jobid: str):
 
 @router.get("/availability")
 async def availability(request: Request):
+    """VOSI availability: up or not."""
     return await _run(request, lambda p, user: Response(vosi.availability(request.app.state.pools), media_type=XML))
 
 
 @router.get("/capabilities")
 async def capabilities(request: Request):
+    """VOSI capabilities: the TAP, ADQL and upload features and limits."""
     settings = request.app.state.settings
     return await _run(request, lambda p, user: Response(vosi.capabilities(_base(request), settings, anonymous=user.anonymous),
                                                         media_type=XML))
@@ -223,12 +234,14 @@ async def capabilities(request: Request):
 
 @router.get("/tables")
 async def tables(request: Request):
+    """VOSI tables: every table with its columns."""
     pools = request.app.state.pools
     return await _run(request, lambda p, user: Response(metadata.tableset(pools, p.get("detail")), media_type=XML))
 
 
 @router.get("/tables/{name}")
 async def table(request: Request, name: str):
+    """VOSI tables: one table with its columns."""
     pools = request.app.state.pools
 
     def work(p, user):
@@ -244,6 +257,7 @@ async def table(request: Request, name: str):
 
 @router.get("/examples")
 async def examples_doc(request: Request):
+    """DALI examples: ADQL queries that run on this Starbox's catalogs."""
     pools = request.app.state.pools
     return await _run(request, lambda p, user: Response(examples.document(pools, _base(request)),
                                                         media_type="application/xhtml+xml"))

@@ -9,7 +9,7 @@ Deliberate differences from `dl`:
   the login saved in ~/.datalab by another kernel, the STARBOX_TOKEN setting, then anonymous.
 * In the in-process mode (the `toolkit_mode` setting, or `starbox.inprocess.start()`), the one
   client's transport hands every request to the service's application in this process
-  (starbox.inprocess); everything above this layer is the same in both modes.
+  (starbox.client.inprocess); everything above this layer is the same in both modes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import httpx
 
 from starbox import __version__
 from starbox import settings as settings_mod
+from starbox.client import inprocess
+from starbox.client.mode import MODES, mode, set_mode  # noqa: F401 - the toolkit's one place to ask
 
 # The same values as starbox.accounts (a test checks it); that module needs the database and
 # hashes a password when imported, which a notebook kernel should not pay for.
@@ -38,8 +40,6 @@ _session: dict[str, str | None] = {"user": None, "token": None}
 _revoked: set[str] = set()
 _client: httpx.Client | None = None
 _client_key: tuple | None = None  # (pid, mode, transport) the client was made for
-_mode: str | None = None  # set_mode(); None: the toolkit_mode setting
-MODES = ("http", "inprocess")
 
 
 class Unreachable(Exception):
@@ -197,33 +197,16 @@ def accepts_token_first(positional: tuple[str, ...] | None = None):
 
 # --- HTTP --------------------------------------------------------------------------------------
 
-def set_mode(mode: str | None) -> None:
-    """'http' or 'inprocess' for this process; None goes back to the toolkit_mode setting."""
-    global _mode
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"the toolkit's mode is one of {', '.join(MODES)}, not {mode!r}")
-    _mode = mode
-
-
-def mode() -> str:
-    current = _mode or settings_mod.get().toolkit_mode.strip().lower() or "http"
-    if current not in MODES:
-        raise ValueError(f"STARBOX_TOOLKIT_MODE is one of {', '.join(MODES)}, not {current!r}")
-    return current
-
-
 def client() -> httpx.Client:
     """One pooled client per process and mode (a forked kernel makes its own)."""
     global _client, _client_key
     current, transport = mode(), None
     if current == "inprocess":
-        from starbox import inprocess
-
         transport = inprocess.transport()  # a new one after inprocess.start() with other settings
     key = (os.getpid(), current, id(transport))
     if _client is None or _client_key != key:
         if _client is not None and _client_key[0] == key[0]:
-            _client.close()  # the in-process transport outlives it (see starbox.inprocess)
+            _client.close()  # the in-process transport outlives it (see starbox.client.inprocess)
         _client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0), transport=transport,
                                headers={"X-DL-ClientVersion": f"starbox-{__version__}"})
         _client_key = key

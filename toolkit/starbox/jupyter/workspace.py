@@ -1,0 +1,146 @@
+"""The work folder JupyterLab opens: the lesson copy, the read-only view, the welcome page."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from starbox.errors import StarboxError
+from starbox.notebooks import getlatest, publish
+from starbox.settings import Settings
+
+from .paths import (LESSON_COPY, READ_ONLY_DIR, WELCOME, app_url, appliance_dir, apps_dir, manual_url,
+                    state_dir, voila_url, work_dir, write_private)
+
+LESSON_FOLDERS = {  # Data Lab's folders, in plain words
+    "01_GettingStarted": "Getting started",
+    "02_DataAccessOverviews": "Data access overviews",
+    "03_ScienceExamples": "Science examples",
+    "04_HowTos": "How-tos",
+    "05_Contrib": "Contributed notebooks",
+    "06_EPO": "For students (ages 12 to 18)",
+}
+NEW_BESIDE = re.compile(r"\.new-\d{8}(-\d+)?\.ipynb$")  # getlatest's new version beside a changed lesson
+
+
+def ensure_lessons(settings: Settings) -> None:
+    """Publish the lessons (untested: a first start does not wait for the harness) when nothing
+    is published yet; a failure is reported and does not stop JupyterLab from starting."""
+    outcome = publish.ensure_published(settings, test=False)
+    if outcome is not None and not outcome.ok:
+        print(f"warning: no lessons published: {outcome.reason}", file=sys.stderr)
+
+
+def copy_lessons(settings: Settings, dest: Path) -> None:
+    """The student's writable copy of the published lessons (Data Lab's `getlatest`: new files
+    copied, untouched ones updated, the student's changed files kept with the new version beside
+    them), once per published version. A broken publication is reported and does not stop
+    JupyterLab from starting."""
+    try:  # nothing to bring over when the copy is of the live version
+        copied = json.loads((dest / getlatest.MANIFEST).read_text()).get("version")
+        if copied == Path(os.path.realpath(settings.notebooks_latest)).name:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        getlatest.getlatest(settings, dest)
+    except StarboxError as exc:
+        print(f"warning: the lessons were not copied into {dest}: {exc}", file=sys.stderr)
+
+
+def _notebook_title(path: Path) -> str:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") != "markdown":
+                continue
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            for line in source.splitlines():
+                match = re.match(r"^\s*#{1,2}\s+(.+?)\s*#*\s*$", line)
+                if match:
+                    return re.sub(r"[*_`]", "", match.group(1)).strip()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return path.stem.replace("_", " ")
+
+
+def _lesson_list(work: Path) -> str:
+    """Markdown links to every lesson in the writable copy, by Data Lab folder."""
+    root = work / LESSON_COPY
+    notebooks = sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+                       and not NEW_BESIDE.search(p.name)) if root.is_dir() else []
+    if not notebooks:
+        return ("*No lessons are published yet.* When they are, they appear here and in the "
+                f"`{LESSON_COPY}/` folder on the left.")
+    groups: dict[str, list[Path]] = {}
+    for nb in notebooks:
+        rel = nb.relative_to(root)
+        groups.setdefault(rel.parts[0] if len(rel.parts) > 1 else "", []).append(nb)
+    lines = []
+    for folder in sorted(groups):
+        heading = LESSON_FOLDERS.get(folder, folder.replace("_", " ")) if folder else "Other lessons"
+        lines.append(f"### {heading}\n")
+        for nb in groups[folder]:
+            link = quote(nb.relative_to(work).as_posix())
+            lines.append(f"- [{_notebook_title(nb)}]({link})")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+def write_welcome(settings: Settings) -> Path:
+    """Build Welcome.ipynb from the template in appliance/jupyter, with the lesson links filled in."""
+    work = work_dir(settings)
+    template = json.loads((appliance_dir(settings) / WELCOME).read_text(encoding="utf-8"))
+    values = {
+        "{{lessons}}": _lesson_list(work),
+        "{{voila_url}}": voila_url(settings),
+        "{{manual_url}}": manual_url(settings),
+        "{{user}}": settings.local_user,
+        "{{work_dir}}": str(work),
+        "{{read_only_dir}}": READ_ONLY_DIR,
+        "{{lesson_copy}}": LESSON_COPY,
+    }
+    apps = sorted(p.name for p in apps_dir(settings).glob("*.ipynb"))
+    values["{{apps}}"] = "\n".join(
+        f"- [{_notebook_title(apps_dir(settings) / a)}]({app_url(settings, a)})" for a in apps) or "*none yet*"
+    # What the kernel will report, so that opening the page does not mark it changed.
+    template["metadata"]["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3", "version": platform.python_version()}
+    for cell in template["cells"]:
+        source = cell["source"]
+        source = "".join(source) if isinstance(source, list) else source
+        for key, value in values.items():
+            source = source.replace(key, value)
+        cell["source"] = source
+    path = work / WELCOME
+    if path.exists():
+        os.chmod(path, 0o644)
+    write_private(path, json.dumps(template, indent=1, ensure_ascii=False) + "\n")
+    os.chmod(path, 0o444)
+    return path
+
+
+def ensure_workspace(settings: Settings) -> Path:
+    """The work folder: the lesson copy, the read-only view, the welcome page. Returns it."""
+    ensure_lessons(settings)
+    work = work_dir(settings)
+    work.mkdir(parents=True, exist_ok=True)
+    view = work / READ_ONLY_DIR
+    if not view.is_symlink():
+        if view.exists():
+            raise StarboxError(f"{view} should be a link to {settings.notebooks_latest}; "
+                               "move it away and start again")
+        view.symlink_to(settings.notebooks_latest)
+    copy_lessons(settings, work / LESSON_COPY)
+    write_welcome(settings)
+    for sub in ("home", "config", "runtime"):
+        (state_dir(settings) / sub).mkdir(parents=True, exist_ok=True)
+    return work

@@ -85,7 +85,8 @@ docs_out=docs/_build/html
 if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
   docs_digest=$(find docs -path docs/_build -prune -o -type f -print | sort | xargs cat \
     toolkit/starbox/authClient.py toolkit/starbox/queryClient.py toolkit/starbox/storeClient.py \
-    toolkit/starbox/settings.py toolkit/starbox/cli.py | sha256sum | cut -c1-16)
+    toolkit/starbox/settings.py toolkit/starbox/cli.py toolkit/starbox/service/routers/*.py \
+    | sha256sum | cut -c1-16)
   if [ "$(cat "$docs_out/.built" 2>/dev/null)" != "$docs_digest" ]; then
     echo "==> building the user manual"
     "$python" -m sphinx -q -W --keep-going -b html docs "$docs_out"

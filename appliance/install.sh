@@ -85,11 +85,17 @@ docs_out=docs/_build/html
 if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
   docs_digest=$(find docs -path docs/_build -prune -o -type f -print | sort | xargs cat \
     toolkit/starbox/authClient.py toolkit/starbox/queryClient.py toolkit/starbox/storeClient.py \
-    toolkit/starbox/settings.py toolkit/starbox/cli.py | sha256sum | cut -c1-16)
+    toolkit/starbox/settings.py toolkit/starbox/cli.py toolkit/starbox/service/routers/*.py \
+    | sha256sum | cut -c1-16)
   if [ "$(cat "$docs_out/.built" 2>/dev/null)" != "$docs_digest" ]; then
+    # Warnings fail `make test` (tests/test_docs.py), not the install: a manual with a broken
+    # link must not keep the appliance from starting.
     echo "==> building the user manual"
-    "$python" -m sphinx -q -W --keep-going -b html docs "$docs_out"
-    echo "$docs_digest" > "$docs_out/.built"
+    if "$python" -m sphinx -q -b html docs "$docs_out"; then
+      echo "$docs_digest" > "$docs_out/.built"
+    else
+      echo "==> the user manual did not build (see above); /docs/ says how to build it"
+    fi
   fi
 else
   echo "==> the user manual needs Sphinx (appliance/install.sh --test installs it); /docs/ says how to build it"

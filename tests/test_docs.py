@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from starbox import authClient as ac
 from starbox import queryClient as qc
 from starbox import storeClient as sc
 from starbox.settings import PROJECT_ROOT, Settings
 
 DOCS = PROJECT_ROOT / "docs"
+pytestmark = pytest.mark.unit  # no database, no service process
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +29,47 @@ def built(tmp_path_factory) -> Path:
     """A project root whose docs/_build/html is this checkout's manual, freshly built."""
     root = tmp_path_factory.mktemp("manual")
     html = root / "docs" / "_build" / "html"
-    r = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-                        str(DOCS), str(html), "-d", str(root / "doctrees")],
-                       capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "toolkit")})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(DOCS),
+            str(html),
+            "-d",
+            str(root / "doctrees"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "toolkit")},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return root
 
 
 def public_functions(module) -> list[str]:
     names = getattr(module, "__all__", None) or [
-        name for name, value in vars(module).items()
-        if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == module.__name__]
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == module.__name__
+    ]
     return [n for n in names if inspect.isfunction(getattr(module, n)) or inspect.isclass(getattr(module, n))]
 
 
 def test_manual_builds_with_every_public_function(built):
     reference = (built / "docs" / "_build" / "html" / "toolkit.html").read_text()
-    missing = [f"{m.__name__}.{n}" for m in (ac, qc, sc) for n in public_functions(m)
-               if f'id="{m.__name__}.{n}"' not in reference]
+    missing = [
+        f"{m.__name__}.{n}"
+        for m in (ac, qc, sc)
+        for n in public_functions(m)
+        if f'id="{m.__name__}.{n}"' not in reference
+    ]
     assert not missing, f"not in the toolkit reference: {missing}"
     assert len(public_functions(qc)) > 20 and len(public_functions(sc)) > 20 and len(public_functions(ac)) > 10
 
@@ -66,7 +88,6 @@ def test_every_public_function_documents_its_parameters():
 
 def test_operations_lists_every_setting_and_command(built):
     import typer
-
     from starbox.cli import app
 
     page = (built / "docs" / "_build" / "html" / "operations.html").read_text()
@@ -87,6 +108,7 @@ def get(app, path: str) -> httpx.Response:
     async def fetch():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://starbox") as client:
             return await client.get(path)
+
     return asyncio.run(fetch())
 
 
@@ -99,7 +121,7 @@ def test_service_serves_the_manual(built):
     assert "Starbox user manual" in r.text and "start/student.html" in r.text
     assert get(app, "/docs/toolkit.html").status_code == 200
     assert get(app, "/docs").status_code in (307, 308)  # to /docs/
-    assert get(app, "/apidocs").status_code == 200        # the OpenAPI browser moved here
+    assert get(app, "/apidocs").status_code == 200  # the OpenAPI browser moved here
 
 
 def test_service_says_how_to_build_a_missing_manual(tmp_path):

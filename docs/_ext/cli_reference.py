@@ -24,7 +24,6 @@ def _cell(text: str) -> str:
 
 def cli_markdown() -> str:
     import typer
-
     from starbox.cli import app
 
     rows = _rows(typer.main.get_command(app), "starbox")

@@ -26,7 +26,7 @@ def _groups(source: str) -> list[tuple[str, list[str]]]:
     for node in cls.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
-        between = lines[previous_end:node.lineno - 1]
+        between = lines[previous_end : node.lineno - 1]
         texts = [ln.strip().lstrip("#").strip() for ln in between if ln.strip().startswith("#")]
         comment = _ISSUE_NOTE.sub("", " ".join(t for t in texts if not t.startswith("---")))
         if comment or not groups or any(not ln.strip() for ln in between):
@@ -43,7 +43,7 @@ def _default(f: dataclasses.Field) -> str:
         text = str(value)
         if f.name == "project_root":
             return "(this checkout)"
-        return "~" + text[len(home):] if text.startswith(home) else text
+        return "~" + text[len(home) :] if text.startswith(home) else text
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}" if value >= 10_000 else str(value)
     return str(value) if value != "" else "(empty)"

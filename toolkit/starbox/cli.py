@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from starbox import appliance, database, settings as settings_mod
+from starbox import appliance, database, db_errors, settings as settings_mod
 from starbox.errors import StarboxError
 
 app = typer.Typer(help="Starbox: an astronomy science platform in one box.", no_args_is_help=True,
@@ -466,7 +466,7 @@ def main() -> None:
         err.print(f"[red]starbox: {exc}[/]", highlight=False)
         sys.exit(1)
     except psycopg.Error as exc:  # e.g. a database that `starbox up` has not brought up to date
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = db_errors.primary(exc)
         err.print(f"[red]starbox: the database refused: {first} (has `starbox up` run since the update?)[/]",
                   highlight=False)
         sys.exit(1)

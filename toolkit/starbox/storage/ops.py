@@ -674,11 +674,6 @@ def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
 
 # --- staged uploads for /query/import ---------------------------------------------------------
 
-def staged_path(settings: Settings, user: User, filename: str) -> Path:
-    """Where the /xfer chunks of `filename` were put (for /query/import and /query/ingest)."""
-    return storage_home.staged_path(settings, user.name, filename)
-
-
 def _append(part: Path, path: Path) -> None:
     """Append a chunk to a staged file; if that fails half-way, the file is cut back as it was."""
     with open(path, "ab") as out, open(part, "rb") as src:

@@ -28,6 +28,8 @@ from schemathesis.specs.openapi import checks as oas_checks
 from conftest import Service, free_port, start_service
 from starbox import _http, accounts, queryClient as qc
 
+pytestmark = pytest.mark.system
+
 LIMIT_S = 30.0          # every answer of the API fuzzing within this (s)
 QUERY_TIMEOUT_S = 5     # the service's sync query time limit here (anonymous and users)
 SLACK_S = 5.0           # answering a stopped query: the message, the connection given back

@@ -30,6 +30,8 @@ from starbox.errors import StarboxError
 from starbox.notebooks import getlatest as gl
 from starbox.notebooks import publish as pub
 
+pytestmark = pytest.mark.system
+
 STARBOX = Path(sys.executable).with_name("starbox")
 
 

@@ -103,23 +103,40 @@ def output_dir() -> Path:
     return OUTPUT
 
 
+TIERS = ("unit", "api", "system")  # registered in pyproject.toml
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test names exactly one tier, so `-m unit`, `-m api` and `-m system` split the suite."""
+    wrong = []
+    for item in items:
+        tiers = sorted({m.name for m in item.iter_markers() if m.name in TIERS})
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {', '.join(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError("each test needs one tier marker (unit, api or system):\n  " + "\n  ".join(wrong))
+
+
 docker_engine = pytest.mark.skipif(not _docker_engine(), reason="no Docker engine on this machine")
 
 
 # --- the live service ------------------------------------------------------------------------
 
-class Service:
-    """The service running in its own process against the session's cluster."""
+class _Endpoint:
+    """What the `service` and `api` fixtures share: httpx clients and fresh accounts."""
 
-    def __init__(self, settings: settings_mod.Settings, proc: subprocess.Popen):
-        self.settings, self.proc = settings, proc
-        self.url = settings.service_url
+    settings: settings_mod.Settings
+    url: str
+
+    def _client_options(self) -> dict:
+        return {}
 
     def client(self, token: str | None = None, **kw):
         import httpx
 
         headers = {"X-DL-AuthToken": token} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60), **kw)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60),
+                            **self._client_options(), **kw)
 
     def add_user(self, name: str, password: str = "secret-pw") -> str:
         """Create an account (through the CLI code path) and return a fresh login token."""
@@ -133,6 +150,32 @@ class Service:
             r = c.get("/auth/login", params={"username": name}, headers={"X-DL-Password": password})
         assert r.status_code == 200, r.text
         return r.text
+
+
+class Service(_Endpoint):
+    """The service running in its own process against the session's cluster."""
+
+    def __init__(self, settings: settings_mod.Settings, proc: subprocess.Popen):
+        self.settings, self.proc = settings, proc
+        self.url = settings.service_url
+
+
+class App(_Endpoint):
+    """The service's application in this process (the toolkit's in-process transport), against
+    the session's database: the same routers, checks, status codes and messages, with no process
+    to start. Clients only: anything else that needs a URL (pyvo, dl, a browser) needs `service`."""
+
+    def __init__(self, settings: settings_mod.Settings):
+        from starbox.inprocess import InProcessTransport
+
+        self.settings, self.url = settings, settings.service_url
+        self.transport = InProcessTransport(settings)
+
+    def _client_options(self) -> dict:
+        return {"transport": self.transport}
+
+    def close(self) -> None:
+        self.transport.shutdown()
 
 
 def start_service(s: settings_mod.Settings, **extra_env: str) -> subprocess.Popen:
@@ -166,3 +209,11 @@ def service(starbox):
     yield Service(s, proc)
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def api(starbox):
+    """The service's application in-process (see App), for tests that need only its HTTP answers."""
+    app = App(starbox)
+    yield app
+    app.close()

@@ -70,6 +70,7 @@ def workers(proc_pid: int) -> set[int]:
 
 # -- size: refused before any parsing ---------------------------------------------------------------
 
+@pytest.mark.system
 @pytest.mark.parametrize("levels", [200, 1000])
 def test_deep_parentheses_are_refused_at_once(tap, service, levels):
     q = DEEP.format("(" * levels, ")" * levels)
@@ -81,6 +82,7 @@ def test_deep_parentheses_are_refused_at_once(tap, service, levels):
     assert time.perf_counter() - t0 < 2
 
 
+@pytest.mark.system
 def test_depth_counts_only_real_parentheses(tap):
     """Parentheses in strings, quoted names and comments are text, not nesting."""
     q = ("SELECT TOP 1 hip AS \"((((((((((\" FROM hipparcos.main -- ((((((((((\n"
@@ -88,6 +90,7 @@ def test_depth_counts_only_real_parentheses(tap):
     assert sync(tap, q).status_code == 200
 
 
+@pytest.mark.system
 def test_a_huge_query_is_refused_at_once(tap):
     q = "SELECT hip FROM hipparcos.main WHERE " + " OR ".join(["hip = 12345"] * 10_000)
     t0 = time.perf_counter()
@@ -95,6 +98,7 @@ def test_a_huge_query_is_refused_at_once(tap):
     assert time.perf_counter() - t0 < 2
 
 
+@pytest.mark.system
 def test_the_dali_examples_are_within_the_limits(tap):
     for e in examples.EXAMPLES:
         adql_translate.check_size(e.query)  # the deepest is 3 levels
@@ -104,6 +108,7 @@ def test_the_dali_examples_are_within_the_limits(tap):
 
 # -- time: a translation that runs too long is stopped, its worker replaced --------------------------
 
+@pytest.mark.system
 def test_slow_translation_is_stopped_and_the_worker_replaced(service):
     s = dataclasses.replace(service.settings, service_port=free_port())
     proc = start_service(s, STARBOX_ADQL_TRANSLATE_TIMEOUT="1", STARBOX_ADQL_TRANSLATE_WORKERS="1")
@@ -127,6 +132,7 @@ def test_slow_translation_is_stopped_and_the_worker_replaced(service):
     assert until(lambda: not any(alive(p) for p in left), 10)
 
 
+@pytest.mark.api
 def test_slow_translation_in_process(starbox):
     """The same limit where the translation runs in the caller's process (tests, in-process mode)."""
     s = dataclasses.replace(starbox, adql_translate_timeout=1)
@@ -140,6 +146,7 @@ def test_slow_translation_in_process(starbox):
     assert adql_translate.translate("SELECT TOP 1 hip FROM hipparcos.main", s).startswith("SELECT hip")
 
 
+@pytest.mark.unit
 def test_busy_translators_refuse_with_retry_after():
     """Every worker busy: a caller waits a bounded time, then 503 with Retry-After; nothing stalls."""
     pool = adql_translate.Pool(1)
@@ -163,6 +170,7 @@ def test_busy_translators_refuse_with_retry_after():
 
 # -- once: a failing query costs one translation ------------------------------------------------------
 
+@pytest.mark.api
 @pytest.mark.parametrize("q", [
     "SELECT hip FROM hipparcos.main WHERE hpmag < 7.25 AND AND",
     "SELECT LOWER(name), 17 FROM openngc.objects WHERE messier > 3 AND AND",
@@ -179,6 +187,7 @@ def test_a_failing_query_is_translated_once(starbox, q):
     assert adql_translate.calls == calls and str(again.value) == str(first.value)  # remembered
 
 
+@pytest.mark.api
 def test_syntax_errors_point_into_the_users_text(starbox):
     """Positions map back through the numbers' templates and the rewrites, with no second parse."""
     with pytest.raises(StarboxError, match=r"line 1, column 66: near 'AND'"):
@@ -204,6 +213,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("q,name", REFUSED)
 def test_functions_adql_does_not_have_are_refused(tap, service, q, name):
     error_document(sync(tap, q), 400, name, "is not an ADQL function")
@@ -215,6 +225,7 @@ def test_functions_adql_does_not_have_are_refused(tap, service, q, name):
         assert r.status_code == 400 and name in r.text and "is not an ADQL function" in r.text, r.text
 
 
+@pytest.mark.system
 def test_adql_functions_run(tap, service):
     q = ("SELECT TOP 3 hip, ABS(dec) AS a, LOWER('ABC') AS l, UPPER('abc') AS u, ROUND(hpmag, 1) AS r,"
          " SQRT(ABS(plx)) AS s, CAST(hip AS VARCHAR(10)) AS c,"
@@ -230,6 +241,7 @@ def test_adql_functions_run(tap, service):
     assert r.status_code == 200 and r.text.startswith("hip,a,n\n"), r.text
 
 
+@pytest.mark.system
 def test_in_process_mode(service):
     """qc.query(adql=) in-process: translators in the caller's process, the same refusals, and none
     left when the process ends."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from starbox import accounts
+
+pytestmark = pytest.mark.api
 
 TOKEN = re.compile(r"([^\/\s]+)\.(\d+)\.(\d+)\.((?:\$1\$\S{22,})|(?:\S+_access))")
 
 
-def test_roots_say_hello(service):
-    with service.client() as c:
+def test_roots_say_hello(api):
+    with api.client() as c:
         for prefix in ("/auth", "/query", "/storage", "/res"):
             r = c.get(prefix)
             if r.status_code == 404:
@@ -18,8 +22,8 @@ def test_roots_say_hello(service):
             assert r.status_code == 200 and r.text.lower().startswith("hello world"), prefix
 
 
-def test_login_gives_a_datalab_token_and_stores_only_its_hash(service, admin):
-    token = service.add_user("authuser", "pw-123456")
+def test_login_gives_a_datalab_token_and_stores_only_its_hash(api, admin):
+    token = api.add_user("authuser", "pw-123456")
     assert TOKEN.fullmatch(token) and len(token) < 128
     name, uid, gid, secret = TOKEN.fullmatch(token).groups()
     assert name == "authuser" and uid == gid
@@ -29,9 +33,9 @@ def test_login_gives_a_datalab_token_and_stores_only_its_hash(service, admin):
     assert pw.startswith("$argon2")
 
 
-def test_login_failures(service):
-    service.add_user("authuser2", "pw-123456")
-    with service.client() as c:
+def test_login_failures(api):
+    api.add_user("authuser2", "pw-123456")
+    with api.client() as c:
         r = c.get("/auth/login", params={"username": "authuser2"}, headers={"X-DL-Password": "wrong"})
         assert r.status_code == 401 and r.text == "Error: Invalid password"
         r = c.get("/auth/login", params={"username": "nobody_here"}, headers={"X-DL-Password": "x"})
@@ -42,9 +46,9 @@ def test_login_failures(service):
         assert r.status_code == 400
 
 
-def test_is_checks_and_logout(service):
-    token = service.add_user("authuser3", "pw-123456")
-    with service.client() as c:
+def test_is_checks_and_logout(api):
+    token = api.add_user("authuser3", "pw-123456")
+    with api.client() as c:
         assert c.get("/auth/isValidToken", params={"token": token}).text == "True"
         assert c.get("/auth/isValidToken", params={"token": token[:-2] + "xx"}).text == "False"
         assert c.get("/auth/isValidToken", params={"token": "garbage"}).text == "False"
@@ -66,10 +70,10 @@ def test_is_checks_and_logout(service):
         assert r.status_code == 401 and "Invalid user token" in r.text
 
 
-def test_password_reset_only_for_oneself(service):
-    token = service.add_user("authuser4", "pw-123456")
-    other = service.add_user("authuser5", "pw-123456")
-    with service.client() as c:
+def test_password_reset_only_for_oneself(api):
+    token = api.add_user("authuser4", "pw-123456")
+    other = api.add_user("authuser5", "pw-123456")
+    with api.client() as c:
         r = c.get("/auth/passwordReset", params={"username": "authuser5"},
                   headers={"X-DL-AuthToken": token, "X-DL-Password": "new-password"})
         assert r.status_code == 400 and "own password" in r.text
@@ -82,17 +86,17 @@ def test_password_reset_only_for_oneself(service):
         assert c.get("/auth/isValidToken", params={"token": other}).text == "True"
 
 
-def test_malformed_tokens_get_401_not_500(service):
-    with service.client() as c:
+def test_malformed_tokens_get_401_not_500(api):
+    with api.client() as c:
         for bad in ("x", "a.b.c.d", "user.1.1.$1$short", "' OR 1=1 --", "ü" * 300):
             r = c.get("/auth/passwordReset", params={"username": "x"}, headers={"X-DL-AuthToken": bad.encode()})
             assert r.status_code == 401, (bad, r.status_code, r.text)
 
 
-def test_disabled_account_cannot_log_in(service, admin):
-    token = service.add_user("authuser6", "pw-123456")
+def test_disabled_account_cannot_log_in(api, admin):
+    token = api.add_user("authuser6", "pw-123456")
     accounts.set_disabled(admin, "authuser6", True)
-    with service.client() as c:
+    with api.client() as c:
         assert c.get("/auth/isValidToken", params={"token": token}).text == "False"
         r = c.get("/auth/login", params={"username": "authuser6"}, headers={"X-DL-Password": "pw-123456"})
         assert r.status_code == 401 and "disabled" in r.text

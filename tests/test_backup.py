@@ -19,6 +19,8 @@ from starbox import queryClient as qc
 from starbox import storeClient as sc
 from starbox.cluster.control import Cluster
 
+pytestmark = pytest.mark.system
+
 USER, PASSWORD = "bkuser", "bk-password-1"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.api
+
 HYDRA_II = (185.4286, -31.9728)
 HYDRA_QUERY = """
 SELECT count(*) FROM smash_sim.object

@@ -7,8 +7,12 @@ from __future__ import annotations
 import csv
 import os
 
+import pytest
+
 from conftest import run_cli
 from starbox import database, storage_home
+
+pytestmark = pytest.mark.system
 
 CLASS = "astro101"
 

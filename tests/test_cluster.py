@@ -18,6 +18,7 @@ from starbox.errors import StarboxError
 from conftest import docker_engine, make_settings, run_cli
 
 
+@pytest.mark.api
 def test_first_prepare_made_everything(first_prepare):
     s, prepared = first_prepare
     assert prepared.new_cluster and prepared.started
@@ -25,6 +26,7 @@ def test_first_prepare_made_everything(first_prepare):
     assert {b.table for b in prepared.built} >= {"hipparcos.main", "gaia_dr3.gaia_source_bright", "openngc.objects"}
 
 
+@pytest.mark.api
 def test_second_prepare_is_idempotent_and_quick(starbox, admin):
     before = admin.execute("SELECT name, applied_at FROM starbox_meta.migrations ORDER BY name").fetchall()
     again = appliance.prepare(starbox, progress=False, log=lambda *_: None)
@@ -35,6 +37,7 @@ def test_second_prepare_is_idempotent_and_quick(starbox, admin):
     assert again.seconds < 10, f"a warm prepare took {again.seconds:.1f} s"
 
 
+@pytest.mark.api
 def test_extensions_and_roles(admin):
     exts = {r[0] for r in admin.execute("SELECT extname FROM pg_extension")}
     assert {"q3c", "pg_sphere"} <= exts
@@ -45,6 +48,7 @@ def test_extensions_and_roles(admin):
     assert roles["starbox_service"] == (True, False)  # LOGIN NOINHERIT: switches with SET ROLE only
 
 
+@pytest.mark.api
 @pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when the tests run as root")
 def test_runs_as_unprivileged_user_when_root(starbox):
     cluster = Cluster(starbox)
@@ -55,12 +59,14 @@ def test_runs_as_unprivileged_user_when_root(starbox):
     assert uid == pwd.getpwnam(starbox.system_user).pw_uid != 0
 
 
+@pytest.mark.api
 def test_status_reports_port_and_start(starbox):
     st = Cluster(starbox).status()
     assert st.running and st.port == starbox.pg_port
     assert abs(time.time() - st.started.timestamp()) < 3600
 
 
+@pytest.mark.system
 def test_taken_port_is_refused(tmp_path):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
@@ -77,6 +83,7 @@ def test_taken_port_is_refused(tmp_path):
         assert "is taken by another program" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.system
 def test_other_postgres_version_is_refused(tmp_path):
     s = make_settings(tmp_path / "home")
     s.pgdata.mkdir(parents=True)
@@ -85,6 +92,7 @@ def test_other_postgres_version_is_refused(tmp_path):
         Cluster(s).init()
 
 
+@pytest.mark.system
 def test_other_owner_is_refused(tmp_path):
     s = make_settings(tmp_path / "home")
     s.pgdata.mkdir(parents=True)
@@ -97,6 +105,7 @@ def test_other_owner_is_refused(tmp_path):
         Cluster(s).init()
 
 
+@pytest.mark.system
 def test_missing_extension_package_is_named(monkeypatch, tmp_path):
     # Point the check at an extension folder that has q3c but not pgsphere, as on a machine
     # where only one package was installed.
@@ -109,6 +118,7 @@ def test_missing_extension_package_is_named(monkeypatch, tmp_path):
         control.check_extensions_installed()
 
 
+@pytest.mark.api
 def test_external_server_mode_builds_database_without_cluster(starbox, admin, tmp_path):
     """STARBOX_DATABASE_URL: `up` builds the same database on an existing server, starts nothing."""
     admin.execute("DROP DATABASE IF EXISTS site_db")
@@ -130,6 +140,7 @@ def test_external_server_mode_builds_database_without_cluster(starbox, admin, tm
     assert "password" not in database.public_dsn(ext) and password not in database.public_dsn(ext)
 
 
+@pytest.mark.system
 def test_cli_status_and_down_up_cycle(tmp_path):
     s = make_settings(tmp_path / "home", sample_catalogs="openngc")
     proc = run_cli(s, "up", "--no-foreground")
@@ -144,6 +155,7 @@ def test_cli_status_and_down_up_cycle(tmp_path):
     assert "stopped" in run_cli(s, "status").stdout
 
 
+@pytest.mark.system
 def test_foreground_up_stops_cleanly_on_signal(tmp_path):
     import signal
     import subprocess
@@ -169,6 +181,7 @@ def test_foreground_up_stops_cleanly_on_signal(tmp_path):
         Cluster(s).stop()
 
 
+@pytest.mark.system
 @docker_engine
 def test_testcontainers_path():
     pytest.importorskip("testcontainers", reason="testcontainers is not installed")

@@ -29,6 +29,8 @@ from conftest import Service, free_port, start_service
 from starbox import accounts, queryClient as qc
 from starbox.client import http as _http
 
+pytestmark = pytest.mark.system
+
 LIMIT_S = 30.0          # every answer of the API fuzzing within this (s)
 QUERY_TIMEOUT_S = 5     # the service's sync query time limit here (anonymous and users)
 SLACK_S = 5.0           # answering a stopped query: the message, the connection given back

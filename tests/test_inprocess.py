@@ -37,6 +37,7 @@ def _job_phase(service, token: str, jobid: str) -> str:
         return c.get("/query/status", params={"jobid": jobid}).text
 
 
+@pytest.mark.unit
 def test_refused_without_the_appliances_secrets(tmp_path):
     """Somewhere with no appliance (or not its owner): one clear message, and no new secrets."""
     s = make_settings(tmp_path / "nowhere")
@@ -46,6 +47,7 @@ def test_refused_without_the_appliances_secrets(tmp_path):
     assert _http.mode() == "http"
 
 
+@pytest.mark.system
 def test_mode_setting_gives_a_toolkit_message(tmp_path):
     env = settings_env(make_settings(tmp_path / "nowhere")) | {"STARBOX_TOOLKIT_MODE": "inprocess"}
     code = textwrap.dedent("""
@@ -65,6 +67,7 @@ def test_mode_setting_gives_a_toolkit_message(tmp_path):
     assert "STARBOX_TOOLKIT_MODE is one of http, inprocess" in out.stderr
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["http", "inprocess"])
 def test_result_read_in_part_stops_its_query(service, token, mode):
     """A caller that stops reading (a notebook interrupted mid-download) ends the query at once,
@@ -86,6 +89,7 @@ def test_result_read_in_part_stops_its_query(service, token, mode):
         inprocess.stop()
 
 
+@pytest.mark.system
 def test_does_not_touch_the_services_jobs(service, token):
     """Starting in-process must not end the jobs the service is running (no start-up recovery)."""
     with service.client(token) as c:
@@ -100,6 +104,7 @@ def test_does_not_touch_the_services_jobs(service, token):
         inprocess.stop()
 
 
+@pytest.mark.system
 def test_jobs_of_an_ended_process_end_as_error(service, token):
     """A process that ends with async jobs of its own: they end as ERROR with the reason, and
     their queries stop; nothing is left EXECUTING."""

@@ -6,21 +6,21 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def alice(service):
-    token = service.add_user("iso_alice")
-    with service.client(token) as c:
+def alice(api):
+    token = api.add_user("iso_alice")
+    with api.client(token) as c:
         r = c.get("/query/query", params={"sql": "SELECT 1 AS x, 'secret' AS note", "out": "mydb://private", "drop": "True"})
         assert r.status_code == 200, r.text
     return token
 
 
 @pytest.fixture(scope="module")
-def bob(service):
-    return service.add_user("iso_bob")
+def bob(api):
+    return api.add_user("iso_bob")
 
 
-def q(service, token, sql, **params):
-    with service.client(token) as c:
+def q(api, token, sql, **params):
+    with api.client(token) as c:
         return c.get("/query/query", params={"sql": sql, **params})
 
 
@@ -31,37 +31,42 @@ def assert_refused(r, *words):
         assert w in r.text, r.text
 
 
-def test_owner_reads_own_table(service, alice):
-    r = q(service, alice, "SELECT note FROM mydb://private")
+@pytest.mark.api
+def test_owner_reads_own_table(api, alice):
+    r = q(api, alice, "SELECT note FROM mydb://private")
     assert r.status_code == 200 and r.text == "note\nsecret\n"
 
 
-def test_other_user_cannot_read_or_change_mydb(service, alice, bob):
-    assert_refused(q(service, bob, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
-    assert_refused(q(service, bob, "DROP TABLE mydb_iso_alice.private"), "permission denied")
-    assert_refused(q(service, bob, "INSERT INTO mydb_iso_alice.private VALUES (2, 'x')"), "permission denied")
-    assert_refused(q(service, None, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
+@pytest.mark.api
+def test_other_user_cannot_read_or_change_mydb(api, alice, bob):
+    assert_refused(q(api, bob, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
+    assert_refused(q(api, bob, "DROP TABLE mydb_iso_alice.private"), "permission denied")
+    assert_refused(q(api, bob, "INSERT INTO mydb_iso_alice.private VALUES (2, 'x')"), "permission denied")
+    assert_refused(q(api, None, "SELECT * FROM mydb_iso_alice.private"), "permission denied")
 
 
-def test_anonymous_cannot_write(service):
-    r = q(service, None, "SELECT 1 AS x", out="mydb://t")
+@pytest.mark.api
+def test_anonymous_cannot_write(api):
+    r = q(api, None, "SELECT 1 AS x", out="mydb://t")
     assert r.status_code in (400, 401) and "logged-in" in r.text
     # refused before PostgreSQL sees them: anonymous callers run queries only (starbox.query.guard)
-    assert_refused(q(service, None, "CREATE TABLE public.t (x int)"), "CREATE TABLE statements are not allowed", "anonymous")
-    assert_refused(q(service, None, "CREATE TEMP TABLE t (x int)"), "CREATE TABLE statements are not allowed", "anonymous")
+    assert_refused(q(api, None, "CREATE TABLE public.t (x int)"), "CREATE TABLE statements are not allowed", "anonymous")
+    assert_refused(q(api, None, "CREATE TEMP TABLE t (x int)"), "CREATE TABLE statements are not allowed", "anonymous")
 
 
-def test_catalogs_cannot_be_changed(service, alice):
+@pytest.mark.api
+def test_catalogs_cannot_be_changed(api, alice):
     for sql in ("DELETE FROM hipparcos.main", "UPDATE hipparcos.main SET hpmag = 0",
                 "TRUNCATE hipparcos.main", "DROP TABLE hipparcos.main",
                 "ALTER TABLE hipparcos.main ADD COLUMN x int", "INSERT INTO tbl_stat VALUES ('a','b',1,1,1,'','','')",
                 "DELETE FROM tap_schema.columns"):
-        r = q(service, alice, sql)
+        r = q(api, alice, sql)
         assert 400 <= r.status_code < 500 and ("permission denied" in r.text or "must be owner" in r.text), (sql, r.text)
-    r = q(service, alice, "SELECT count(*) AS n FROM hipparcos.main")
+    r = q(api, alice, "SELECT count(*) AS n FROM hipparcos.main")
     assert r.text == "n\n117955\n"
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql", [
     "SELECT pg_read_file('/etc/passwd')",
     "SELECT pg_read_binary_file('/etc/passwd')",
@@ -73,10 +78,11 @@ def test_catalogs_cannot_be_changed(service, alice):
     "ALTER ROLE starbox_u_iso_alice SUPERUSER",
     "CREATE ROLE evil",
 ])
-def test_server_side_file_and_program_functions_are_refused(service, alice, sql):
-    assert_refused(q(service, alice, sql))
+def test_server_side_file_and_program_functions_are_refused(api, alice, sql):
+    assert_refused(q(api, alice, sql))
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql", [
     "SET ROLE starbox_service",
     "SET ROLE starbox_u_iso_bob",
@@ -86,49 +92,54 @@ def test_server_side_file_and_program_functions_are_refused(service, alice, sql)
     "SELECT set_config('role', 'starbox_service', true), query_to_xml('SELECT * FROM starbox.tokens', true, false, '')",
     "SET SESSION AUTHORIZATION starbox_service",
 ])
-def test_set_role_cannot_escape(service, alice, bob, sql):
-    assert_refused(q(service, alice, sql))
+def test_set_role_cannot_escape(api, alice, bob, sql):
+    assert_refused(q(api, alice, sql))
 
 
-def test_reset_role_stays_the_user(service, alice):
-    r = q(service, alice, "RESET ROLE")
+@pytest.mark.api
+def test_reset_role_stays_the_user(api, alice):
+    r = q(api, alice, "RESET ROLE")
     assert r.status_code == 403 and "RESET ROLE statements are not allowed" in r.text  # the guard, first
-    r = q(service, alice, "SELECT current_user AS u, session_user AS s")
+    r = q(api, alice, "SELECT current_user AS u, session_user AS s")
     assert r.text == "u,s\nstarbox_u_iso_alice,starbox_u_iso_alice\n"
-    assert_refused(q(service, alice, "SELECT count(*) FROM starbox.tokens"), "permission denied")
-    assert_refused(q(service, alice, "SELECT count(*) FROM starbox.accounts"), "permission denied")
+    assert_refused(q(api, alice, "SELECT count(*) FROM starbox.tokens"), "permission denied")
+    assert_refused(q(api, alice, "SELECT count(*) FROM starbox.accounts"), "permission denied")
 
 
-def test_session_settings_do_not_leak_into_the_next_query(service, alice):
+@pytest.mark.api
+def test_session_settings_do_not_leak_into_the_next_query(api, alice):
     # SET is refused now (starbox.query.guard); what a session can still keep is a temp table
-    assert_refused(q(service, alice, "SET search_path = hipparcos"), "SET statements are not allowed")
-    assert_refused(q(service, alice, "SET ROLE starbox_public"), "SET ROLE statements are not allowed")
+    assert_refused(q(api, alice, "SET search_path = hipparcos"), "SET statements are not allowed")
+    assert_refused(q(api, alice, "SET ROLE starbox_public"), "SET ROLE statements are not allowed")
     for _ in range(6):  # more than the pool size, so the same connection is certainly reused
-        assert q(service, alice, "CREATE TEMP TABLE leak (x int)").status_code == 200
-    r = q(service, alice, "SELECT current_user AS u, to_regclass('pg_temp.leak') IS NULL AS gone")
+        assert q(api, alice, "CREATE TEMP TABLE leak (x int)").status_code == 200
+    r = q(api, alice, "SELECT current_user AS u, to_regclass('pg_temp.leak') IS NULL AS gone")
     assert r.text == "u,gone\nstarbox_u_iso_alice,t\n"
 
 
-def test_statement_timeout_ends_a_runaway_query(service, alice):
-    with service.client(alice) as c:
+@pytest.mark.api
+def test_statement_timeout_ends_a_runaway_query(api, alice):
+    with api.client(alice) as c:
         r = c.get("/query/query", params={"sql": "SELECT pg_sleep(30)"}, headers={"X-DL-TimeoutRequest": "2"})
     assert_refused(r, "time limit")
 
 
-def test_one_statement_per_request(service, alice):
-    assert_refused(q(service, alice, "SELECT 1; DROP TABLE mydb://private"), "one statement")
-    r = q(service, alice, "SELECT ';' AS semicolon")  # a ';' inside a literal is fine
+@pytest.mark.api
+def test_one_statement_per_request(api, alice):
+    assert_refused(q(api, alice, "SELECT 1; DROP TABLE mydb://private"), "one statement")
+    r = q(api, alice, "SELECT ';' AS semicolon")  # a ';' inside a literal is fine
     assert r.text == "semicolon\n;\n"
 
 
-def test_row_cap_answers_clearly(service):
+@pytest.mark.system
+def test_row_cap_answers_clearly(api):
     import dataclasses
 
     import httpx
 
     from conftest import free_port, start_service
 
-    s = dataclasses.replace(service.settings, service_port=free_port())
+    s = dataclasses.replace(api.settings, service_port=free_port())
     proc = start_service(s, STARBOX_ROW_CAP="1000")
     try:
         r = httpx.get(f"{s.service_url}/query/query", params={"sql": "SELECT hip FROM hipparcos.main"})
@@ -140,6 +151,7 @@ def test_row_cap_answers_clearly(service):
         proc.wait(timeout=30)
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("params,headers", [
     ({}, {}),
     ({"sql": ""}, {}),
@@ -151,18 +163,19 @@ def test_row_cap_answers_clearly(service):
     ({"sql": "SELECT * FROM mydb://t"}, {}),
     ({"sql": "SELECT 1", "async": "True", "out": "mydb://Bad-Name"}, {}),
 ])
-def test_bad_query_input_never_500(service, params, headers):
-    with service.client() as c:
+def test_bad_query_input_never_500(api, params, headers):
+    with api.client() as c:
         r = c.get("/query/query", params=params, headers=headers)
     assert 400 <= r.status_code < 500, (params, r.status_code, r.text)
     assert r.text.startswith("Error") and "Traceback" not in r.text
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("path", ["/query/status", "/query/results", "/query/error", "/query/abort"])
-def test_job_calls_with_unknown_or_foreign_jobs(service, alice, bob, path):
-    with service.client(alice) as c:
+def test_job_calls_with_unknown_or_foreign_jobs(api, alice, bob, path):
+    with api.client(alice) as c:
         jobid = c.get("/query/query", params={"sql": "SELECT 1 AS x", "async": "True"}).text
-    with service.client(bob) as c:
+    with api.client(bob) as c:
         r = c.get(path, params={"jobid": jobid})
         assert r.status_code == 404, r.text  # bob cannot see alice's job
         r = c.get(path, params={"jobid": "nope"})

@@ -98,12 +98,14 @@ def votable(rows: int) -> bytes:
 
 # -- item 6: anonymous jobs are reachable by id only ------------------------------------------------
 
+@pytest.mark.unit
 def test_job_ids_are_unguessable():
     assert "secrets.token_" in inspect.getsource(jobs.new_jobid)
     ids = {jobs.new_jobid() for _ in range(2000)}
     assert len(ids) == 2000 and all(re.fullmatch(r"[0-9a-f]{20}", i) for i in ids)  # 80 random bits
 
 
+@pytest.mark.system
 def test_anonymous_jobs_are_never_listed_nor_bulk_deleted(svc, anon):
     mine = submit(anon, "SELECT 1 AS x")
     assert wait_phase(anon, mine, {"COMPLETED"}) == "COMPLETED"
@@ -129,6 +131,7 @@ def test_anonymous_jobs_are_never_listed_nor_bulk_deleted(svc, anon):
     assert job_files(svc.settings, mine) == []
 
 
+@pytest.mark.system
 def test_a_users_jobs_are_still_listed_and_deleted(svc, anon):
     token = svc.add_user("jh_lister")
     with svc.client(token) as c:
@@ -142,6 +145,7 @@ def test_a_users_jobs_are_still_listed_and_deleted(svc, anon):
     assert phase(anon, stranger) in ("QUEUED", "EXECUTING", "COMPLETED")  # a user's delete is theirs only
 
 
+@pytest.mark.system
 def test_anonymous_jobs_cannot_write_anywhere(anon):
     for out in ("vos://x.csv", "mydb://t"):
         r = anon.get("/query/query", params={"sql": "SELECT 1", "async": "True", "out": out})
@@ -150,6 +154,7 @@ def test_anonymous_jobs_cannot_write_anywhere(anon):
 
 # -- item 9: a fair queue ----------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_a_users_job_runs_while_anonymous_jobs_run_and_queue(svc, anon):
     first = submit(anon, LONG, timeout=3600)  # asks for an hour
     assert wait_phase(anon, first, {"EXECUTING"}, 15) == "EXECUTING"
@@ -175,6 +180,7 @@ def test_a_users_job_runs_while_anonymous_jobs_run_and_queue(svc, anon):
     assert anon.get("/query/abort", params={"jobid": second}).text == "ABORTED"
 
 
+@pytest.mark.system
 def test_anonymous_tap_jobs_get_the_time_cap(anon):
     r = anon.post("/tap/async", data={"QUERY": "SELECT TOP 1 hip FROM hipparcos.main", "EXECUTIONDURATION": "86400"})
     job = r.headers["location"]
@@ -183,6 +189,7 @@ def test_anonymous_tap_jobs_get_the_time_cap(anon):
     assert httpx.get(f"{job}/executionduration").text == str(ANON_TIMEOUT)
 
 
+@pytest.mark.system
 def test_capabilities_tell_each_caller_its_own_job_limits(svc, anon):
     """TAPRegExt's executionDuration and retentionPeriod: an anonymous caller's, or a user's."""
     def limits(c: httpx.Client) -> tuple[str, str]:
@@ -194,6 +201,7 @@ def test_capabilities_tell_each_caller_its_own_job_limits(svc, anon):
         assert limits(user) == (str(svc.settings.async_timeout_max), "2592000")
 
 
+@pytest.mark.system
 def test_users_take_turns(svc):
     hog, other = svc.add_user("jh_hog"), svc.add_user("jh_other")
     with svc.client(hog) as h, svc.client(other) as o:
@@ -208,6 +216,7 @@ def test_users_take_turns(svc):
         assert until(lambda: sleeping(svc.settings, "starbox_u_jh_hog") == 0, 15)
 
 
+@pytest.mark.system
 def test_anonymous_queue_is_bounded(svc, anon):
     running = submit(anon, LONG)
     assert wait_phase(anon, running, {"EXECUTING"}, 15) == "EXECUTING"
@@ -226,6 +235,7 @@ def test_anonymous_queue_is_bounded(svc, anon):
 
 # -- item 7 (jobs): anonymous jobs are short-lived and bounded; a user's job bytes are counted -----
 
+@pytest.mark.system
 def test_anonymous_jobs_live_a_short_time(svc, anon):
     files = {"t": ("t.xml", votable(3), "application/x-votable+xml")}
     r = anon.post("/tap/async", data={"QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,param:t"}, files=files)
@@ -250,6 +260,7 @@ def test_anonymous_jobs_live_a_short_time(svc, anon):
     assert job_files(svc.settings, tap_id) == [] and job_files(svc.settings, dl_id) == []
 
 
+@pytest.mark.system
 def test_anonymous_results_and_uploads_are_bounded(svc, anon):
     big = "SELECT repeat('x', 1000) AS s FROM generate_series(1, 3000)"  # 3 MB of CSV
     jobid = submit(anon, big)
@@ -275,6 +286,7 @@ def test_anonymous_results_and_uploads_are_bounded(svc, anon):
 
 # -- item 11 (jobs) and the quota's count: job_bytes, remove_owner --------------------------------
 
+@pytest.mark.system
 def test_job_bytes_and_account_removal(svc, admin):
     name = "jh_gone"
     token = svc.add_user(name)
@@ -305,6 +317,7 @@ def test_job_bytes_and_account_removal(svc, admin):
         assert c.get("/query/status", params={"jobid": done}).status_code == 404
 
 
+@pytest.mark.system
 def test_files_whose_job_is_gone_are_swept(svc, anon):
     """The runner's periodic sweep (here called at once): a file named after a job that no
     longer exists goes (a service killed mid-write, a job that ended after its account went);

@@ -31,6 +31,7 @@ def lesson_notebooks() -> list[Path]:
     return sorted(found)
 
 
+@pytest.mark.unit
 def test_every_lesson_folder_has_notebooks():
     """The four folders of issue 5 exist and each notebook sits in a folder of its own."""
     notebooks = lesson_notebooks()
@@ -40,6 +41,7 @@ def test_every_lesson_folder_has_notebooks():
     assert len(set(parents)) == len(parents), "two lesson notebooks share a folder"
 
 
+@pytest.mark.system
 def test_lessons_follow_the_template(service):
     """Header cell (author, version, datasets of this appliance, keywords from keywords.txt),
     title, Goals / Summary / Disclaimer & attribution / Resources, no secrets, outputs cleared:
@@ -70,6 +72,7 @@ def lesson_kernels(service, tmp_path, monkeypatch):
     return token
 
 
+@pytest.mark.system
 def test_lessons_run(lesson_kernels, output_dir):
     expected = lesson_notebooks()
     started = time.monotonic()

@@ -13,6 +13,8 @@ import pytest
 from conftest import Service, free_port, start_service, until
 from starbox import database
 
+pytestmark = pytest.mark.system
+
 ANON_IN_FLIGHT, USER_IN_FLIGHT = 4, 2
 SLOW = "SELECT pg_sleep(10)"
 

@@ -68,6 +68,7 @@ columns:
 """
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".fits", ".vot"])
 def test_round_trip_each_format_with_manifest(admin, tmp_path, suffix):
     table = f"loadtest.fmt_{suffix[1:]}"
@@ -96,6 +97,7 @@ def test_round_trip_each_format_with_manifest(admin, tmp_path, suffix):
     assert {f"{name}_q3c_idx", f"{name}_spoint_idx", f"{name}_objid_idx"} <= idx
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("suffix", [".fits", ".vot"])
 def test_units_and_ucds_come_from_the_file_without_manifest(admin, tmp_path, suffix):
     table = f"loadtest.bare_{suffix[1:]}"
@@ -109,6 +111,7 @@ def test_units_and_ucds_come_from_the_file_without_manifest(admin, tmp_path, suf
         assert meta["ra"][1] == "pos.eq.ra;meta.main" and meta["gmag"][2] == "g magnitude from the file"
 
 
+@pytest.mark.api
 def test_csv_types_inferred_over_the_whole_file(admin, tmp_path):
     # ints for 300k rows, then a float: pyarrow alone would decide "int" from the first block
     path = tmp_path / "late.csv"
@@ -121,6 +124,7 @@ def test_csv_types_inferred_over_the_whole_file(admin, tmp_path):
     assert admin.execute("SELECT max(flux), pg_typeof(max(flux))::text FROM loadtest.late").fetchone() == (6.0, "double precision")
 
 
+@pytest.mark.api
 def test_existing_table_is_refused_without_replace(admin, tmp_path):
     path = write(sample(100), tmp_path / "a.parquet")
     loader.load(admin, path, "loadtest.keep", progress=False)
@@ -145,6 +149,7 @@ TYPED = ("table: loadtest.{name}\ncolumns:\n  - {{name: id, type: integer}}\n  -
          "  - {{name: dec, type: double precision}}\n  - {{name: mag, type: real}}\n")
 
 
+@pytest.mark.api
 def test_malformed_value_names_file_line_and_column(admin, tmp_path):
     path = _bad_csv(tmp_path / "bad.csv", bad_line=150_001)
     mpath = tmp_path / "m.yaml"
@@ -156,6 +161,7 @@ def test_malformed_value_names_file_line_and_column(admin, tmp_path):
     assert not loader.table_exists(admin, "loadtest", "bad")
 
 
+@pytest.mark.api
 def test_ragged_csv_names_the_line(admin, tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("id,ra,dec\n1,10,20\n2,11\n3,12,22\n")
@@ -163,6 +169,7 @@ def test_ragged_csv_names_the_line(admin, tmp_path):
         loader.load(admin, path, "loadtest.ragged", progress=False)
 
 
+@pytest.mark.api
 def test_manifest_type_error_names_row_and_column(admin, tmp_path):
     # the file parses, but a value does not fit the manifest's smallint: PostgreSQL says where
     path = tmp_path / "big.csv"
@@ -175,6 +182,7 @@ def test_manifest_type_error_names_row_and_column(admin, tmp_path):
     assert not loader.table_exists(admin, "loadtest", "small")
 
 
+@pytest.mark.api
 def test_failed_replace_keeps_the_old_table(admin, tmp_path):
     loader.load(admin, write(sample(300), tmp_path / "ok.parquet"), "loadtest.stable", progress=False)
     bad = _bad_csv(tmp_path / "bad.csv", bad_line=100_000)
@@ -187,6 +195,7 @@ def test_failed_replace_keeps_the_old_table(admin, tmp_path):
     assert leftovers == []
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("name", ["nodot", "a.b.c", "Bad.Name", "x.y;drop", "public.t", "tap_schema.t"])
 def test_invalid_table_names_are_refused(admin, tmp_path, name):
     path = write(sample(10), tmp_path / "a.parquet")
@@ -194,6 +203,7 @@ def test_invalid_table_names_are_refused(admin, tmp_path, name):
         loader.load(admin, path, name, progress=False)
 
 
+@pytest.mark.api
 def test_unknown_and_missing_files(admin, tmp_path):
     with pytest.raises(StarboxError, match="no such file"):
         loader.load(admin, tmp_path / "nope.csv", "loadtest.x", progress=False)
@@ -205,6 +215,7 @@ def test_unknown_and_missing_files(admin, tmp_path):
         loader.load(admin, tmp_path / "x.fits", "loadtest.x", progress=False)
 
 
+@pytest.mark.system
 def test_interrupted_load_leaves_nothing(starbox, admin, tmp_path):
     """Ctrl-C in the middle of COPY: the transaction rolls back; no table, no staging table."""
     path = tmp_path / "big.parquet"
@@ -235,6 +246,7 @@ def test_interrupted_load_leaves_nothing(starbox, admin, tmp_path):
     assert admin.execute("SELECT count(*) FROM tap_schema.tables WHERE table_name='loadtest.interrupted'").fetchone()[0] == 0
 
 
+@pytest.mark.system
 def test_cli_load_info_drop(starbox, admin, tmp_path):
     path = write(sample(1000), tmp_path / "cli.fits")
     proc = run_cli(starbox, "catalog", "load", str(path), "--table", "clitest.stars", "--pgsphere")

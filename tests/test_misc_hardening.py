@@ -15,6 +15,8 @@ import pytest
 
 from conftest import Service, free_port, start_service
 
+pytestmark = pytest.mark.system
+
 FAILURES, LOCKOUT_S, ADDRESS_FAILURES = 3, 2, 8
 MAX_ROW_MB = 2
 MYDB_QUOTA_MB = 3

@@ -29,20 +29,20 @@ CREATED = re.compile(r"^[a-z_][a-z0-9_]*,created:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 
 # --- helpers ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tokens(service):
-    return {A: service.add_user(A), B: service.add_user(B)}
+def tokens(api):
+    return {A: api.add_user(A), B: api.add_user(B)}
 
 
 @pytest.fixture
-def ca(service, tokens):
-    with service.client(tokens[A]) as c:
+def ca(api, tokens):
+    with api.client(tokens[A]) as c:
         assert c.get("/query/flush").status_code == 200
         yield c
 
 
 @pytest.fixture
-def cb(service, tokens):
-    with service.client(tokens[B]) as c:
+def cb(api, tokens):
+    with api.client(tokens[B]) as c:
         assert c.get("/query/flush").status_code == 200
         yield c
 
@@ -56,13 +56,13 @@ def one_line_4xx(r, status=None):
     return r.text
 
 
-def stage(service, client, user: str, name: str, data: bytes) -> None:
+def stage(api, client, user: str, name: str, data: bytes) -> None:
     """Stage a file as the client's chunked_upload does; straight into the staging folder until
     /storage/xfer exists."""
     r = client.post("/storage/xfer", content=data, headers={
         "Content-type": "application/octet-stream", "X-DL-FileName": name, "X-DL-InitXfer": "True"})
     if r.status_code in (404, 405):
-        folder = storage_home.staging_dir(service.settings, user)
+        folder = storage_home.staging_dir(api.settings, user)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     else:
@@ -99,10 +99,11 @@ CALLS = [("GET", "/query/list"), ("POST", "/query/create?table=t&schema=a,intege
          ("GET", "/query/copy?source=t&target=u"), ("GET", "/query/flush")]
 
 
-def test_anonymous_and_bad_tokens_are_refused_401(service, tokens):
+@pytest.mark.api
+def test_anonymous_and_bad_tokens_are_refused_401(api, tokens):
     good = tokens[A]
     for token in (None, accounts.ANON_TOKEN, "garbage", "x.y", good[:-3] + "zzz", f"{B}.1.1.$1$" + "a" * 30):
-        with service.client(token) as c:
+        with api.client(token) as c:
             for method, url in CALLS:
                 r = c.request(method, url)
                 assert one_line_4xx(r, 401), (token, url)
@@ -110,6 +111,7 @@ def test_anonymous_and_bad_tokens_are_refused_401(service, tokens):
 
 # --- the table life cycle --------------------------------------------------------------------
 
+@pytest.mark.api
 def test_create_list_and_columns(ca, admin):
     schema = "id,bigint\nra,double precision\ndec,float8\nname,varchar(20)\nmag,numeric(5,2)\nflag,boolean\n" \
              "n,smallint\nk,int\nobs,date\nt,timestamp\ncode,char(3)\nnote,text\nx,real\n"
@@ -139,21 +141,22 @@ def test_create_list_and_columns(ca, admin):
                                                  ("c", "character varying"), ("d", "text")]
 
 
-def test_ingest_index_cluster_rename_copy_truncate_delete_flush(service, ca, admin):
+@pytest.mark.api
+def test_ingest_index_cluster_rename_copy_truncate_delete_flush(api, ca, admin):
     sch = f"mydb_{A}"
     assert ca.post("/query/create", params={"table": "cat", "schema": "id,bigint\nra,float8\ndec,float8\nmag,real"}).text == "OK"
     # header in another column order: matched by name
-    stage(service, ca, A, "tmpingest1", b"mag,dec,ra,id\n" + b"".join(f"{10.5},{-5.0},{100.0 + i / 100},{i}\n".encode() for i in range(2000)))
+    stage(api, ca, A, "tmpingest1", b"mag,dec,ra,id\n" + b"".join(f"{10.5},{-5.0},{100.0 + i / 100},{i}\n".encode() for i in range(2000)))
     r = ca.post("/query/ingest", params={"table": "cat", "csv_header": "True", "filename": "tmpingest1"})
     assert r.status_code == 200 and r.text == "OK", r.text
     assert rows(admin, f"{sch}.cat") == 2000
     assert admin.execute(f"SELECT ra, dec, mag FROM {sch}.cat WHERE id = 100").fetchone() == (101.0, -5.0, 10.5)
     # no header: by position
-    stage(service, ca, A, "tmpingest2", star_csv(500, header=""))
+    stage(api, ca, A, "tmpingest2", star_csv(500, header=""))
     r = ca.post("/query/ingest", params={"table": "mydb://cat", "csv_header": "False", "filename": "tmpingest2"})
     assert r.text == "OK" and rows(admin, f"{sch}.cat") == 2500
     # the staged file is consumed
-    assert not (storage_home.staging_dir(service.settings, A) / "tmpingest2").exists()
+    assert not (storage_home.staging_dir(api.settings, A) / "tmpingest2").exists()
 
     r = ca.get("/query/index", params={"tbl": "cat", "col": "", "q3c": "ra,dec", "cluster": "True"})
     assert r.status_code == 200 and r.text == "OK", r.text
@@ -238,11 +241,12 @@ def _import(client, table, filename, **params):
     return client.post("/query/import", params=base)
 
 
-def test_import_each_format_by_content(service, ca, admin):
+@pytest.mark.api
+def test_import_each_format_by_content(api, ca, admin):
     sch = f"mydb_{A}"
     mixed = b"id,ra,dec,name,flag\n" + b"".join(
         f"{i},{i * 0.5},{-i * 0.25},n{i},{'x' if i % 2 else ''}\n".encode() for i in range(3000))
-    stage(service, ca, A, "tmpv737l0dm", mixed)  # a client temp name: no suffix
+    stage(api, ca, A, "tmpv737l0dm", mixed)  # a client temp name: no suffix
     r = _import(ca, "fromcsv", "tmpv737l0dm")
     assert r.status_code == 200 and r.text == "OK", r.text
     assert rows(admin, f"{sch}.fromcsv") == 3000
@@ -250,64 +254,65 @@ def test_import_each_format_by_content(service, ca, admin):
                                               ("dec", "double precision"), ("name", "text"), ("flag", "text")]
 
     tsv = star_csv(100).replace(b",", b"\t")
-    stage(service, ca, A, "stars.tsv", tsv)
+    stage(api, ca, A, "stars.tsv", tsv)
     assert _import(ca, "fromtsv", "stars.tsv").text == "OK"
-    stage(service, ca, A, "tmptabbed", tsv)
+    stage(api, ca, A, "tmptabbed", tsv)
     assert _import(ca, "fromtsv2", "tmptabbed", delimiter="\t").text == "OK"
-    stage(service, ca, A, "pipes.txt", star_csv(10).replace(b",", b"|"))
+    stage(api, ca, A, "pipes.txt", star_csv(10).replace(b",", b"|"))
     assert _import(ca, "frompipes", "pipes.txt", delimiter="|").text == "OK"
     for t in ("fromtsv", "fromtsv2"):
         assert rows(admin, f"{sch}.{t}") == 100 and [c for c, _ in columns(admin, sch, t)] == ["id", "ra", "dec", "mag"]
     assert rows(admin, f"{sch}.frompipes") == 10
 
-    stage(service, ca, A, "tmpgz", gzip.compress(star_csv(50)))
+    stage(api, ca, A, "tmpgz", gzip.compress(star_csv(50)))
     assert _import(ca, "fromgz", "tmpgz").text == "OK" and rows(admin, f"{sch}.fromgz") == 50
 
-    stage(service, ca, A, "cat.fits", _fits_bytes(1234, two_tables=True))
+    stage(api, ca, A, "cat.fits", _fits_bytes(1234, two_tables=True))
     assert _import(ca, "fromfits", "cat.fits").text == "OK"
     assert rows(admin, f"{sch}.fromfits") == 1234
     assert columns(admin, sch, "fromfits") == [("id", "bigint"), ("ra", "double precision"), ("dec", "real"),
                                                ("name", "text"), ("good", "boolean")]
     assert admin.execute(f"SELECT name, good FROM {sch}.fromfits WHERE id = 2").fetchone() == ("s2", True)
-    stage(service, ca, A, "tmpfits2", _fits_bytes(10, two_tables=True))
+    stage(api, ca, A, "tmpfits2", _fits_bytes(10, two_tables=True))
     assert _import(ca, "fromext", "tmpfits2", extnum="2").text == "OK"
     assert columns(admin, sch, "fromext") == [("x", "integer")] and rows(admin, f"{sch}.fromext") == 7
-    stage(service, ca, A, "tmpfits3", _fits_bytes(10, two_tables=True))
+    stage(api, ca, A, "tmpfits3", _fits_bytes(10, two_tables=True))
     assert _import(ca, "fromextname", "tmpfits3", extname="OTHER").text == "OK"
-    stage(service, ca, A, "tmpfits4", _fits_bytes(10, two_tables=True))
+    stage(api, ca, A, "tmpfits4", _fits_bytes(10, two_tables=True))
     one_line_4xx(_import(ca, "nope", "tmpfits4", extnum="9"), 400)
     one_line_4xx(_import(ca, "nope", "tmpfits4", extnum="0"), 400)  # the primary HDU is no table
 
-    stage(service, ca, A, "tmpvot", _votable_bytes(321))
+    stage(api, ca, A, "tmpvot", _votable_bytes(321))
     assert _import(ca, "fromvot", "tmpvot").text == "OK"
     assert rows(admin, f"{sch}.fromvot") == 321
     assert [c for c, _ in columns(admin, sch, "fromvot")] == ["source_id", "ra", "dec", "label"]
 
-    stage(service, ca, A, "tmppq", _parquet_bytes(4321))
+    stage(api, ca, A, "tmppq", _parquet_bytes(4321))
     assert _import(ca, "frompq", "tmppq").text == "OK"
     assert rows(admin, f"{sch}.frompq") == 4321
     assert columns(admin, sch, "frompq") == [("objid", "bigint"), ("ra", "double precision"), ("dec", "real"),
                                              ("n", "smallint"), ("tag", "text")]
 
 
-def test_import_options_header_schema_def_append_replace(service, ca, admin):
+@pytest.mark.api
+def test_import_options_header_schema_def_append_replace(api, ca, admin):
     sch = f"mydb_{A}"
-    stage(service, ca, A, "tmpnohdr", star_csv(20, header=""))
+    stage(api, ca, A, "tmpnohdr", star_csv(20, header=""))
     assert _import(ca, "nohdr", "tmpnohdr", csv_header="False").text == "OK"
     assert [c for c, _ in columns(admin, sch, "nohdr")] == ["col1", "col2", "col3", "col4"]
     assert rows(admin, f"{sch}.nohdr") == 20
 
-    stage(service, ca, A, "tmpdef", star_csv(30))
+    stage(api, ca, A, "tmpdef", star_csv(30))
     r = _import(ca, "withdef", "tmpdef", schema_def="sid,integer\nalpha,float8\ndelta,float8\nm,numeric(4,2)")
     assert r.text == "OK", r.text
     assert columns(admin, sch, "withdef") == [("sid", "integer"), ("alpha", "double precision"),
                                               ("delta", "double precision"), ("m", "numeric")]
-    stage(service, ca, A, "tmpdef2", star_csv(30))
+    stage(api, ca, A, "tmpdef2", star_csv(30))
     one_line_4xx(_import(ca, "withdef2", "tmpdef2", schema_def="a,integer\nb,text"), 400)
     one_line_4xx(_import(ca, "withdef2", "tmpdef2", schema_def="a,integer; drop table x\nb,text"), 400)
 
     # appending: a header is matched by name (id,ra,dec,mag are not withdef's columns)...
-    stage(service, ca, A, "tmpapp", star_csv(15))
+    stage(api, ca, A, "tmpapp", star_csv(15))
     assert 'column "id"' in one_line_4xx(_import(ca, "withdef", "tmpapp", append="True"), 400)
     assert rows(admin, f"{sch}.withdef") == 30
     # ...and a schema_def maps the file's columns by position
@@ -317,65 +322,68 @@ def test_import_options_header_schema_def_append_replace(service, ca, admin):
     assert columns(admin, sch, "withdef")[3] == ("m", "numeric")  # the table keeps its own types
 
 
-def test_import_append_and_replace(service, ca, admin):
+@pytest.mark.api
+def test_import_append_and_replace(api, ca, admin):
     sch = f"mydb_{A}"
-    stage(service, ca, A, "tmpbase", star_csv(40))
+    stage(api, ca, A, "tmpbase", star_csv(40))
     assert _import(ca, "grow", "tmpbase").text == "OK"
-    stage(service, ca, A, "tmpmore", star_csv(25))
+    stage(api, ca, A, "tmpmore", star_csv(25))
     assert _import(ca, "grow", "tmpmore", append="True").text == "OK"
     assert rows(admin, f"{sch}.grow") == 65
-    stage(service, ca, A, "tmpnew", star_csv(5))
+    stage(api, ca, A, "tmpnew", star_csv(5))
     assert _import(ca, "grow", "tmpnew").text == "OK"  # append=False replaces
     assert rows(admin, f"{sch}.grow") == 5
-    stage(service, ca, A, "tmpnew2", star_csv(5))
+    stage(api, ca, A, "tmpnew2", star_csv(5))
     one_line_4xx(_import(ca, "grow", "tmpnew2", drop="False"), 409)
-    stage(service, ca, A, "tmpother", b"a,b\n1,2\n")
+    stage(api, ca, A, "tmpother", b"a,b\n1,2\n")
     one_line_4xx(_import(ca, "grow", "tmpother", append="True"), 400)  # no such columns in grow
     assert rows(admin, f"{sch}.grow") == 5
 
 
-def test_failing_import_leaves_no_table(service, ca, admin):
+@pytest.mark.api
+def test_failing_import_leaves_no_table(api, ca, admin):
     sch = f"mydb_{A}"
     # a row with an extra field deep in the file
     good = star_csv(20000)
     lines = good.split(b"\n")
     lines[15000] += b",99"
-    stage(service, ca, A, "tmpbad", b"\n".join(lines))
+    stage(api, ca, A, "tmpbad", b"\n".join(lines))
     r = _import(ca, "broken", "tmpbad")
     text = one_line_4xx(r, 400)
-    assert "15001" in text and "tmpbad" in text and str(service.settings.home) not in text, text
+    assert "15001" in text and "tmpbad" in text and str(api.settings.home) not in text, text
     assert not exists(admin, sch, "broken")
     # a value that fails in COPY itself (after CREATE TABLE, inside the transaction)
     lines = star_csv(20000).split(b"\n")
     lines[18000] = b"18000,1.0,2.0,not-a-number"
-    stage(service, ca, A, "tmpbad2", b"\n".join(lines))
+    stage(api, ca, A, "tmpbad2", b"\n".join(lines))
     r = _import(ca, "broken2", "tmpbad2", schema_def="id,bigint\nra,float8\ndec,float8\nmag,real")
     text = one_line_4xx(r, 400)
     assert "18001" in text and "not-a-number" in text, text
     assert not exists(admin, sch, "broken2")
     # replacing an existing table: a failure keeps the old one whole
-    stage(service, ca, A, "tmpkeep", star_csv(10))
+    stage(api, ca, A, "tmpkeep", star_csv(10))
     assert _import(ca, "keep", "tmpkeep").text == "OK"
-    stage(service, ca, A, "tmpbad3", b"\n".join(lines))
+    stage(api, ca, A, "tmpbad3", b"\n".join(lines))
     one_line_4xx(_import(ca, "keep", "tmpbad3", schema_def="id,bigint\nra,float8\ndec,float8\nmag,real"), 400)
     assert rows(admin, f"{sch}.keep") == 10
     # ingest of a bad row appends nothing
-    stage(service, ca, A, "tmpbad4", b"id,ra,dec,mag\n1,2,3,4\n5,6,7,eight\n")
+    stage(api, ca, A, "tmpbad4", b"id,ra,dec,mag\n1,2,3,4\n5,6,7,eight\n")
     one_line_4xx(ca.post("/query/ingest", params={"table": "keep", "filename": "tmpbad4", "csv_header": "True"}), 400)
     assert rows(admin, f"{sch}.keep") == 10
     # not a table at all
-    stage(service, ca, A, "tmpjunk", b"\x00\x01\x02garbage" * 10)
+    stage(api, ca, A, "tmpjunk", b"\x00\x01\x02garbage" * 10)
     one_line_4xx(_import(ca, "junk", "tmpjunk"), 400)
-    stage(service, ca, A, "tmpempty", b"")
+    stage(api, ca, A, "tmpempty", b"")
     one_line_4xx(_import(ca, "junk", "tmpempty"), 400)
-    stage(service, ca, A, "tmpbadfits", b"SIMPLE  =                    T" + b" " * 50)
+    stage(api, ca, A, "tmpbadfits", b"SIMPLE  =                    T" + b" " * 50)
     one_line_4xx(_import(ca, "junk", "tmpbadfits"), 400)
-    stage(service, ca, A, "tmpbadpq", b"PAR1 not really")
+    stage(api, ca, A, "tmpbadpq", b"PAR1 not really")
     one_line_4xx(_import(ca, "junk", "tmpbadpq"), 400)
     assert not exists(admin, sch, "junk")
 
 
-def test_import_through_storage_xfer(service, ca, admin):
+@pytest.mark.api
+def test_import_through_storage_xfer(api, ca, admin):
     """The client's real path: chunked POST /storage/xfer (4 MiB chunks), then /query/import."""
     data = star_csv(200)
     first, rest = data[:1000], data[1000:]
@@ -405,7 +413,8 @@ def web(tmp_path):
     server.server_close()
 
 
-def test_import_from_url(service, fetching_service, tokens, ca, admin, web):
+@pytest.mark.system
+def test_import_from_url(api, fetching_service, tokens, ca, admin, web):
     folder, base = web
     (folder / "remote.csv").write_bytes(star_csv(77))
     (folder / "remote.parquet").write_bytes(_parquet_bytes(12))
@@ -424,45 +433,48 @@ def test_import_from_url(service, fetching_service, tokens, ca, admin, web):
         r = _import(fa, "nourl", "http://127.0.0.1:9/x.csv")  # nothing listens there
         assert r.status_code == 502 and r.text == "Error: could not fetch http://127.0.0.1:9/x.csv", r.text
     assert not exists(admin, f"mydb_{A}", "nourl")
-    leftovers = list(storage_home.staging_dir(service.settings, A).glob(".starbox-fetch-*"))
+    leftovers = list(storage_home.staging_dir(api.settings, A).glob(".starbox-fetch-*"))
     assert leftovers == []
 
 
-def test_url_size_cap(service, web, tmp_path):
+@pytest.mark.api
+def test_url_size_cap(api, web, tmp_path):
     folder, base = web
     (folder / "big.csv").write_bytes(star_csv(10))
-    tiny = dataclasses.replace(service.settings, max_upload_mb=0, fetch_allow_hosts="127.0.0.1")
+    tiny = dataclasses.replace(api.settings, max_upload_mb=0, fetch_allow_hosts="127.0.0.1")
     with pytest.raises(TooLarge):
         mydb._fetch_url(tiny, accounts.User(A, 1), f"{base}/big.csv", tmp_path)
 
 
-def test_import_csv_with_huge_fields(service, ca, admin):
+@pytest.mark.api
+def test_import_csv_with_huge_fields(api, ca, admin):
     """Issue 11 item 15: a field over the csv module's 128 KB limit answered 500."""
     big = "x" * 200_000
-    stage(service, ca, A, "hugehead.csv", f"id,{big}\n1,2\n".encode())
+    stage(api, ca, A, "hugehead.csv", f"id,{big}\n1,2\n".encode())
     r = _import(ca, "hugehead", "hugehead.csv")
     assert r.status_code == 400 and one_line_4xx(r) == (
         "Error: hugehead.csv: line 1: the header has a field longer than 128 KB (column names are short)"), r.text
     assert not exists(admin, f"mydb_{A}", "hugehead")
     # values that long are fine: in a row, and on the first line of a file without a header
-    stage(service, ca, A, "hugerow.csv", f"id,note\n1,{big}\n2,short\n".encode())
+    stage(api, ca, A, "hugerow.csv", f"id,note\n1,{big}\n2,short\n".encode())
     assert _import(ca, "hugerow", "hugerow.csv").text == "OK"
     assert admin.execute(f"SELECT length(note) FROM mydb_{A}.hugerow WHERE id = 1").fetchone()[0] == 200_000
-    stage(service, ca, A, "hugenohead.csv", f"1,{big}\n2,short\n".encode())
+    stage(api, ca, A, "hugenohead.csv", f"1,{big}\n2,short\n".encode())
     assert _import(ca, "hugenohead", "hugenohead.csv", csv_header="False").text == "OK"
     assert rows(admin, f"mydb_{A}.hugenohead") == 2
     # a bad row after a huge field: the message, not the line finder's own csv error
-    stage(service, ca, A, "hugebad.csv", f"id,note\n1,{big}\n2,y,3\n".encode())
+    stage(api, ca, A, "hugebad.csv", f"id,note\n1,{big}\n2,y,3\n".encode())
     r = _import(ca, "hugebad", "hugebad.csv")
     assert r.status_code == 400 and "Expected 2 columns, got 3" in one_line_4xx(r), r.text
 
 
-def test_import_from_storage_uri(service, ca, cb, admin):
+@pytest.mark.api
+def test_import_from_storage_uri(api, ca, cb, admin):
     try:
         from starbox.storage import paths  # noqa: F401
     except ImportError:
         pytest.skip("starbox.storage.paths (storage URI resolution) has not landed yet")
-    root_a = storage_home.root(service.settings, A)
+    root_a = storage_home.root(api.settings, A)
     (root_a / "mine.csv").write_bytes(star_csv(33))
     assert _import(ca, "fromvos", "vos://mine.csv").text == "OK"
     assert rows(admin, f"mydb_{A}.fromvos") == 33
@@ -476,7 +488,8 @@ def test_import_from_storage_uri(service, ca, cb, admin):
 
 # --- isolation -------------------------------------------------------------------------------
 
-def test_users_cannot_reach_each_other_or_write_catalogs(service, ca, cb, admin):
+@pytest.mark.api
+def test_users_cannot_reach_each_other_or_write_catalogs(api, ca, cb, admin):
     assert cb.post("/query/create", params={"table": "secret", "schema": "a,integer"}).text == "OK"
     admin.execute(f"INSERT INTO mydb_{B}.secret VALUES (42)")
     assert "secret" not in ca.get("/query/list").text
@@ -498,7 +511,7 @@ def test_users_cannot_reach_each_other_or_write_catalogs(service, ca, cb, admin)
                 "/query/index?tbl=hipparcos.main&col=hip", "/query/rename?source=hipparcos.main&target=h",
                 "/query/copy?source=myhip&target=hipparcos.evil"):
         one_line_4xx(ca.get(url))
-    stage(service, ca, A, "tmpcat", star_csv(3))
+    stage(api, ca, A, "tmpcat", star_csv(3))
     one_line_4xx(_import(ca, "hipparcos.main", "tmpcat"))
     one_line_4xx(ca.post("/query/ingest", params={"table": "hipparcos.main", "filename": "tmpcat"}))
     one_line_4xx(ca.post("/query/create", params={"table": "hipparcos.main", "schema": "a,integer"}))
@@ -508,7 +521,7 @@ def test_users_cannot_reach_each_other_or_write_catalogs(service, ca, cb, admin)
 
     # the database is the defence, not the name check: A's own login cannot touch B or a catalog
     role = accounts.role_name(A)
-    with psycopg.connect(conninfo(service.settings, role, keys.role_password(service.settings, role)),
+    with psycopg.connect(conninfo(api.settings, role, keys.role_password(api.settings, role)),
                          autocommit=True) as conn:
         for statement in (f"DROP TABLE mydb_{B}.secret", f"SELECT * FROM mydb_{B}.secret",
                           "TRUNCATE hipparcos.main", "DELETE FROM hipparcos.main",
@@ -517,11 +530,11 @@ def test_users_cannot_reach_each_other_or_write_catalogs(service, ca, cb, admin)
                 conn.execute(statement)
         # the functions accept such a connection too (the toolkit's in-process mode)
         user = accounts.User(A, 0)
-        assert mydb.create_table(conn, service.settings, user, "inproc", "a,integer") == "OK"
-        assert "inproc,created:" in mydb.list_tables(conn, service.settings, user)
-        assert mydb.drop_table(conn, service.settings, user, "inproc") == "OK"
+        assert mydb.create_table(conn, api.settings, user, "inproc", "a,integer") == "OK"
+        assert "inproc,created:" in mydb.list_tables(conn, api.settings, user)
+        assert mydb.drop_table(conn, api.settings, user, "inproc") == "OK"
     # B's staged files are B's: A cannot import them by name
-    stage(service, cb, B, "tmpbonly", star_csv(3))
+    stage(api, cb, B, "tmpbonly", star_csv(3))
     one_line_4xx(_import(ca, "fromb", "tmpbonly"), 404)
 
 
@@ -531,7 +544,8 @@ BAD_NAMES = ["1abc", "Abc", "a.b.c", "a-b", "x;drop table y", "mydb_other.t", "h
              "mydb://", "vos://t", "t" * 64, '"t"', "é"]
 
 
-def test_invalid_names_missing_parameters_unknown_tables(service, ca):
+@pytest.mark.api
+def test_invalid_names_missing_parameters_unknown_tables(api, ca):
     for name in BAD_NAMES:
         for method, url, key in [("GET", "/query/truncate", "table"), ("GET", "/query/delete", "table"),
                                  ("GET", "/query/list", "table"), ("POST", "/query/create", "table"),
@@ -540,7 +554,7 @@ def test_invalid_names_missing_parameters_unknown_tables(service, ca):
             text = one_line_4xx(ca.request(method, url, params=params), 400)
             assert text == f'Error: Invalid table name: "{name}"', (url, name, text)
     assert ca.post("/query/create", params={"table": "known", "schema": "a,integer\nra,float8\ndec,float8"}).text == "OK"
-    stage(service, ca, A, "tmpx", b"a\n1\n")
+    stage(api, ca, A, "tmpx", b"a\n1\n")
     refusals = [
         ("POST", "/query/create", {"schema": "a,integer"}, 400),
         ("POST", "/query/create", {"table": "t"}, 400),

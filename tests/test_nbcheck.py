@@ -43,6 +43,7 @@ def nbcheck_cli(env, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.unit
 def test_keywords_cover_the_template_and_lessons():
     words = nbcheck.read_keywords(KEYWORDS)
     for needed in ("tutorial", "sql", "query", "adql", "tap", "mydb", "storage", "vospace", "crossmatch", "q3c",
@@ -57,6 +58,7 @@ def test_keywords_cover_the_template_and_lessons():
         assert not [k for k in header["__keywords__"] if k.lower() not in words], path
 
 
+@pytest.mark.unit
 def test_template_is_complete():
     nb = nbformat.read(str(TEMPLATE), 4)
     text = "\n".join(c.source for c in nb.cells)
@@ -71,6 +73,7 @@ def test_template_is_complete():
         assert rule in guide, rule
 
 
+@pytest.mark.system
 def test_template_passes_with_a_real_run(env, tree):
     """Copied into its own folder and renamed, the template passes every check, including a run of
     all its queries against the appliance."""
@@ -108,6 +111,7 @@ def bad_notebook(path: Path) -> Path:
     return path
 
 
+@pytest.mark.system
 def test_bad_notebook_every_problem_on_one_line(service, env, tree):
     path = bad_notebook(tree / "MyBadNotebook.ipynb")  # not in 05_Contrib/<Rubric>/<Case>/
     proc = nbcheck_cli(env, "--timeout", "60", path)
@@ -141,6 +145,7 @@ def test_bad_notebook_every_problem_on_one_line(service, env, tree):
     assert proc.stdout.splitlines()[-1].startswith(f"{len(problems)} problem(s) in 1 of 1 notebook(s)")
 
 
+@pytest.mark.system
 def test_header_location_and_file_problems(service, tree, tmp_path):
     s = service.settings
     case = tree / "05_Contrib" / "Galactic" / "Shared"
@@ -174,6 +179,7 @@ def test_header_location_and_file_problems(service, tree, tmp_path):
         "`starbox nbtest`"]
 
 
+@pytest.mark.unit
 def test_secret_patterns_spare_safe_code():
     safe = new_notebook(cells=[
         new_code_cell("token = ac.login(input('user: '), getpass('password: '))"),

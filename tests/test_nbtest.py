@@ -62,6 +62,7 @@ def execution_times(nb_path: Path) -> list[datetime]:
     return [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps if s]
 
 
+@pytest.mark.unit
 def test_discovery_exclusions_and_ignore_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "lessons"
@@ -86,6 +87,7 @@ def test_discovery_exclusions_and_ignore_file(tmp_path, monkeypatch):
     assert "lessons/sub/b.ipynb" not in [t.name for t in discover([root], skip=[root / "sub"])]
 
 
+@pytest.mark.unit
 def test_bad_input_gives_error_rows_not_tracebacks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "broken.ipynb").write_text("{ not json")
@@ -117,6 +119,7 @@ def test_bad_input_gives_error_rows_not_tracebacks(tmp_path, monkeypatch):
     assert empty.exit_code == 1 and "No notebooks found" in empty.output
 
 
+@pytest.mark.system
 def test_serial_run_classifies_failures_and_keeps_going(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_suite(tmp_path / "suite")
@@ -160,6 +163,7 @@ def test_serial_run_classifies_failures_and_keeps_going(tmp_path, monkeypatch):
     assert df.set_index("notebook").executed_path.isna()["suite/04_nokernel.ipynb"]
 
 
+@pytest.mark.system
 def test_parallel_cli_with_reports(tmp_path):
     suite = make_suite(tmp_path / "suite")
     make_nb(suite / "05_good.nbconvert.ipynb", "1/0")  # an executed copy: skipped by default
@@ -205,6 +209,7 @@ def test_parallel_cli_with_reports(tmp_path):
     assert not (keep / "suite" / "drafts").exists() and not (keep / "suite" / "06_excluded.ipynb").exists()
 
 
+@pytest.mark.system
 def test_prerun_kernel_override_and_success_exit_code(tmp_path):
     secret = "s3cr3t-t0ken-xyz"
     (tmp_path / "prerun.py").write_text(f"# log in first\nDATALAB_TOKEN = {secret!r}\n")
@@ -236,6 +241,7 @@ def test_prerun_kernel_override_and_success_exit_code(tmp_path):
     assert df.error[0] == "prerun bad_prerun.py failed: RuntimeError: login refused"
 
 
+@pytest.mark.system
 def test_broken_kernels(tmp_path, monkeypatch):
     """A kernelspec whose program is gone, and a kernel that dies while starting."""
     for name, argv in {"gone": ["/nonexistent/python", "{connection_file}"],
@@ -253,6 +259,7 @@ def test_broken_kernels(tmp_path, monkeypatch):
     assert "boom at start" in crashy.traceback  # the kernel's own last words, from its log
 
 
+@pytest.mark.system
 def test_callable_from_a_notebook(tmp_path, monkeypatch):
     """starbox.notebooks.test inside a kernel (whose main thread runs an event loop)."""
     monkeypatch.chdir(tmp_path)
@@ -269,6 +276,7 @@ def test_callable_from_a_notebook(tmp_path, monkeypatch):
     assert (tmp_path / "inner_copies" / "inner" / "bad.ipynb").is_file()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("jobs", [0, -1])
 def test_jobs_must_be_positive(tmp_path, jobs):
     result = CliRunner().invoke(app, [str(tmp_path), "--jobs", str(jobs)])

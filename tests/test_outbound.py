@@ -157,6 +157,7 @@ def prefix(endpoint: str) -> str:
 
 # -- the policy, function by function --------------------------------------------------------------
 
+@pytest.mark.unit
 @pytest.mark.parametrize("url,reason", INTERNAL)
 def test_check_refuses_internal_addresses(url, reason):
     url = url.format(port=free_port())
@@ -167,6 +168,7 @@ def test_check_refuses_internal_addresses(url, reason):
     assert str(e.value).endswith(HINT)
 
 
+@pytest.mark.unit
 def test_check_refuses_other_schemes_and_bad_urls():
     for url, said in (("file:///etc/passwd", "only http:// and https://"), ("gopher://127.0.0.1:25/_HELO", "only http"),
                       ("ftp://example.org/x", "only http"), ("http:///x", "names no host"),
@@ -177,6 +179,7 @@ def test_check_refuses_other_schemes_and_bad_urls():
         assert said in str(e.value), str(e.value)
 
 
+@pytest.mark.unit
 def test_own_address_is_refused_even_if_public():
     ip = outbound.ipaddress.ip_address("192.0.43.10")
     assert outbound.refusal(ip, set()) is None
@@ -186,6 +189,7 @@ def test_own_address_is_refused_even_if_public():
         assert outbound.refusal(outbound.ipaddress.ip_address(wrapped), set()) == "a private address", wrapped
 
 
+@pytest.mark.unit
 def test_allow_list_names_and_networks(web):
     port = web.rsplit(":", 1)[1]
     by_cidr = dataclasses.replace(STRICT, fetch_allow_hosts=" 127.0.0.0/8 , mirror.example ")
@@ -198,6 +202,7 @@ def test_allow_list_names_and_networks(web):
         outbound.check(by_name, f"http://127.0.0.1:{port}/")  # the name is allowed, not its address
 
 
+@pytest.mark.unit
 def test_connection_goes_to_the_checked_address(web):
     """No second lookup: a name that does not resolve at all still reaches the address that was
     checked, with its own name in Host (what DNS rebinding would need to change)."""
@@ -210,6 +215,7 @@ def test_connection_goes_to_the_checked_address(web):
     assert r.status_code == 200 and r.text == f"rebind.invalid:{port}"
 
 
+@pytest.mark.unit
 def test_body_cap_without_content_length(web):
     allow = dataclasses.replace(STRICT, fetch_allow_hosts="127.0.0.1")
     assert len(outbound.fetch_bytes(allow, f"{web}/stream", limit=10_000, too_large="big")) == 10_000
@@ -217,6 +223,7 @@ def test_body_cap_without_content_length(web):
         outbound.fetch_bytes(allow, f"{web}/stream", limit=9_999, too_large="too big")
 
 
+@pytest.mark.unit
 def test_anonymous_fetches_in_flight_are_bounded(web):
     allow = dataclasses.replace(STRICT, fetch_allow_hosts="127.0.0.1")
     with ExitStack() as held:
@@ -231,6 +238,7 @@ def test_anonymous_fetches_in_flight_are_bounded(web):
 
 # -- the attacks, through the endpoints -------------------------------------------------------------
 
+@pytest.mark.system
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_internal_addresses_refused_by_every_endpoint(service, token, web, endpoint):
     port = web.rsplit(":", 1)[1]  # a real server listens there: nothing may reach it
@@ -242,6 +250,7 @@ def test_internal_addresses_refused_by_every_endpoint(service, token, web, endpo
     assert not (storage_home.root(service.settings, USER) / "ob_loaded.bin").exists()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_other_schemes_refused_by_every_endpoint(service, token, endpoint):
     for url in ("file:///etc/passwd", "gopher://127.0.0.1:5432/_x", "dict://127.0.0.1:6379/info"):
@@ -253,6 +262,7 @@ def test_other_schemes_refused_by_every_endpoint(service, token, endpoint):
             assert status == 400 and "use param:part (a part of a multipart POST) or an http(s) URL" in text
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_redirects_are_checked_hop_by_hop(service, fetching_service, token, web, endpoint):
     """The local server is allowed (fetch_allow_hosts=127.0.0.1); where it redirects is checked again."""
@@ -271,6 +281,7 @@ def test_redirects_are_checked_hop_by_hop(service, fetching_service, token, web,
     assert status == 502 and text == f"{prefix(endpoint)}{loop}: more than {outbound.MAX_REDIRECTS} redirects"
 
 
+@pytest.mark.system
 def test_allowed_redirects_and_hosts_work(fetching_service, token, web):
     with fetching_service.client() as anon:  # anonymous TAP UPLOAD by URL, through a redirect
         r = anon.post("/tap/sync", data={"QUERY": "SELECT id, ra FROM TAP_UPLOAD.t ORDER BY id",
@@ -310,6 +321,7 @@ def _ports():
     return listener, listener.getsockname()[1], free_port()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_port_scan_tells_nothing(service, fetching_service, token, endpoint):
     listener, open_port, closed_port = _ports()
@@ -328,6 +340,7 @@ def test_port_scan_tells_nothing(service, fetching_service, token, endpoint):
         listener.close()
 
 
+@pytest.mark.system
 def test_anonymous_cannot_load_or_import(service):
     with service.client() as anon:
         r = anon.get("/storage/load", params={"name": "vos://x", "endpoint": "http://192.0.43.10/"})

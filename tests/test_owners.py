@@ -57,6 +57,7 @@ def test_no_import_cycles_in_the_toolkit():
     assert report["cycles_with_lazy_imports"] == [], "a function-level import that only hides a cycle"
 
 
+@pytest.mark.system
 def test_catalog_info_reads_the_registry(starbox):
     r = run_cli(starbox, "catalog", "info", "hipparcos.main")
     assert r.returncode == 0, r.stderr
@@ -66,9 +67,10 @@ def test_catalog_info_reads_the_registry(starbox):
     assert r.returncode != 0 and "is not a catalog table" in (r.stdout + r.stderr)
 
 
-def test_lookup_views_answer_for_a_user_and_anonymously(service):
-    token = service.add_user("owner_views")
-    with service.client(token) as c:
+@pytest.mark.api
+def test_lookup_views_answer_for_a_user_and_anonymously(api):
+    token = api.add_user("owner_views")
+    with api.client(token) as c:
         assert c.get("/query/query", params={"sql": "CREATE TABLE mine (x int)", "fmt": "csv"}).status_code == 200
         r = c.get("/query/list", params={})
         assert r.status_code == 200 and r.text.startswith("mine,created:"), r.text

@@ -31,6 +31,8 @@ from starbox.notebooks import getlatest as gl
 from starbox.notebooks import harness, state, versions, webhook
 from starbox.notebooks import publish as pub
 
+pytestmark = pytest.mark.system
+
 STARBOX = Path(sys.executable).with_name("starbox")
 
 

@@ -14,6 +14,8 @@ from starbox import authClient as ac
 from starbox import queryClient as qc
 from starbox.cluster.control import Cluster
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def pair(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ from scipy import ndimage
 from starbox.catalogs import smash
 from starbox.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.unit
+
 HYA2_RA, HYA2_DEC = 185.4286, -31.9728
 MANIFESTS = PROJECT_ROOT / "db" / "catalogs"
 PG_TO_ARROW = {"double precision": "double", "real": "float", "integer": "int32",

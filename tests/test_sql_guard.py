@@ -24,9 +24,9 @@ E_STRING_ATTACK = "SET application_name = E'\\'';COMMIT;SELECT pg_sleep(6) --'"
 
 
 @pytest.fixture(scope="module")
-def carol(service):
-    token = service.add_user("guard_carol")
-    with service.client(token) as c:
+def carol(api):
+    token = api.add_user("guard_carol")
+    with api.client(token) as c:
         r = c.get("/query/query", params={"sql": "SELECT 1 AS x, 'hers' AS note", "out": "mydb://kept", "drop": "True"})
         assert r.status_code == 200, r.text
     return token
@@ -37,9 +37,9 @@ def caller(request, carol):
     return None if request.param == "anonymous" else carol
 
 
-def q(service, token, sql, **params):
+def q(api, token, sql, **params):
     headers = params.pop("headers", {})
-    with service.client(token) as c:
+    with api.client(token) as c:
         return c.get("/query/query", params={"sql": sql, **params}, headers=headers)
 
 
@@ -64,16 +64,18 @@ def socket_login(settings, role):
 
 # --- item 1a: a role cannot rewrite itself ---------------------------------------------------
 
-def test_a_role_cannot_change_its_own_password(service, admin, caller):
+@pytest.mark.api
+def test_a_role_cannot_change_its_own_password(api, admin, caller):
     role = "starbox_anon" if caller is None else role_name("guard_carol")
-    r = q(service, caller, "ALTER ROLE CURRENT_USER PASSWORD 'x'")
+    r = q(api, caller, "ALTER ROLE CURRENT_USER PASSWORD 'x'")
     refused(r, 403, "ALTER ROLE statements are not allowed here")
     # the role's password is still the service's: a new connection logs in, queries answer
-    assert socket_login(service.settings, role) == role
-    assert q(service, caller, "SELECT 1 AS one").text == "one\n1\n"
+    assert socket_login(api.settings, role) == role
+    assert q(api, caller, "SELECT 1 AS one").text == "one\n1\n"
 
 
-def test_a_role_cannot_change_its_own_defaults(service, admin, caller):
+@pytest.mark.api
+def test_a_role_cannot_change_its_own_defaults(api, admin, caller):
     role = "starbox_anon" if caller is None else role_name("guard_carol")
     before = role_defaults(admin, role)
     assert any(s.startswith("statement_timeout=") for s in before)
@@ -81,19 +83,21 @@ def test_a_role_cannot_change_its_own_defaults(service, admin, caller):
                 "ALTER ROLE CURRENT_USER RESET statement_timeout",
                 "ALTER USER CURRENT_USER SET work_mem = '4GB'",
                 f"ALTER ROLE {role} SET statement_timeout = 0"):
-        refused(q(service, caller, sql), 403, "ALTER ROLE statements are not allowed here")
+        refused(q(api, caller, sql), 403, "ALTER ROLE statements are not allowed here")
     assert role_defaults(admin, role) == before
 
 
 # --- item 5: the one-statement check cannot be bypassed ----------------------------------
 
-def test_the_e_string_attack_runs_nothing(service, caller):
+@pytest.mark.api
+def test_the_e_string_attack_runs_nothing(api, caller):
     t0 = time.monotonic()
-    r = q(service, caller, E_STRING_ATTACK)
+    r = q(api, caller, E_STRING_ATTACK)
     refused(r, 403, "multiple statements are not allowed here", "found 3: SET, COMMIT, SELECT")
     assert time.monotonic() - t0 < 5  # pg_sleep(6) never ran
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql", [
     E_STRING_ATTACK,
     "SELECT 1; COMMIT",
@@ -104,25 +108,27 @@ def test_the_e_string_attack_runs_nothing(service, caller):
     "SELECT 'a'\n'b'; COMMIT",
     "SELECT \"x;\"\"\" FROM (SELECT 1 AS \"x;\"\"\") t; COMMIT",
 ])
-def test_every_lexical_trick_is_seen_by_the_parser(service, sql):
-    refused(q(service, None, sql), 403, "one statement per query")
+def test_every_lexical_trick_is_seen_by_the_parser(api, sql):
+    refused(q(api, None, sql), 403, "one statement per query")
 
 
-def test_the_timeout_holds_after_the_attacks(service, admin, caller):
+@pytest.mark.api
+def test_the_timeout_holds_after_the_attacks(api, admin, caller):
     for sql in (E_STRING_ATTACK, "SET statement_timeout = 0", "SET LOCAL statement_timeout = 0",
                 "RESET statement_timeout", "COMMIT", "BEGIN",
                 "SELECT set_config('statement_timeout', '0', false)",
                 "SELECT pg_catalog.set_config('statement_timeout', '0', true), pg_sleep(6)",
                 "UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'",
                 "ALTER ROLE CURRENT_USER SET statement_timeout = 0"):
-        assert 400 <= q(service, caller, sql).status_code < 500, sql
+        assert 400 <= q(api, caller, sql).status_code < 500, sql
     t0 = time.monotonic()
-    r = q(service, caller, "SELECT pg_sleep(20)", headers={"X-DL-TimeoutRequest": "2"})
+    r = q(api, caller, "SELECT pg_sleep(20)", headers={"X-DL-TimeoutRequest": "2"})
     refused(r, 400, "time limit")
     assert time.monotonic() - t0 < 6
     assert "statement_timeout=600s" in role_defaults(admin, "starbox_anon")
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql,kind", [
     ("SET application_name = 'x'", "SET statements"),
     ("SET LOCAL statement_timeout = 0", "SET statements"),
@@ -169,30 +175,33 @@ def test_the_timeout_holds_after_the_attacks(service, admin, caller):
     ("DROP SCHEMA hipparcos", "DROP SCHEMA statements"),
     ("EXPLAIN ANALYZE COPY hipparcos.main TO STDOUT", None),  # not even EXPLAIN's grammar allows it
 ])
-def test_statement_kinds_a_user_does_not_need_are_refused(service, caller, sql, kind):
-    r = q(service, caller, sql)
+def test_statement_kinds_a_user_does_not_need_are_refused(api, caller, sql, kind):
+    r = q(api, caller, sql)
     if kind is None:
         refused(r, 400, "syntax error")
     else:
         refused(r, 403, f"Error: {kind} are not allowed here")
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql", [
     "SELECT set_config('role', 'starbox_service', false)",
     "SELECT 1 FROM hipparcos.main WHERE set_config('work_mem', '4GB', true) IS NOT NULL LIMIT 1",
     "WITH s AS (SELECT pg_catalog.Set_Config('a.b', 'c', false)) SELECT * FROM s",
     "EXPLAIN ANALYZE SELECT set_config('statement_timeout', '0', false)",
 ])
-def test_set_config_is_refused_wherever_it_hides(service, caller, sql):
-    refused(q(service, caller, sql), 403, "set_config() calls are not allowed here")
+def test_set_config_is_refused_wherever_it_hides(api, caller, sql):
+    refused(q(api, caller, sql), 403, "set_config() calls are not allowed here")
 
 
-def test_set_config_in_a_table_definition_is_refused(service, carol):
+@pytest.mark.api
+def test_set_config_in_a_table_definition_is_refused(api, carol):
     sql = "CREATE TABLE mydb://sneaky (x text DEFAULT set_config('statement_timeout', '0', false))"
-    refused(q(service, carol, sql), 403, "set_config() calls are not allowed here")
+    refused(q(api, carol, sql), 403, "set_config() calls are not allowed here")
 
 
-def test_anonymous_callers_run_queries_only(service):
+@pytest.mark.api
+def test_anonymous_callers_run_queries_only(api):
     for sql, kind in (("INSERT INTO hipparcos.main (hip) VALUES (1)", "INSERT"),
                       ("UPDATE hipparcos.main SET hpmag = 0", "UPDATE"),
                       ("DELETE FROM hipparcos.main", "DELETE"),
@@ -204,15 +213,16 @@ def test_anonymous_callers_run_queries_only(service):
                       ("CREATE TABLE t AS SELECT 1", "CREATE TABLE AS"),
                       ("DROP TABLE hipparcos.main", "DROP TABLE"),
                       ("ANALYZE hipparcos.main", "ANALYZE")):
-        refused(q(service, None, sql), 403, f"{kind} statements are not allowed here", "anonymous")
+        refused(q(api, None, sql), 403, f"{kind} statements are not allowed here", "anonymous")
     for sql in ("SELECT 1 AS x", "WITH a AS (SELECT 1 AS x) SELECT * FROM a", "VALUES (1)",
                 "(SELECT 1 AS x) UNION ALL (SELECT 2)", "TABLE tap_schema.schemas",
                 "EXPLAIN SELECT * FROM hipparcos.main"):
-        r = q(service, None, sql)
+        r = q(api, None, sql)
         assert r.status_code == 200, (sql, r.text)
 
 
-def test_a_user_keeps_every_statement_kind_they_need(service, carol):
+@pytest.mark.api
+def test_a_user_keeps_every_statement_kind_they_need(api, carol):
     steps = [
         ("CREATE TABLE mydb://g (id int PRIMARY KEY, mag real)", "CREATE TABLE"),
         ("INSERT INTO mydb://g VALUES (1, 5.5), (2, 7.0)", "INSERT 0 2"),
@@ -232,59 +242,65 @@ def test_a_user_keeps_every_statement_kind_they_need(service, carol):
         ("DROP TABLE mydb://g", "DROP TABLE"),
     ]
     for sql, answer in steps:
-        r = q(service, carol, sql)
+        r = q(api, carol, sql)
         assert r.status_code == 200 and r.text.strip() == answer.strip(), (sql, r.status_code, r.text)
         if answer == "CREATE VIEW":  # EXPLAIN answers with its plan
-            r = q(service, carol, "EXPLAIN SELECT * FROM mydb://bright")
+            r = q(api, carol, "EXPLAIN SELECT * FROM mydb://bright")
             assert r.status_code == 200 and r.text.startswith("QUERY PLAN\n") and "Scan" in r.text, r.text
 
 
-def test_returning_is_refused_before_it_runs(service, carol):
+@pytest.mark.api
+def test_returning_is_refused_before_it_runs(api, carol):
     """A RETURNING clause would bring its rows back whole, past the row cap and the row-size bound."""
-    assert q(service, carol, "CREATE TABLE mydb://ret (x int)").status_code == 200
+    assert q(api, carol, "CREATE TABLE mydb://ret (x int)").status_code == 200
     try:
-        _returning_refused(service, carol)
+        _returning_refused(api, carol)
     finally:
-        assert q(service, carol, "DROP TABLE mydb://ret").status_code == 200
+        assert q(api, carol, "DROP TABLE mydb://ret").status_code == 200
 
 
-def _returning_refused(service, carol):
+def _returning_refused(api, carol):
     for sql, kind in (("INSERT INTO mydb://ret SELECT generate_series(1, 5) RETURNING *", "INSERT"),
                       ("UPDATE mydb://ret SET x = 0 RETURNING x", "UPDATE"),
                       ("DELETE FROM mydb://ret RETURNING x", "DELETE")):
-        refused(q(service, carol, sql), 400, f"{kind} ... RETURNING is not supported here")
-    assert q(service, carol, "SELECT count(*) AS n FROM mydb://ret").text == "n\n0\n"
+        refused(q(api, carol, sql), 400, f"{kind} ... RETURNING is not supported here")
+    assert q(api, carol, "SELECT count(*) AS n FROM mydb://ret").text == "n\n0\n"
 
 
-def test_ddl_outside_the_own_schema_is_refused_by_postgresql(service, carol):
-    r = q(service, carol, "CREATE TABLE hipparcos.mine (x int)")
+@pytest.mark.api
+def test_ddl_outside_the_own_schema_is_refused_by_postgresql(api, carol):
+    r = q(api, carol, "CREATE TABLE hipparcos.mine (x int)")
     refused(r, 403, "permission denied")
-    r = q(service, carol, "CREATE VIEW public.v AS SELECT 1")
+    r = q(api, carol, "CREATE VIEW public.v AS SELECT 1")
     refused(r, 403, "permission denied")
 
 
-def test_async_jobs_are_checked_at_submission(service, caller):
-    with service.client(caller) as c:
+@pytest.mark.api
+def test_async_jobs_are_checked_at_submission(api, caller):
+    with api.client(caller) as c:
         r = c.get("/query/query", params={"sql": "ALTER ROLE CURRENT_USER SET statement_timeout = 0", "async": "True"})
     refused(r, 403, "ALTER ROLE statements are not allowed here")
-    with service.client(caller) as c:
+    with api.client(caller) as c:
         r = c.get("/query/query", params={"sql": E_STRING_ATTACK, "async": "True"})
     refused(r, 403, "multiple statements")
 
 
-def test_syntax_errors_are_postgresql_s_own_message(service):
-    refused(q(service, None, "SELEC 1"), 400, 'syntax error at or near "SELEC"')
-    refused(q(service, None, "SELECT 'open"), 400, "unterminated quoted string")
-    refused(q(service, None, "-- a comment only"), 400, "no SQL statement")
+@pytest.mark.api
+def test_syntax_errors_are_postgresql_s_own_message(api):
+    refused(q(api, None, "SELEC 1"), 400, 'syntax error at or near "SELEC"')
+    refused(q(api, None, "SELECT 'open"), 400, "unterminated quoted string")
+    refused(q(api, None, "-- a comment only"), 400, "no SQL statement")
 
 
-def test_adql_translations_pass_the_guard(service):
-    with service.client() as c:
+@pytest.mark.api
+def test_adql_translations_pass_the_guard(api):
+    with api.client() as c:
         r = c.get("/query/query", params={"adql": "SELECT TOP 2 hip FROM hipparcos.main WHERE "
                                                   "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 10, 10, 5)) = 1"})
     assert r.status_code == 200 and r.text.startswith("hip\n"), r.text
 
 
+@pytest.mark.unit
 def test_guard_unit_cases():
     # What the service runs is exactly the one statement, without what follows it.
     assert guard.check("SELECT 1; -- bye", anonymous=True) == guard.Checked("SELECT 1", True)
@@ -316,8 +332,9 @@ def can_log_in(settings, role):
         return False
 
 
-def test_a_self_set_password_opens_nothing_over_tcp(service, admin, carol):
-    s, role = service.settings, role_name("guard_carol")
+@pytest.mark.api
+def test_a_self_set_password_opens_nothing_over_tcp(api, admin, carol):
+    s, role = api.settings, role_name("guard_carol")
     # as if the user had managed to set a password of their own
     admin.execute(f'ALTER ROLE "{role}" PASSWORD \'chosen-by-carol\'')
     try:
@@ -332,8 +349,9 @@ def test_a_self_set_password_opens_nothing_over_tcp(service, admin, carol):
         assert conn.execute("SELECT current_user").fetchone()[0] == "postgres"
 
 
-def test_a_cluster_made_by_an_earlier_version_is_closed_at_start(service, admin, carol):
-    s, role = service.settings, role_name("guard_carol")
+@pytest.mark.api
+def test_a_cluster_made_by_an_earlier_version_is_closed_at_start(api, admin, carol):
+    s, role = api.settings, role_name("guard_carol")
     cluster = Cluster(s)
     hba = cluster.pgdata / "pg_hba.conf"
     old = ("# Written by Starbox\nlocal all postgres peer map=starbox\nlocal all all scram-sha-256\n"
@@ -349,12 +367,13 @@ def test_a_cluster_made_by_an_earlier_version_is_closed_at_start(service, admin,
     with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf entry"):
         tcp_login(s, role, keys.role_password(s, role))
     assert socket_login(s, role) == role
-    assert q(service, carol, "SELECT note FROM mydb://kept").text == "note\nhers\n"
+    assert q(api, carol, "SELECT note FROM mydb://kept").text == "note\nhers\n"
     assert cluster._write_hba() is False  # the next start leaves it alone
 
 
-def test_admin_lines_below_the_marker_are_kept(service):
-    cluster = Cluster(service.settings)
+@pytest.mark.api
+def test_admin_lines_below_the_marker_are_kept(api):
+    cluster = Cluster(api.settings)
     hba = cluster.pgdata / "pg_hba.conf"
     before = hba.read_text()
     extra = "host replication starbox_replicator 192.0.2.7/32 scram-sha-256"
@@ -368,6 +387,7 @@ def test_admin_lines_below_the_marker_are_kept(service):
 
 # --- item 10 and 7: catalog privacy, no large objects ------------------------------------
 
+@pytest.mark.api
 @pytest.mark.parametrize("sql,what", [
     ("SELECT rolname FROM pg_roles", "pg_roles"),
     ("SELECT usename FROM pg_user", "pg_user"),
@@ -388,28 +408,30 @@ def test_admin_lines_below_the_marker_are_kept(service):
     ("SELECT lo_put(1, 0, 'x')", "lo_put"),
     ("SELECT lo_import('/etc/hostname')", "lo_import"),
 ])
-def test_catalogs_hide_what_postgresql_lets_us_hide(service, caller, sql, what):
-    refused(q(service, caller, sql), 403, "permission denied", what)
+def test_catalogs_hide_what_postgresql_lets_us_hide(api, caller, sql, what):
+    refused(q(api, caller, sql), 403, "permission denied", what)
 
 
-def test_what_stays_visible_still_works(service, carol):
+@pytest.mark.api
+def test_what_stays_visible_still_works(api, carol):
     # the service's own look-ups run as the caller: MyDB listing, TAP_SCHEMA, the schema call
-    with service.client(carol) as c:
+    with api.client(carol) as c:
         assert "kept,created:" in c.get("/query/list").text
         assert c.get("/query/list", params={"table": "kept"}).text.startswith("x,integer")
         r = c.get("/query/schema", params={"value": "hipparcos.main"})
         assert r.status_code == 200 and "hip" in r.text
-    r = q(service, carol, "SELECT proname FROM pg_proc WHERE proname = 'q3c_ang2ipix' LIMIT 1")
+    r = q(api, carol, "SELECT proname FROM pg_proc WHERE proname = 'q3c_ang2ipix' LIMIT 1")
     assert r.text == "proname\nq3c_ang2ipix\n"  # signatures stay, source does not
     # information_schema filters by privilege: carol's own table, not another user's
-    r = q(service, carol, "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables "
+    r = q(api, carol, "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables "
                           "WHERE table_schema LIKE 'mydb\\_%' ORDER BY 1")
     assert r.text == "t\nmydb_guard_carol.kept\n", r.text
-    r = q(service, None, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema LIKE 'mydb\\_%'")
+    r = q(api, None, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema LIKE 'mydb\\_%'")
     assert r.text == "n\n0\n"
-    assert q(service, None, "SELECT current_setting('statement_timeout') <> '' AS ok").text == "ok\nt\n"
+    assert q(api, None, "SELECT current_setting('statement_timeout') <> '' AS ok").text == "ok\nt\n"
 
 
+@pytest.mark.api
 def test_migration_removed_anonymous_large_objects_and_is_idempotent(starbox):
     with database.connect_admin(starbox) as conn:
         assert conn.execute("SELECT count(*) FROM pg_largeobject_metadata "

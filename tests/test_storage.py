@@ -24,6 +24,8 @@ from starbox.errors import Forbidden, StarboxError, TooLarge
 from starbox.storage import paths, signing
 from starbox.storage.ops import NODE_EXISTS, NODE_MISSING
 
+pytestmark = pytest.mark.system
+
 A, B = "st_alice", "st_bob"
 
 

@@ -22,6 +22,8 @@ from conftest import free_port, run_cli, start_service
 from starbox import accounts, database, storage_home
 from starbox.storage import paths, quota
 
+pytestmark = pytest.mark.system
+
 MB = 1024 * 1024
 QUOTA_MB, CAP_MB = 20, 16
 

@@ -102,6 +102,7 @@ def assert_error_document(r, status: int, *words):
 
 # -- sync queries ---------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_pyvo_search_carries_units_and_ucds(tap):
     svc = pyvo.dal.TAPService(tap, session=session())
     result = svc.search(CONE + " ORDER BY hpmag")
@@ -114,6 +115,7 @@ def test_pyvo_search_carries_units_and_ucds(tap):
     assert result.fieldname_with_ucd("phot.mag;em.opt") == "hpmag"
 
 
+@pytest.mark.system
 def test_binary2_is_the_default_and_tabledata_on_request(tap):
     r = sync(tap, "SELECT TOP 3 hip, ra, hpmag FROM hipparcos.main ORDER BY hip")
     assert r.status_code == 200 and b"<BINARY2>" in r.content
@@ -125,6 +127,7 @@ def test_binary2_is_the_default_and_tabledata_on_request(tap):
     assert np.allclose(a["hpmag"], b["hpmag"])
 
 
+@pytest.mark.system
 def test_binary2_nulls_booleans_strings_and_aliases(tap, admin):
     admin.execute("DROP SCHEMA IF EXISTS tap_test CASCADE")
     admin.execute("CREATE SCHEMA tap_test")
@@ -147,6 +150,7 @@ def test_binary2_nulls_booleans_strings_and_aliases(tap, admin):
         assert t["f"][0] == 1.5
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "fits", "parquet"])
 def test_other_formats(tap, fmt):
     r = sync(tap, "SELECT TOP 5 hip, ra, dec, hpmag FROM hipparcos.main ORDER BY hip", method="GET", RESPONSEFORMAT=fmt)
@@ -168,6 +172,7 @@ def test_other_formats(tap, fmt):
     assert len(t) == 5 and list(t["hip"]) == sorted(t["hip"])
 
 
+@pytest.mark.system
 def test_maxrec_overflow_is_marked_never_silent(tap):
     r = sync(tap, CONE, MAXREC="5")
     before, after, _ = status_of(r.content)
@@ -195,6 +200,7 @@ def test_maxrec_overflow_is_marked_never_silent(tap):
     assert len(t.array) == 0 and [f.name for f in t.fields][:2] == ["hip", "ra"]
 
 
+@pytest.mark.system
 def test_default_and_hard_maxrec(tap, service):
     cap = httpx.get(f"{tap}/capabilities").text
     s = service.settings
@@ -205,6 +211,7 @@ def test_default_and_hard_maxrec(tap, service):
 
 # -- errors ---------------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_bad_adql_gets_an_error_document_that_says_what_and_where(tap):
     msg = assert_error_document(sync(tap, "SELECT ra FROM hipparcos.main WHERE"), 400, "ADQL syntax error")
     assert "line 1, column" in msg
@@ -222,6 +229,7 @@ def test_bad_adql_gets_an_error_document_that_says_what_and_where(tap):
         svc.search("SELEC ra FROM hipparcos.main")
 
 
+@pytest.mark.system
 def test_refusals_elsewhere_are_documents_too(tap):
     assert_error_document(httpx.get(f"{tap}/async/nosuchjob"), 404, "no job")
     assert_error_document(httpx.get(f"{tap}/async/nosuchjob/phase"), 404, "no job")
@@ -235,6 +243,7 @@ def test_refusals_elsewhere_are_documents_too(tap):
 
 # -- ADQL ---------------------------------------------------------------------------------------
 
+@pytest.mark.system
 @pytest.mark.parametrize("adql,check", [
     ("SELECT TOP 3 hip FROM hipparcos.main ORDER BY hip OFFSET 2", lambda t: list(t["hip"]) == [3, 4, 5]),
     ("SELECT TOP 2 name FROM openngc.objects WHERE name ILIKE 'ngc0224'", lambda t: list(t["name"]) == ["NGC0224"]),
@@ -266,6 +275,7 @@ def test_adql_features(tap, adql, check):
     assert check(table), table
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("adql,expect", [
     # ADQL 2.1 set operators: TOP applies to each SELECT, ORDER BY and OFFSET after the last to all
     ("(SELECT TOP 2 hip FROM hipparcos.main WHERE hip < 100 ORDER BY hip) UNION "
@@ -292,6 +302,7 @@ def test_adql_sets_and_common_tables(tap, admin, adql, expect):
     assert got == expect
 
 
+@pytest.mark.system
 def test_adql_sets_and_common_tables_refusals(tap):
     assert_error_document(sync(tap, "SELECT hip FROM hipparcos.main UNION"), 400, "a SELECT must follow UNION")
     # the parser's place is in the user's text, not in the part of it that was translated
@@ -305,6 +316,7 @@ def test_adql_sets_and_common_tables_refusals(tap):
                           400, "same number of columns")
 
 
+@pytest.mark.system
 def test_upload_with_a_common_table(tap):
     mine = Table({"name": ["Pleiades", "Orion"], "ra": [56.75, 83.82], "dec": [24.12, -5.39]})
     svc = pyvo.dal.TAPService(tap, session=session())
@@ -315,6 +327,7 @@ def test_upload_with_a_common_table(tap):
     assert list(t["name"]) == ["Orion", "Pleiades"] and all(t["n"] > 3)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("fmt", ["votable", "votable/td"])
 def test_geometry_values_are_dali_xtypes(tap, fmt):
     r = sync(tap, "SELECT TOP 1 POINT('ICRS', ra, dec) AS p, CIRCLE('ICRS', ra, dec, 0.5) AS c, "
@@ -329,6 +342,7 @@ def test_geometry_values_are_dali_xtypes(tap, fmt):
     assert np.allclose(row["poly"], [10, 20, 11, 20, 11, 21])
 
 
+@pytest.mark.system
 def test_repeated_query_shapes_skip_the_parser(tap):
     from starbox.accounts import ANONYMOUS
     from starbox.tap import adql
@@ -344,6 +358,7 @@ def test_repeated_query_shapes_skip_the_parser(tap):
     assert "RADIANS(10.0)" in adql.translate(box.format(11), ANONYMOUS)[0]
 
 
+@pytest.mark.system
 def test_mydb_tables_under_a_token(tap, users):
     alice, bob = users["tap_alice"], users["tap_bob"]
     for q in ("SELECT COUNT(*) AS n FROM mydb.stars", "SELECT COUNT(*) AS n FROM mydb_tap_alice.stars",
@@ -359,6 +374,7 @@ def test_mydb_tables_under_a_token(tap, users):
     assert_error_document(sync(tap, "SELECT * FROM mydb.stars", token=bob), 400, "does not exist")
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("who", ["anonymous", "tap_alice"])
 def test_upload_join(tap, users, who):
     token = users.get(who)
@@ -376,6 +392,7 @@ def test_upload_join(tap, users, who):
     job.delete()
 
 
+@pytest.mark.system
 def test_upload_refusals(tap):
     files = {"t": ("t.xml", b"<VOTABLE>not really</VOTABLE>", "application/x-votable+xml")}
     r = httpx.post(f"{tap}/sync", data={"QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,param:t"}, files=files)
@@ -386,6 +403,7 @@ def test_upload_refusals(tap):
 
 # -- async (UWS) --------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_pyvo_run_async_and_submit_job(tap, users):
     svc = pyvo.dal.TAPService(tap, session=session(users["tap_alice"]))
     t = svc.run_async("SELECT TOP 4 source_id, ra, dec FROM gaia_dr3.gaia_source_bright ORDER BY source_id").to_table()
@@ -411,6 +429,7 @@ def test_pyvo_run_async_and_submit_job(tap, users):
         job.phase  # noqa: B018 - the job is gone
 
 
+@pytest.mark.system
 def test_uws_resources_and_blocking_wait(tap, users):
     h = {"Authorization": f"Bearer {users['tap_bob']}"}
     # A slow job made of ADQL alone (pg_sleep is not ADQL: refused, issue 11 item 19): a cross join counted.
@@ -444,6 +463,7 @@ def test_uws_resources_and_blocking_wait(tap, users):
     assert httpx.get(job, headers=h).status_code == 404
 
 
+@pytest.mark.system
 def test_failed_job_has_an_error_document(tap, users):
     h = {"Authorization": f"Bearer {users['tap_bob']}"}
     r = httpx.post(f"{tap}/async", data={"QUERY": "SELECT nope FROM hipparcos.main", "PHASE": "RUN"}, headers=h)
@@ -465,6 +485,7 @@ def _ok_doc(r):
     return r
 
 
+@pytest.mark.system
 def test_jobs_are_per_user(tap, users):
     alice, bob = ({"Authorization": f"Bearer {users[n]}"} for n in ("tap_alice", "tap_bob"))
     job = httpx.post(f"{tap}/async", data={"QUERY": "SELECT TOP 1 hip FROM hipparcos.main"}, headers=alice).headers["location"]
@@ -486,6 +507,7 @@ def test_jobs_are_per_user(tap, users):
     httpx.delete(job, headers=alice)
 
 
+@pytest.mark.system
 def test_jobs_are_destroyed_after_their_destruction_time(tap, users, service):
     h = {"Authorization": f"Bearer {users['tap_alice']}"}
     r = httpx.post(f"{tap}/async", data={"QUERY": "SELECT TOP 2 hip FROM hipparcos.main", "PHASE": "RUN"}, headers=h)
@@ -503,6 +525,7 @@ def test_jobs_are_destroyed_after_their_destruction_time(tap, users, service):
     assert not any(p.exists() for p in result_files)
 
 
+@pytest.mark.system
 def test_restart_during_a_job_ends_it_in_error(service, admin):
     from conftest import free_port, start_service
 
@@ -538,6 +561,7 @@ def test_restart_during_a_job_ends_it_in_error(service, admin):
 
 # -- VOSI, examples, cone search ------------------------------------------------------------------
 
+@pytest.mark.system
 def test_tables_and_capabilities(tap):
     svc = pyvo.dal.TAPService(tap, session=session())
     names = {t.name for t in svc.tables}
@@ -557,6 +581,7 @@ def test_tables_and_capabilities(tap):
     assert "available>true<" in httpx.get(f"{tap}/availability").text
 
 
+@pytest.mark.system
 def test_examples_run(tap):
     doc = httpx.get(f"{tap}/examples")
     assert doc.status_code == 200
@@ -569,6 +594,7 @@ def test_examples_run(tap):
         assert r.status_code == 200 and status_of(r.content)[0] == "OK", (q, r.text)
 
 
+@pytest.mark.system
 def test_cone_search(service, admin):
     base = service.url + "/scs"
     r = httpx.get(f"{base}/hipparcos/main", params={"RA": 56.75, "DEC": 24.12, "SR": 0.5})
@@ -591,6 +617,7 @@ def test_cone_search(service, admin):
         assert f"/scs/{name.replace('.', '/')}?" in listing
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("path,params,status,word", [
     ("hipparcos/main", {"DEC": 1, "SR": 1}, 400, "RA"),
     ("hipparcos/main", {"RA": 1, "DEC": 100, "SR": 1}, 400, "DEC"),
@@ -621,6 +648,7 @@ def _plan(admin, starbox, adql: str) -> str:
     return sql, plan
 
 
+@pytest.mark.api
 @pytest.mark.parametrize("adql,expect", [
     ("SELECT hip FROM hipparcos.main WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 0.5))",
      "main_spoint_idx"),
@@ -638,6 +666,7 @@ def test_explain_uses_the_spatial_indexes(admin, starbox, adql, expect):
     assert "Index" in plan and expect in plan, (sql, plan)
 
 
+@pytest.mark.api
 def test_explain_on_a_table_with_only_q3c(admin, starbox):
     admin.execute("DROP TABLE IF EXISTS tap_test.q3c_only")
     admin.execute("CREATE SCHEMA IF NOT EXISTS tap_test")

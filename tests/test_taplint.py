@@ -13,6 +13,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.system
+
 STILTS = shutil.which("stilts")
 
 

@@ -86,11 +86,13 @@ def endpoint_or_skip(tk, path: str, token: str) -> None:
 
 # --- authClient ----------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_constants_match_accounts():
     assert _http.ANON_TOKEN == accounts.ANON_TOKEN
     assert _http.TOKEN_RE.pattern == accounts.TOKEN_RE.pattern
 
 
+@pytest.mark.system
 def test_auth_session(tk):
     assert ac.isAlive() and qc.isAlive() and sc.isAlive()
     assert ac.get_svc_url().endswith("/auth")
@@ -123,6 +125,7 @@ def test_auth_session(tk):
     assert "not logged in" in ac.logout(token) or "Invalid" in ac.logout(token)
 
 
+@pytest.mark.system
 def test_token_order(tk, monkeypatch):
     """explicit > this process's login > ~/.datalab > STARBOX_TOKEN > anonymous."""
     configured = tk.add_user("tkconf", PASSWORD)
@@ -137,6 +140,7 @@ def test_token_order(tk, monkeypatch):
     assert ac.whoAmI() == "tkconf"
 
 
+@pytest.mark.system
 def test_password_reset(tk):
     name = f"tkpw_{_http.mode()}"  # one account per mode: the password changes here
     tk.add_user(name, PASSWORD)
@@ -149,6 +153,7 @@ def test_password_reset(tk):
     assert ac.logout() == "OK" and ac.whoAmI() == "anonymous"
 
 
+@pytest.mark.system
 def test_url_from_starbox_url(tk, over_http, monkeypatch):
     """Nothing pinned: every module finds the service through STARBOX_URL (the settings)."""
     pinned = dict(_http._urls)
@@ -168,6 +173,7 @@ def test_url_from_starbox_url(tk, over_http, monkeypatch):
         settings_mod.get.cache_clear()
 
 
+@pytest.mark.system
 def test_unreachable_service_is_a_message(tk, over_http):
     dead = "http://127.0.0.1:9"
     assert not ac.isAlive(dead + "/auth")
@@ -190,6 +196,7 @@ def test_unreachable_service_is_a_message(tk, over_http):
 
 # --- queries ---------------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_query_text_formats(tk):
     assert qc.query(sql=SIRIUS_SQL) == SIRIUS_CSV
     assert qc.query(SIRIUS_SQL) == SIRIUS_CSV
@@ -210,6 +217,7 @@ def test_query_text_formats(tk):
     assert Table.read(io.BytesIO(fits), format="fits")["hip"][0] == 32349
 
 
+@pytest.mark.system
 def test_query_converted_formats(tk):
     df = qc.query(sql=SIRIUS_SQL, fmt="pandas")
     assert list(df.columns) == ["hip", "ra", "dec", "hpmag", "b_v"] and df["hpmag"][0] == pytest.approx(-1.0876)
@@ -224,6 +232,7 @@ def test_query_converted_formats(tk):
     assert list(qc.query(sql="SELECT 1 AS ra, 2 AS ra, 3 AS ra", fmt="pandas").columns) == ["ra", "ra_1", "ra_2"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"])
 def test_query_fast_paths(tk, fmt):
     df = qc.query(sql="SELECT hip, ra, dec, hpmag, b_v FROM hipparcos.main WHERE hpmag < 3 ORDER BY hpmag", fmt=fmt)
@@ -235,6 +244,7 @@ def test_query_fast_paths(tk, fmt):
     assert np.isnan(special["a"][0]) and pd.isna(special["c"][0]) and special["s"][0] == "x"
 
 
+@pytest.mark.system
 def test_query_error_carries_the_service_message(tk):
     with pytest.raises(qc.queryClientError) as err:
         qc.query(sql="SELECT nope FROM hipparcos.main")
@@ -247,6 +257,7 @@ def test_query_error_carries_the_service_message(tk):
         qc.query(sql="SELECT pg_sleep(3)", timeout=1)
 
 
+@pytest.mark.system
 def test_query_out_local(tk, tmp_path):
     target = tmp_path / "sirius.csv"
     assert qc.query(sql=SIRIUS_SQL, out=str(target)) == "OK"
@@ -256,6 +267,7 @@ def test_query_out_local(tk, tmp_path):
     assert not list(tmp_path.glob(".*.part"))
 
 
+@pytest.mark.system
 def test_query_async(tk, login, tmp_path):
     jobid = qc.query(sql="SELECT hip FROM hipparcos.main WHERE hpmag < 4 ORDER BY hip", async_=True)
     assert re.fullmatch(r"[0-9a-f]{20}", jobid)
@@ -280,6 +292,7 @@ def test_query_async(tk, login, tmp_path):
     assert qc.abort(slow) == "ABORTED" and qc.status(slow) == "ABORTED"
 
 
+@pytest.mark.system
 def test_out_mydb_and_crossmatch(tk, login):
     endpoint_or_skip(tk, "/query/list", login)
     assert qc.query(sql=BRIGHT_SQL, out="mydb://tk_bright", drop=True) == "OK"
@@ -300,6 +313,7 @@ def test_out_mydb_and_crossmatch(tk, login):
 
 # --- MyDB ----------------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_mydb_helpers(tk, login, tmp_path):
     endpoint_or_skip(tk, "/query/list", login)
     assert qc.mydb_flush() == "OK"
@@ -328,6 +342,7 @@ def test_mydb_helpers(tk, login, tmp_path):
     assert qc.mydb_flush() == "OK" and qc.mydb_list() == ""
 
 
+@pytest.mark.system
 def test_mydb_import(tk, login, tmp_path):
     endpoint_or_skip(tk, "/query/list", login)
     # a local file bigger than one 4 MiB chunk of the staged upload
@@ -349,6 +364,7 @@ def test_mydb_import(tk, login, tmp_path):
 
 # --- storage -------------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_storage_round_trip(tk, login, tmp_path):
     endpoint_or_skip(tk, "/storage/ls?name=vos://", login)
     sc.rmdir("vos://tkdir")  # a leftover from an earlier run, if any
@@ -393,6 +409,7 @@ def test_storage_round_trip(tk, login, tmp_path):
     assert "does not exist" in sc.ls("vos://tkdir")
 
 
+@pytest.mark.system
 def test_storage_large_file_streams(tk, login, tmp_path):
     endpoint_or_skip(tk, "/storage/ls?name=vos://", login)
     big = tmp_path / "big.bin"
@@ -405,6 +422,7 @@ def test_storage_large_file_streams(tk, login, tmp_path):
     assert sc.rm("vos://big.bin") == "OK"
 
 
+@pytest.mark.system
 def test_storage_with_queries_and_services(tk, login, tmp_path):
     endpoint_or_skip(tk, "/storage/ls?name=vos://", login)
     assert qc.query(sql=SIRIUS_SQL, out="vos://tk_sirius.csv") == "OK"
@@ -426,6 +444,7 @@ def test_storage_with_queries_and_services(tk, login, tmp_path):
 
 # --- metadata and conversion -----------------------------------------------------------------------
 
+@pytest.mark.system
 def test_metadata(tk):
     assert "Schema Name" in qc.schema() and "hipparcos" in qc.schema()
     assert "hpmag" in qc.schema("hipparcos.main")
@@ -437,6 +456,7 @@ def test_metadata(tk):
         qc.set_timeout_request(qc.DEF_TIMEOUT_REQUEST)
 
 
+@pytest.mark.unit
 def test_convert_matches_dl():
     csv = "a,b,a\n1,2.5,3\n4,5.5,6\n"
     assert convert(csv, "string") == "a,b,a_1\n1,2.5,3\n4,5.5,6\n"

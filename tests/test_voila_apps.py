@@ -64,10 +64,12 @@ def executed(service, output_dir, tmp_path_factory):
     return {Path(r.path).name: r for r in frame.attrs["results"]}
 
 
+@pytest.mark.unit
 def test_there_are_four_apps():
     assert APPS == ["hidden_galaxy.ipynb", "hr_diagram.ipynb", "light_curve.ipynb", "sky_explorer.ipynb"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("app", APPS)
 def test_app_notebook(app, executed, service):
     table = missing_table(service.settings, app)
@@ -89,6 +91,7 @@ def test_app_notebook(app, executed, service):
     assert int(image.split()[1]) > 10_000, "the app drew no picture"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("app", APPS)
 def test_app_hides_nothing_it_should_show(app):
     """Voilà shows markdown and outputs only: the instructions must be in markdown cells."""
@@ -102,6 +105,7 @@ def test_app_hides_nothing_it_should_show(app):
             assert not cell.get("outputs"), "app notebooks are stored without outputs"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("app", APPS)
 def test_app_has_no_formulas(app):
     """Voilà's pages run without a LaTeX typesetter (starbox.jupyter: MathJax cost every page

@@ -12,6 +12,8 @@ import pytest
 from conftest import free_port
 from starbox import jupyter
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def voila(starbox, tmp_path_factory):

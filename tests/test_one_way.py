@@ -58,10 +58,11 @@ def test_one_rule_names_staged_uploads():
             storage_home.staged_name(bad)
 
 
-def test_drop_means_the_same_on_query_and_create(service):
+@pytest.mark.api
+def test_drop_means_the_same_on_query_and_create(api):
     """`drop=t` once meant False on /query/query and True on /query/create."""
-    token = service.add_user("oneway_drop")
-    with service.client(token) as c:
+    token = api.add_user("oneway_drop")
+    with api.client(token) as c:
         assert c.get("/query/create", params={"table": "twice", "schema": "x,integer", "drop": "t"}).text == "OK"
         r = c.get("/query/create", params={"table": "twice", "schema": "x,integer", "drop": "t"})
         assert r.status_code == 200 and r.text == "OK", r.text

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from starbox import keys
 from starbox.settings import Settings
 
 READ_ONLY_DIR = "notebooks-latest"  # inside the work folder: the published lessons
@@ -31,11 +32,11 @@ def state_dir(settings: Settings) -> Path:
 
 
 def token_file(settings: Settings) -> Path:
-    return settings.secrets_dir / f"{settings.local_user}.token"
+    return keys.local_token_file(settings)
 
 
 def password_file(settings: Settings) -> Path:
-    return settings.secrets_dir / f"{settings.local_user}.password"
+    return keys.local_password_file(settings)
 
 
 def lab_url(settings: Settings) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starbox.errors import StarboxError
+from starbox import keys
 from starbox.settings import Settings
 
 from . import versions
@@ -25,7 +26,6 @@ from .harness import run_tests
 from .sources import fetch, notebooks_in, remote_head, source
 from .state import Log, busy, locked, log_path, logger, now, read_json, state_dir, write_json
 from .versions import current, remove_tree, rollback
-from .webhook import WEBHOOK_SECRET
 
 __all__ = ["Outcome", "publish", "ensure_published", "status", "rollback", "current", "Background",
            "with_overrides"]
@@ -155,7 +155,7 @@ def status(settings: Settings) -> dict:
                      for v in versions.versions(settings)],
         "last": last or None, "running": running,
         "log": str(log_path(settings)), "webhook": f"{settings.service_url}/hooks/notebooks",
-        "secret_file": str(settings.secrets_dir / WEBHOOK_SECRET),
+        "secret_file": str(keys.path(settings, keys.WEBHOOK_SECRET)),
     }
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from starbox import settings as settings_mod
+from starbox import keys, settings as settings_mod
 
 notebooks_app = typer.Typer(help="Published lessons (notebooks-latest): status, publish, rollback.",
                             no_args_is_help=True)
@@ -104,7 +104,7 @@ def webhook_cmd(
     console.print(f"Payload URL   {s.service_url}/hooks/notebooks  (must be reachable from GitHub)")
     console.print("Content type  application/json")
     console.print(f"Secret        {secret if show_secret else '(--show-secret prints it)'}  "
-                  f"[dim]{s.secrets_dir / webhook.WEBHOOK_SECRET}[/]")
+                  f"[dim]{keys.path(s, keys.WEBHOOK_SECRET)}[/]")
     console.print("Events        just the push event")
     console.print(f"Publishes     pushes to {escape(sources.source(s))} branch {s.lessons_branch}")
 

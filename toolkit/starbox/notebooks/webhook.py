@@ -17,16 +17,9 @@ from starbox.settings import Settings
 from .sources import is_url, source
 from .state import state_dir
 
-WEBHOOK_SECRET = "webhook.secret"
-
-
-def webhook_secret(settings: Settings, create: bool = True) -> str | None:
-    """The shared secret GitHub signs push events with (made once, mode 0600, by the admin's
-    `starbox notebooks webhook`). `create=False` (the webhook itself): None when there is none,
-    so no request from outside makes one."""
-    if not create and not (settings.secrets_dir / WEBHOOK_SECRET).is_file():
-        return None
-    return keys._secret(settings, WEBHOOK_SECRET)
+# The shared secret GitHub signs push events with lives in keys; `create=False` (the webhook
+# itself): None when there is none, so no request from outside makes one.
+webhook_secret = keys.webhook_secret
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -206,9 +206,9 @@ def chunked(total: int, size: int = 1 << 20):
 
 @pytest.fixture
 def no_webhook_secret(svc):
-    from starbox.notebooks import webhook
+    from starbox import keys
 
-    path = svc.settings.secrets_dir / webhook.WEBHOOK_SECRET
+    path = keys.path(svc.settings, keys.WEBHOOK_SECRET)
     aside = path.with_name(path.name + ".aside")
     if path.exists():
         os.rename(path, aside)

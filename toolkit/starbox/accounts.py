@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
 
-from starbox import keys
+from starbox import database, keys
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -88,11 +88,11 @@ def add(conn: psycopg.Connection, settings: Settings, username: str, password: s
     with conn.transaction():
         if conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
             raise StarboxError(f"user {username} already exists")
-        uid = conn.execute(
+        uid = database.scalar(conn,
             "INSERT INTO starbox.accounts (username, uid, password_hash, class, expires)"
             " VALUES (%s, nextval('starbox.account_uid'), %s, %s, %s) RETURNING uid",
             (username, _hasher.hash(password), class_name, expires),
-        ).fetchone()[0]
+        )
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE starbox_users").format(sql.Identifier(role)))
         conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
@@ -150,9 +150,9 @@ def class_members(conn: psycopg.Connection, name: str) -> list[str]:
 def set_class_end(conn: psycopg.Connection, name: str, seconds_from_now: float) -> dt.datetime:
     """Every member's account ends then (to the minute); ending now also ends their sessions."""
     with conn.transaction():
-        expires = conn.execute(
+        expires = database.scalar(conn,
             "UPDATE starbox.accounts SET expires = date_trunc('minute', now() + make_interval(secs => %s))"
-            " WHERE class = %s RETURNING expires", (seconds_from_now, name)).fetchone()[0]
+            " WHERE class = %s RETURNING expires", (seconds_from_now, name))
         if seconds_from_now == 0:
             conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username IN"
                          " (SELECT username FROM starbox.accounts WHERE class = %s)", (name,))
@@ -237,6 +237,7 @@ def verify_password(conn: psycopg.Connection, username: str, password: str) -> U
     row = conn.execute(f"SELECT a.uid, a.password_hash, {ACTIVE} FROM starbox.accounts a WHERE a.username = %s",
                        (username,)).fetchone()
     stored = row[1] if row else _DUMMY_HASH  # same work for unknown users: no timing oracle
+    ok: bool
     try:
         ok = _hasher.verify(stored, password or "")
     except (VerificationError, InvalidHashError):
@@ -314,7 +315,10 @@ def token_lasts(conn: psycopg.Connection, token: str, days: int) -> bool:
     user = resolve(conn, token)
     if user is None or user.anonymous:
         return False
-    name, _uid, secret = parse_token(token)
+    parsed = parse_token(token)
+    if parsed is None:
+        return False
+    name, _uid, secret = parsed
     row = conn.execute("SELECT expires > now() + make_interval(days => %s) FROM starbox.tokens"
                        " WHERE secret_sha256 = %s AND username = %s", (days, _sha(secret[3:]), name)).fetchone()
     return bool(row and row[0])

@@ -103,7 +103,7 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
         conninfo = database.admin_conninfo(settings)
         with database.connect_admin(settings) as conn:
             accounts = accounts_mod.usernames(conn)
-            pg_version = conn.execute("SHOW server_version").fetchone()[0]
+            pg_version = database.scalar(conn, "SHOW server_version")
         log("dumping the database ...")
         _run([_bin("pg_dump"), "--format=custom", "--compress=6", f"--file={part / 'database.dump'}",
               f"--dbname={conninfo}"], "pg_dump")

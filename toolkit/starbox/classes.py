@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from starbox import account_removal, accounts, storage_home
+from starbox import account_removal, accounts, database, storage_home
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -70,8 +70,8 @@ def create(conn: psycopg.Connection, settings: Settings, name: str, students: in
         taken = accounts.taken(conn, names)
         if taken:
             raise StarboxError(f"these user names are taken already: {', '.join(taken)}")
-        expires = conn.execute("SELECT date_trunc('minute', now() + make_interval(secs => %s))",
-                               (days * 86400,)).fetchone()[0]
+        expires = database.scalar(conn, "SELECT date_trunc('minute', now() + make_interval(secs => %s))",
+                               (days * 86400,))
         issued = []
         for username in names:
             password = new_password()

@@ -25,12 +25,20 @@ def admin_conninfo(settings: Settings, dbname: str | None = None) -> str:
     )
 
 
+def scalar(conn: psycopg.Connection | psycopg.Cursor, query, params=None):
+    """The one value a query that always answers one row gives (a count, a setting, RETURNING)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise StarboxError("Error: the database answered no row where one was certain")
+    return row[0]
+
+
 def public_dsn(settings: Settings) -> str:
     """A DSN to print for people: TCP on the embedded port, or the admin's URL without password."""
     if settings.database_url:
         info = conninfo_to_dict(settings.database_url)
         info.pop("password", None)
-        return make_conninfo(**info)
+        return make_conninfo("", **info)
     return f"postgresql://postgres@{settings.pg_host}:{settings.pg_port}/{settings.db_name}"
 
 
@@ -73,7 +81,7 @@ def migrate(conn: psycopg.Connection, db_dir: Path) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
         " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
     )
-    done = dict(conn.execute(f"SELECT name, checksum FROM {MIGRATIONS_TABLE}").fetchall())
+    done: dict[str, str] = dict(conn.execute(f"SELECT name, checksum FROM {MIGRATIONS_TABLE}").fetchall())
     applied = []
     for path in migration_files(db_dir):
         text = path.read_text()

@@ -5,9 +5,11 @@ Each carries the HTTP status the service answers with; the CLI prints the messag
 
 
 class StarboxError(Exception):
-    """A refusal or failure with a clear, user-facing message (400 over HTTP)."""
+    """A refusal or failure with a clear, user-facing message (400 over HTTP); with
+    `retry_after` (s), the service also sends Retry-After."""
 
     status = 400
+    retry_after: int | None = None
 
 
 class Unauthorized(StarboxError):

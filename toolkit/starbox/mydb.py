@@ -58,9 +58,11 @@ class Table:
         return sql.Identifier(self.schema, self.name)
 
 
-def _require_user(user: User) -> None:
-    if user is None or user.anonymous:
+def _require_user(user: User) -> str:
+    """The user's MyDB schema; anonymous callers have none."""
+    if user is None or user.anonymous or user.schema is None:
         raise Unauthorized("Error: MyDB needs a logged-in user; anonymous access is read-only")
+    return user.schema
 
 
 def _split(raw: str | None) -> tuple[str, list[str]]:
@@ -74,19 +76,19 @@ def _split(raw: str | None) -> tuple[str, list[str]]:
 
 def table_name(user: User, raw: str | None) -> Table:
     """A table in the user's MyDB: `t`, `mydb://t`, `mydb.t` or `mydb_<user>.t`; else 400."""
-    _require_user(user)
+    schema = _require_user(user)
     shown, parts = _split(raw)
-    if len(parts) == 2 and parts[0] not in ("mydb", user.schema):
+    if len(parts) == 2 and parts[0] not in ("mydb", schema):
         raise StarboxError(f'Error: Invalid table name: "{raw}"')
-    return Table(user.schema, parts[-1], shown)
+    return Table(schema, parts[-1], shown)
 
 
 def source_name(user: User, raw: str | None) -> Table:
     """A table to read from: a MyDB name as above, or `schema.table` anywhere (the database decides)."""
-    _require_user(user)
+    schema = _require_user(user)
     shown, parts = _split(raw)
     if len(parts) == 1 or parts[0] == "mydb":
-        return Table(user.schema, parts[-1], shown)
+        return Table(schema, parts[-1], shown)
     return Table(parts[0], parts[1], shown)
 
 
@@ -329,17 +331,17 @@ def index_table(conn_or_pools, settings: Settings, user: User, table: str, colum
 
 def flush(conn_or_pools, settings: Settings, user: User) -> str:
     """Drop every table (and view) in the user's MyDB."""
-    _require_user(user)
+    schema = _require_user(user)
     drops = {"r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW"}
     with _connection(conn_or_pools, user) as conn, _db_errors():
         with conn.transaction(), conn.cursor() as cur:
             rows = cur.execute(
                 f"SELECT name, kind FROM starbox_lookup.relations WHERE schema_name = %s AND kind IN {_LISTED}"
-                " AND NOT is_partition ORDER BY kind DESC", (user.schema,),
+                " AND NOT is_partition ORDER BY kind DESC", (schema,),
             ).fetchall()
             for name, kind in rows:
                 cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(
-                    sql.SQL(drops[kind]), sql.Identifier(user.schema, name)))
+                    sql.SQL(drops[kind]), sql.Identifier(schema, name)))
     return "OK"
 
 
@@ -510,7 +512,7 @@ def _open_reader(path: Path, display: str, *, delimiter: str | None = ",", heade
         return readers.ParquetReader(path)
     if kind == "votable":
         return readers.VotableReader(path)
-    types = None if infer and names is None else {}
+    types: dict[str, str] | None = None if infer and names is None else {}
     return _DelimitedReader(path, delimiter=_delimiter(delimiter, path, display, gz), header=header, gz=gz,
                             names=names, types=types)
 

@@ -132,7 +132,7 @@ def _resolve(host: str, port: int) -> list[Address]:
         raise OSError(host) from None
     out = []
     for *_, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if ip not in out:
             out.append(ip)
     return out
@@ -165,7 +165,8 @@ def check(settings, url: str | httpx.URL, shown: str | None = None, via: str = "
     if host.rstrip(".") in names:
         return Target(parsed, host, addresses)
     own = own_addresses()
-    allowed, refused = [], []
+    allowed: list[tuple[Address, str | None]] = []
+    refused: list[tuple[Address, str | None]] = []
     for ip in addresses:
         why = None if any(_plain(ip) in net or ip in net for net in nets) else refusal(ip, own)
         (refused if why else allowed).append((ip, why))

@@ -34,7 +34,7 @@ from starbox.settings import Settings
 
 def in_recovery(settings: Settings) -> bool:
     with database.connect_admin(settings, dbname="postgres") as conn:
-        return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        return database.scalar(conn, "SELECT pg_is_in_recovery()")
 
 
 def prepare_primary(settings: Settings) -> None:
@@ -53,7 +53,7 @@ def prepare_primary(settings: Settings) -> None:
         if missing:
             cluster._write_owned(hba, "\n".join(missing + lines) + "\n")  # first: pg_hba is first-match
             conn.execute("SELECT pg_reload_conf()")
-        ready = conn.execute("SELECT current_setting('wal_level') <> 'minimal'").fetchone()[0]
+        ready = database.scalar(conn, "SELECT current_setting('wal_level') <> 'minimal'")
     if not ready:  # WAL level is fixed at start: a restart is the only way
         cluster._write_owned(cluster.replication_marker, "written by `starbox replica allow`\n")
         cluster._write_conf()
@@ -120,7 +120,7 @@ def _owned_file(path: Path, text: str, user) -> Path:
 def status(settings: Settings) -> dict:
     """This cluster's role in replication: a primary lists its standbys; a standby its lag."""
     with database.connect_admin(settings, dbname="postgres") as conn:
-        if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+        if database.scalar(conn, "SELECT pg_is_in_recovery()"):
             row = conn.execute(
                 "SELECT status, sender_host, sender_port, now() - pg_last_xact_replay_timestamp()"
                 " FROM pg_stat_wal_receiver").fetchone()
@@ -135,7 +135,7 @@ def promote(settings: Settings) -> None:
     """End recovery: the standby stops following and takes writes (the old primary must not
     come back as a primary: rebuild it as a standby of this one)."""
     with database.connect_admin(settings, dbname="postgres") as conn:
-        if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+        if not database.scalar(conn, "SELECT pg_is_in_recovery()"):
             raise StarboxError("this cluster is not a standby; nothing to promote")
-        if not conn.execute("SELECT pg_promote(wait => true, wait_seconds => 60)").fetchone()[0]:
+        if not database.scalar(conn, "SELECT pg_promote(wait => true, wait_seconds => 60)"):
             raise StarboxError("the standby did not finish promoting within 60 s; see the PostgreSQL log")

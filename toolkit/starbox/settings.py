@@ -173,7 +173,7 @@ class Settings:
         return min(self.anon_async_timeout_max, self.async_timeout_max) if anonymous else self.async_timeout_max
 
 
-def _coerce(kind: type, raw: str | int | bool | Path):
+def _coerce(kind: type, raw: object):
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -181,16 +181,17 @@ def _coerce(kind: type, raw: str | int | bool | Path):
             raise ValueError(f"not a yes/no value: {raw!r}")
         return str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind is int:
-        return int(raw)
+        return int(str(raw))
     if kind is Path:
-        return Path(raw).expanduser()
+        return Path(str(raw)).expanduser()
     return str(raw)
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
     """Build settings from defaults, the optional file and the environment."""
     env = dict(os.environ if env is None else env)
-    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    # Field types are strings here (annotations are postponed by `from __future__`).
+    types = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
     kinds = {"int": int, "Path": Path, "str": str, "bool": bool}
     values: dict[str, object] = {}
 

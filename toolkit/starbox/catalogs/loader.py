@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from starbox.catalogs import readers, registry
 from starbox.catalogs.registry import ColumnMeta
 from starbox.catalogs.manifest import Manifest, split_table
+from starbox import database
 from starbox.errors import StarboxError
 
 RA_NAMES = ("ra", "raj2000", "ra_icrs", "ra_deg")
@@ -77,7 +78,7 @@ def _position(columns: list[registry.ColumnMeta], ra: str | None, dec: str | Non
             raise StarboxError(f"{path}: no column {given!r} for the position (have: {', '.join(names)})")
         if col.pg_type not in ("double precision", "real", "numeric", "integer", "bigint", "smallint"):
             raise StarboxError(f"{path}: position column {given!r} is {col.pg_type}, not a number")
-    return readers.clean_name(ra), readers.clean_name(dec)
+    return readers.clean_name(ra or ""), readers.clean_name(dec or "")
 
 
 def table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
@@ -155,16 +156,16 @@ def _copy_into_temp(cur: psycopg.Cursor, reader, columns: list[ColumnMeta], path
                     bar.update(task, completed=reader.done)
         except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as exc:
             raise copy_error(exc, path, reader.copy_line_is) from None
-        return cur.execute("SELECT count(*) FROM _load").fetchone()[0]
+        return database.scalar(cur, "SELECT count(*) FROM _load")
 
 
 def _indexes(name: str, columns: list[ColumnMeta], ra: str | None, dec: str | None,
              pgsphere: bool) -> list[tuple[str, sql.Composable]]:
     """(index name, what follows ON table) of the position, pgsphere and main-id indexes."""
     indexes: list[tuple[str, sql.Composable]] = []
-    if ra:
+    if ra and dec:
         indexes.append((f"{name}_q3c_idx", sql.SQL("(q3c_ang2ipix({}, {}))").format(sql.Identifier(ra), sql.Identifier(dec))))
-    if pgsphere:
+    if pgsphere and ra and dec:
         # The expression queryparser emits for ADQL geometry, so translated queries hit it too;
         # spoint3 also gives index-ordered nearest-neighbour search (<->).
         indexes.append((f"{name}_spoint_idx", sql.SQL("USING gist (spoint(radians({}), radians({})) spoint3)").format(
@@ -213,7 +214,7 @@ def drop(conn: psycopg.Connection, table: str) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
         registry.unregister(cur, schema, name)
-        left = cur.execute("SELECT count(*) FROM starbox_lookup.relations WHERE schema_name = %s",
-                           (schema,)).fetchone()[0]
+        left = database.scalar(cur, "SELECT count(*) FROM starbox_lookup.relations WHERE schema_name = %s",
+                           (schema,))
         if not left:
             cur.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(schema)))

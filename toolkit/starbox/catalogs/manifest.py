@@ -6,6 +6,7 @@ One manifest feeds both the loader (column types, position columns, indexes) and
 from __future__ import annotations
 
 import re
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def read(path: Path) -> Manifest:
         extra = set(col) - set(Column.__dataclass_fields__)
         if extra:
             raise StarboxError(f"manifest {path}: column {col['name']!r} has unknown key(s) {', '.join(sorted(extra))}")
-        columns.append(Column(**{k: (str(v) if k not in ("principal",) and v is not None else v) for k, v in col.items()}))
+        fields: dict[str, Any] = {k: (str(v) if k != "principal" and v is not None else v) for k, v in col.items()}
+        columns.append(Column(**fields))
     manifest = Manifest(**{k: v for k, v in raw.items() if k != "columns"}, columns=columns, path=path)
     split_table(manifest.table)
     return manifest

@@ -87,7 +87,7 @@ class Reader:
     def copy_columns(self, names: list[str]) -> list[str]:
         return names
 
-    def copy_chunks(self, names: list[str]) -> Iterator[bytes]:
+    def copy_chunks(self, names: list[str]) -> Iterator[bytes | memoryview]:
         """CSV text for COPY, written by Arrow's C++ writer from each batch."""
         for batch in self.batches():
             buf = io.BytesIO()
@@ -189,7 +189,7 @@ class CsvReader(Reader):
     def copy_columns(self, names: list[str]) -> list[str]:
         return self.names
 
-    def copy_chunks(self, names: list[str]) -> Iterator[bytes]:
+    def copy_chunks(self, names: list[str]) -> Iterator[bytes | memoryview]:
         with self._open() as fh:
             while chunk := fh.read(8 << 20):
                 self.done += len(chunk)
@@ -277,7 +277,7 @@ class FitsReader(Reader):
         ]
 
     def _chunk(self, start: int, stop: int) -> pa.RecordBatch:
-        rows = self.hdu.data[start:stop]
+        rows = self.hdu.data[start:stop]  # type: ignore[union-attr]  # hdu is checked in __init__
         arrays = [_native(np.asarray(rows.field(raw)), n, self.path) for raw, n in zip(self.raw_names, self.names)]
         return pa.RecordBatch.from_arrays(arrays, names=self.names)
 

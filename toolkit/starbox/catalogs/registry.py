@@ -194,7 +194,8 @@ def describe(conn, schema: str, table: str) -> Described | None:
                         " WHERE table_name = %s ORDER BY column_index", (full,)).fetchall()
     idx = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
                                       (schema, table))]
-    return Described(desc[0], *stat, columns=cols, indexes=idx)
+    nrows, ncols, nindex, total_size = stat
+    return Described(desc[0], nrows, ncols, nindex, total_size, columns=cols, indexes=idx)
 
 
 def sizes(conn) -> list[tuple[str, int, str]]:

@@ -116,7 +116,7 @@ def run_tests(settings: Settings, tree: Path, jobs: int, timeout: int | None, lo
         return True, summary, []
     first = "; ".join(
         f"{f['notebook']}: {f['status']}" + (f" in cell {f['cell']}" if f["cell"] is not None else "")
-        + (f" ({f['error'].splitlines()[0]})" if f["error"] else "")
+        + (f" ({str(f['error']).splitlines()[0]})" if f["error"] else "")
         for f in failures[:3])
     more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
     return False, f"{len(failures)} of {len(result.results)} notebooks failed: {first}{more}", failures

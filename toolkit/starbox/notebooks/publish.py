@@ -8,6 +8,8 @@ the webhook's checks are in `webhook`. `Background` runs the publishes webhooks 
 
 from __future__ import annotations
 
+from typing import Any
+
 import contextlib
 import dataclasses
 import os
@@ -200,5 +202,5 @@ class Background:
 
 
 def with_overrides(settings: Settings, repo: str | None = None, branch: str | None = None) -> Settings:
-    changes = {k: v for k, v in (("lessons_repo", repo), ("lessons_branch", branch)) if v}
+    changes: dict[str, Any] = {k: v for k, v in (("lessons_repo", repo), ("lessons_branch", branch)) if v}
     return dataclasses.replace(settings, **changes) if changes else settings

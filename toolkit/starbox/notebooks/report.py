@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import html
 import os
 import re
@@ -82,7 +84,7 @@ def write_junit(run: RunResult, path: str | os.PathLike[str]) -> Path:
     counts = Counter(r.status for r in run.results)
     failures = counts[FAIL] + counts[TIMEOUT] + counts[DEAD_KERNEL]
     errors = counts[NO_KERNEL] + counts[ERROR]
-    stats = {"tests": str(len(run.results)), "failures": str(failures), "errors": str(errors),
+    stats: dict[str, Any] = {"tests": str(len(run.results)), "failures": str(failures), "errors": str(errors),
              "skipped": "0", "time": f"{run.duration_s:.3f}"}
     root = ET.Element("testsuites", name="starbox nbtest", **stats)
     suite = ET.SubElement(root, "testsuite", name="starbox nbtest", hostname=socket.gethostname(),

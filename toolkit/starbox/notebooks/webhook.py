@@ -28,9 +28,10 @@ def sign(secret: str, body: bytes) -> str:
 
 def signature_ok(settings: Settings, body: bytes, header: str | None) -> bool:
     """X-Hub-Signature-256 check, constant-time."""
-    if not header:
+    secret = webhook_secret(settings, create=False)
+    if not header or secret is None:
         return False
-    return hmac.compare_digest(sign(webhook_secret(settings), body).encode(), header.strip().encode())
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
 
 
 def repo_key(url: str) -> tuple[str, str] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -168,7 +168,7 @@ def get(name: str | None) -> Format:
     return fmt
 
 
-def raise_unknown(name: str | None):
+def raise_unknown(name: str | None) -> NoReturn:
     from starbox.errors import StarboxError
 
     raise StarboxError(f"Error: unknown output format {name!r}; use one of {', '.join(FORMATS)}")

@@ -18,6 +18,7 @@ may always change its own password and defaults, and a session its own settings.
 from __future__ import annotations
 
 import json
+from typing import Any
 import re
 from dataclasses import dataclass
 
@@ -125,7 +126,7 @@ def _user_allowed(name: str, fields: dict) -> bool:
 def _check_tree(stmt: dict, anonymous: bool) -> None:
     """Refusals anywhere in the tree: settings calls, pg_settings as a write target and,
     for anonymous callers, data-modifying statements inside a query (WITH ... DELETE)."""
-    todo = [stmt]
+    todo: list[Any] = [stmt]
     while todo:  # iterative: deep trees do not recurse
         item = todo.pop()
         if isinstance(item, list):
@@ -193,10 +194,10 @@ def kind(stmt: dict) -> str:
         if f.get("kind") == "VAR_RESET_ALL":
             return "RESET ALL"
         verb = "RESET" if f.get("kind") == "VAR_RESET" else "SET"
-        what = _SPECIAL_SETTINGS.get(f.get("name", "").lower())
+        what = _SPECIAL_SETTINGS.get(str(f.get("name") or "").lower())
         return f"{verb} {what}" if what else verb
     if cls == "TransactionStmt":
-        return _TRANSACTIONS.get(f.get("kind"), "transaction control")
+        return _TRANSACTIONS.get(str(f.get("kind")), "transaction control")
     if cls == "GrantStmt":
         return "GRANT" if f.get("is_grant") else "REVOKE"
     if cls == "GrantRoleStmt":

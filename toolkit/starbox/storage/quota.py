@@ -203,6 +203,12 @@ class Allowance(int):
     whose quota it comes from: write_atomic() reserves them before writing, so a writer that asks
     ops._upload_limit() for its limit cannot skip the reservation."""
 
+    settings: Settings
+    username: str
+    cap: int
+    cap_message: str
+    credit: int
+
     def __new__(cls, value: int, settings: Settings, username: str, cap: int, cap_message: str, credit: int):
         self = super().__new__(cls, max(int(value), 0))
         self.settings, self.username, self.cap, self.cap_message, self.credit = (

@@ -70,7 +70,6 @@ def report(title: str, columns: list[str], rows: list[list], name: str) -> None:
 def copy_to_pandas(settings, sql: str):
     """The bare path: psycopg COPY ... TO STDOUT (CSV) into pandas.read_csv."""
     import pandas as pd
-
     from starbox import database
 
     with database.connect_admin(settings) as conn:

@@ -12,8 +12,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|WITH|GRANT|REVOKE|COMMENT ON|"
-                       r"COPY|TRUNCATE|SET LOCAL|SHOW|EXPLAIN|LOCK)\b", re.I)
+SQL_START = re.compile(
+    r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|WITH|GRANT|REVOKE|COMMENT ON|"
+    r"COPY|TRUNCATE|SET LOCAL|SHOW|EXPLAIN|LOCK)\b",
+    re.I,
+)
 TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+((?:starbox|public|tap_schema|ivoa)\.[a-z_]+)", re.I)
 
 
@@ -117,10 +120,12 @@ def report(root: Path) -> dict:
         if n_sql:
             sql_per_module[name] = n_sql
     return {
-        "modules": len(mods), "lines": sum(lines.values()),
+        "modules": len(mods),
+        "lines": sum(lines.values()),
         "files_over_500": sorted(((n, c) for n, c in lines.items() if c > 500), key=lambda x: -x[1]),
         "functions_over_60": sorted(long_functions, key=lambda x: -x[1]),
-        "cycles_top_level": cycles(top_graph), "cycles_with_lazy_imports": cycles(all_graph),
+        "cycles_top_level": cycles(top_graph),
+        "cycles_with_lazy_imports": cycles(all_graph),
         "sql_literals": dict(sorted(sql_per_module.items(), key=lambda x: -x[1])),
         "table_writers": {t: sorted(m) for t, m in sorted(owners.items())},
     }
@@ -132,13 +137,18 @@ def main(argv: list[str] | None = None) -> None:
     r = report(root)
     print(f"{r['modules']} modules, {r['lines']:,} lines")
     print(f"files over 500 lines ({len(r['files_over_500'])}):", ", ".join(f"{n} {c}" for n, c in r["files_over_500"]))
-    print(f"functions over 60 lines ({len(r['functions_over_60'])}):",
-          ", ".join(f"{n} {c}" for n, c in r["functions_over_60"]))
+    print(
+        f"functions over 60 lines ({len(r['functions_over_60'])}):",
+        ", ".join(f"{n} {c}" for n, c in r["functions_over_60"]),
+    )
     print(f"import cycles, module level ({len(r['cycles_top_level'])}):", r["cycles_top_level"])
-    print(f"import cycles, lazy imports included ({len(r['cycles_with_lazy_imports'])}):",
-          r["cycles_with_lazy_imports"])
-    print(f"SQL literals ({sum(r['sql_literals'].values())} in {len(r['sql_literals'])} modules):",
-          ", ".join(f"{n} {c}" for n, c in r["sql_literals"].items()))
+    print(
+        f"import cycles, lazy imports included ({len(r['cycles_with_lazy_imports'])}):", r["cycles_with_lazy_imports"]
+    )
+    print(
+        f"SQL literals ({sum(r['sql_literals'].values())} in {len(r['sql_literals'])} modules):",
+        ", ".join(f"{n} {c}" for n, c in r["sql_literals"].items()),
+    )
     print("modules that name each table in SQL:")
     for table, mods in r["table_writers"].items():
         print(f"  {table}: {', '.join(mods)}")

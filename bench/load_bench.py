@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 import psutil
+from starbox import accounts, database, storage_home
+from starbox import settings as settings_mod
 
 from bench.common import OUTPUT, ROOT, console, p50_p95, report
-from starbox import accounts, database, settings as settings_mod, storage_home
 
 GOOD, ABUSERS = 30, 10
 PREFIX, VICTIM = "load_u", "load_victim"
@@ -87,12 +88,36 @@ class PeakRss:
 def run_phase(s: settings_mod.Settings, seconds: float, abusers: int, tmp: Path) -> dict:
     out = tmp / f"phase-{abusers}.json"
     url = f"http://127.0.0.1:{s.service_port}"  # 127.0.0.1 only, whatever STARBOX_URL says
-    cmd = [sys.executable, "-m", "bench.load_users", "--url", url, "--seconds", str(seconds), "--good", str(GOOD),
-           "--abusers", str(abusers), "--prefix", PREFIX, "--password", PASSWORD, "--victim", VICTIM,
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.load_users",
+        "--url",
+        url,
+        "--seconds",
+        str(seconds),
+        "--good",
+        str(GOOD),
+        "--abusers",
+        str(abusers),
+        "--prefix",
+        PREFIX,
+        "--password",
+        PASSWORD,
+        "--victim",
+        VICTIM,
+        "--out",
+        str(out),
+    ]
     with PeakRss(service_process(s)) as rss:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 400,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 400,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"load_users failed:\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
@@ -112,12 +137,29 @@ def main(s: settings_mod.Settings, seconds: float | None = None) -> dict:
     for label, r in (("30 users", calm), (f"30 users + {ABUSERS} abusive clients", mixed)):
         p50, p95 = p50_p95(r["ms"]) if len(r["ms"]) >= 2 else (float("nan"), float("nan"))
         rate = r["failures"] / r["requests"] if r["requests"] else float("nan")
-        rows.append([f"{label} (after {r['warmup_s']:g} s warm-up)", r["requests"], r["failures"], round(100 * rate, 2), p50, p95, r["peak_rss_mb"]])
+        rows.append(
+            [
+                f"{label} (after {r['warmup_s']:g} s warm-up)",
+                r["requests"],
+                r["failures"],
+                round(100 * rate, 2),
+                p50,
+                p95,
+                r["peak_rss_mb"],
+            ]
+        )
     ratio = rows[1][5] / rows[0][5] if rows[0][5] else float("nan")
     rows.append(["p95 ratio (with / without abusers; goal <= 1.5)", "", "", "", "", round(ratio, 2), ""])
-    report(f"Mixed load on the service, {seconds:g} s per phase (well-behaved users' requests)",
-           ["phase", "requests", "errors", "error %", "p50 ms", "p95 ms", "service peak RSS MB"], rows, "load_mixed")
-    details = {"calm": {k: v for k, v in calm.items() if k != "ms"}, "mixed": {k: v for k, v in mixed.items() if k != "ms"}}
+    report(
+        f"Mixed load on the service, {seconds:g} s per phase (well-behaved users' requests)",
+        ["phase", "requests", "errors", "error %", "p50 ms", "p95 ms", "service peak RSS MB"],
+        rows,
+        "load_mixed",
+    )
+    details = {
+        "calm": {k: v for k, v in calm.items() if k != "ms"},
+        "mixed": {k: v for k, v in mixed.items() if k != "ms"},
+    }
     (OUTPUT / "load_mixed_details.json").write_text(json.dumps(details, indent=1))
     for label, r in (("calm", calm), ("mixed", mixed)):
         for error, n in sorted(r["errors"].items(), key=lambda kv: -kv[1])[:8]:

@@ -56,34 +56,58 @@ class Student(HttpUser):
         return {"X-DL-AuthToken": self.token}
 
     def _login(self, tag: str):
-        r = self.client.get("/auth/login", params={"username": self.username}, name=f"{tag}:login",
-                            headers={"X-DL-Password": _config.password})
+        r = self.client.get(
+            "/auth/login",
+            params={"username": self.username},
+            name=f"{tag}:login",
+            headers={"X-DL-Password": _config.password},
+        )
         if r.status_code == 200 or not getattr(self, "token", ""):  # a refused login keeps the old token
             self.token = r.text.strip() if r.status_code == 200 else ""
 
     def _cone(self, tag: str):
         ra, dec = _cone()
-        self.client.get("/scs/hipparcos/main", params={"RA": f"{ra:.3f}", "DEC": f"{dec:.3f}", "SR": "1"},
-                        headers=self._headers(), name=f"{tag}:cone search")
+        self.client.get(
+            "/scs/hipparcos/main",
+            params={"RA": f"{ra:.3f}", "DEC": f"{dec:.3f}", "SR": "1"},
+            headers=self._headers(),
+            name=f"{tag}:cone search",
+        )
 
     def _tap_sync(self, tag: str):
         ra, dec = _cone()
-        adql = (f"SELECT TOP 200 ra, dec FROM {HIPPARCOS} WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
-                f"CIRCLE('ICRS', {ra:.3f}, {dec:.3f}, 2))")
-        self.client.get("/tap/sync", params={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql, "FORMAT": "csv"},
-                        headers=self._headers(), name=f"{tag}:TAP sync")
+        adql = (
+            f"SELECT TOP 200 ra, dec FROM {HIPPARCOS} WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+            f"CIRCLE('ICRS', {ra:.3f}, {dec:.3f}, 2))"
+        )
+        self.client.get(
+            "/tap/sync",
+            params={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql, "FORMAT": "csv"},
+            headers=self._headers(),
+            name=f"{tag}:TAP sync",
+        )
 
     def _mydb_write(self, tag: str):
         ra, _ = _cone()
         sql = f"SELECT ra, dec FROM {HIPPARCOS} WHERE ra BETWEEN {ra:.2f} AND {ra + 1:.2f}"
-        self.client.get("/query/query", params={"sql": sql, "out": "mydb://load_cone", "drop": "True"},
-                        headers=self._headers(), name=f"{tag}:MyDB write")
+        self.client.get(
+            "/query/query",
+            params={"sql": sql, "out": "mydb://load_cone", "drop": "True"},
+            headers=self._headers(),
+            name=f"{tag}:MyDB write",
+        )
 
     def _storage_put(self, tag: str):
-        r = self.client.get("/storage/put", params={"name": f"vos://load_{random.randrange(5)}.txt"},
-                            headers=self._headers(), name=f"{tag}:storage put (URL)")
+        r = self.client.get(
+            "/storage/put",
+            params={"name": f"vos://load_{random.randrange(5)}.txt"},
+            headers=self._headers(),
+            name=f"{tag}:storage put (URL)",
+        )
         if r.status_code == 200:
-            self.client.put(r.text.strip(), data=b"x" * random.randrange(1, 64 << 10), name=f"{tag}:storage put (bytes)")
+            self.client.put(
+                r.text.strip(), data=b"x" * random.randrange(1, 64 << 10), name=f"{tag}:storage put (bytes)"
+            )
 
     @task(1)
     def login(self):
@@ -136,13 +160,20 @@ class Abuser(HttpUser):
 
     @task
     def password_guess(self):
-        self._abuse("login guess", "GET", "/auth/login", params={"username": _config.victim},
-                    headers={"X-DL-Password": f"guess-{random.randrange(1 << 30)}"})
+        self._abuse(
+            "login guess",
+            "GET",
+            "/auth/login",
+            params={"username": _config.victim},
+            headers={"X-DL-Password": f"guess-{random.randrange(1 << 30)}"},
+        )
 
 
 def _on_request(request_type, name, response_time, response_length, exception=None, start_time=None, **_):
     if name.startswith("good:"):
-        _samples.append((start_time or time.time(), name, response_time, None if exception is None else str(exception)[:160]))
+        _samples.append(
+            (start_time or time.time(), name, response_time, None if exception is None else str(exception)[:160])
+        )
 
 
 def run(url: str, seconds: float, good: int, abusers: int) -> dict:
@@ -167,10 +198,18 @@ def run(url: str, seconds: float, good: int, abusers: int) -> dict:
     for _, name, _, error in counted:
         if error:
             errors[f"{name}: {error}"] = errors.get(f"{name}: {error}", 0) + 1
-    return {"seconds": seconds, "warmup_s": round(window - started, 1), "good": good, "abusers": abusers, "ms": [ms for _, _, ms, _ in counted],
-            "requests": len(counted), "failures": sum(errors.values()), "errors": errors,
-            "by_name": {n: sum(1 for s in counted if s[1] == n) for n in sorted({s[1] for s in counted})},
-            "abuse": dict(sorted(_abuse.items()))}
+    return {
+        "seconds": seconds,
+        "warmup_s": round(window - started, 1),
+        "good": good,
+        "abusers": abusers,
+        "ms": [ms for _, _, ms, _ in counted],
+        "requests": len(counted),
+        "failures": sum(errors.values()),
+        "errors": errors,
+        "by_name": {n: sum(1 for s in counted if s[1] == n) for n in sorted({s[1] for s in counted})},
+        "abuse": dict(sorted(_abuse.items())),
+    }
 
 
 def main() -> None:
@@ -187,8 +226,9 @@ def main() -> None:
     args = ap.parse_args()
     if not args.url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise SystemExit("the load benchmark runs against 127.0.0.1 only")
-    _config.__dict__.update(prefix=args.prefix, password=args.password, good=args.good,
-                            adql_depth=args.adql_depth, victim=args.victim)
+    _config.__dict__.update(
+        prefix=args.prefix, password=args.password, good=args.good, adql_depth=args.adql_depth, victim=args.victim
+    )
     result = run(args.url, args.seconds, args.good, args.abusers)
     with open(args.out, "w") as fh:
         json.dump(result, fh)

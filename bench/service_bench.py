@@ -8,9 +8,10 @@ import os
 import subprocess
 
 import numpy as np
+from starbox import database, inprocess
+from starbox import settings as settings_mod
 
 from bench.common import ROOT, console, copy_to_pandas, report, report_against_bare, side_by_side, timed
-from starbox import database, inprocess, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
 MILLION = "SELECT id, ra, dec, gmag, rmag FROM smash_sim.object LIMIT 1000000"
@@ -25,6 +26,7 @@ def bench_cone(s: settings_mod.Settings, repeat: int = 200) -> None:
     sql = "SELECT id, ra, dec, gmag, rmag FROM smash_sim.object WHERE q3c_radial_query(ra, dec, {}, {}, 0.1)"
     rows = []
     with database.connect_admin(s) as conn, httpx.Client(base_url=s.service_url, timeout=60) as http:
+
         def bare(i):
             conn.execute(sql.format(*centres[i % repeat]), prepare=False).fetchall()
 
@@ -36,7 +38,12 @@ def bench_cone(s: settings_mod.Settings, repeat: int = 200) -> None:
     (b50, b95), (s50, s95) = times["bare"], times["service"]
     rows.append(["psycopg (bare database)", b50, b95, 1.0])
     rows.append(["service /query/query, CSV", s50, s95, s50 / b50])
-    report(f"0.1° cone on smash_sim.object, {repeat} centres, taking turns (ms)", ["path", "p50", "p95", "p50 ratio"], rows, "service_cone")
+    report(
+        f"0.1° cone on smash_sim.object, {repeat} centres, taking turns (ms)",
+        ["path", "p50", "p95", "p50 ratio"],
+        rows,
+        "service_cone",
+    )
 
 
 def _dl_client_million(s) -> float:
@@ -49,8 +56,13 @@ def _dl_client_million(s) -> float:
         "assert len(df) == 1000000\n"
         "print(time.perf_counter() - t0)\n"
     )
-    proc = subprocess.run([str(DL_PYTHON), "-c", script], capture_output=True, text=True, timeout=900,
-                          env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+    proc = subprocess.run(
+        [str(DL_PYTHON), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return float(proc.stdout.strip().splitlines()[-1])
@@ -80,12 +92,18 @@ def bench_million(s: settings_mod.Settings, rounds: int = 3) -> None:
     finally:
         inprocess.stop()
     t_dl = min(_dl_client_million(s) for _ in range(2))
-    report_against_bare(f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})", t_bare,
-                        [("starbox toolkit, fmt='arrow'", t_arrow),
-                         ("starbox toolkit, CSV (fmt='pandas')", t_csv),
-                         ("starbox toolkit in-process, fmt='arrow'", t_arrow_ip),
-                         ("starbox toolkit in-process, CSV (fmt='pandas')", t_csv_ip),
-                         ("real dl client 2.24.0, CSV (fmt='pandas')", t_dl)], "service_million")
+    report_against_bare(
+        f"One million rows × 5 columns into a pandas DataFrame (best of {rounds})",
+        t_bare,
+        [
+            ("starbox toolkit, fmt='arrow'", t_arrow),
+            ("starbox toolkit, CSV (fmt='pandas')", t_csv),
+            ("starbox toolkit in-process, fmt='arrow'", t_arrow_ip),
+            ("starbox toolkit in-process, CSV (fmt='pandas')", t_csv_ip),
+            ("real dl client 2.24.0, CSV (fmt='pandas')", t_dl),
+        ],
+        "service_million",
+    )
 
 
 def main(s: settings_mod.Settings) -> None:

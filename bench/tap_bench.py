@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from starbox import database
+from starbox import settings as settings_mod
 
 from bench.common import console, copy_to_pandas, report, report_against_bare, side_by_side, timed
-from starbox import database, settings as settings_mod
 
 HYDRA_II = (185.4286, -31.9728)
 CATALOGS = {
@@ -38,13 +39,16 @@ def _centres(table: str, n: int) -> list[tuple[float, float]]:
     if centre:
         return [(float(centre[0] + dx), float(centre[1] + dy)) for dx, dy in rng.uniform(-spread, spread, (n, 2))]
     # Uniform on the sphere, away from the poles' few stars.
-    return [(float(ra), float(np.degrees(np.arcsin(z)))) for ra, z in zip(rng.uniform(0, 360, n), rng.uniform(-0.9, 0.9, n))]
+    return [
+        (float(ra), float(np.degrees(np.arcsin(z)))) for ra, z in zip(rng.uniform(0, 360, n), rng.uniform(-0.9, 0.9, n))
+    ]
 
 
 def _sql_of(s: settings_mod.Settings, conn, adql: str) -> str:
     """The SQL the service runs for `adql` (queryparser, then the index rewriting)."""
     from starbox.accounts import ANONYMOUS
-    from starbox.tap import adql as adql_mod, geometry
+    from starbox.tap import adql as adql_mod
+    from starbox.tap import geometry
 
     sql, _ = adql_mod.translate(adql, ANONYMOUS)
     return geometry.rewrite(sql, lambda tables: geometry.load_indexes(conn, tables))
@@ -58,8 +62,11 @@ def bench_cones(s: settings_mod.Settings, table: str, repeat: int = 200) -> None
     with database.connect_admin(s) as conn, httpx.Client(base_url=s.service_url, timeout=120) as http:
         for radius, n in ((0.1, repeat), (1.0, max(20, repeat // 10))):
             centres = _centres(table, n)
-            adqls = [f"SELECT {cols} FROM {table} WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
-                     f"CIRCLE('ICRS', {ra!r}, {dec!r}, {radius}))" for ra, dec in centres]
+            adqls = [
+                f"SELECT {cols} FROM {table} WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+                f"CIRCLE('ICRS', {ra!r}, {dec!r}, {radius}))"
+                for ra, dec in centres
+            ]
             sqls = [_sql_of(s, conn, q) for q in adqls]
             counts = []
 
@@ -68,9 +75,11 @@ def bench_cones(s: settings_mod.Settings, table: str, repeat: int = 200) -> None
 
             def tap(fmt):
                 def run(i):
-                    r = http.post("/tap/sync", data={"LANG": "ADQL", "QUERY": adqls[i % n], "FORMAT": fmt,
-                                                     "MAXREC": "5000000"})
+                    r = http.post(
+                        "/tap/sync", data={"LANG": "ADQL", "QUERY": adqls[i % n], "FORMAT": fmt, "MAXREC": "5000000"}
+                    )
                     r.raise_for_status()
+
                 return run
 
             times = side_by_side({"bare": bare, "votable": tap("votable"), "csv": tap("csv")}, n)
@@ -79,8 +88,12 @@ def bench_cones(s: settings_mod.Settings, table: str, repeat: int = 200) -> None
             for fmt in ("votable", "csv"):
                 t50, t95 = times[fmt]
                 rows.append([f"{radius}° /tap/sync {fmt}", "", t50, t95, t50 / b50])
-    report(f"Cones on {table} through TAP ({repeat} centres for 0.1°, fewer for 1°; ms)",
-           ["path", "median rows", "p50", "p95", "p50 ratio"], rows, "tap_cones")
+    report(
+        f"Cones on {table} through TAP ({repeat} centres for 0.1°, fewer for 1°; ms)",
+        ["path", "median rows", "p50", "p95", "p50 ratio"],
+        rows,
+        "tap_cones",
+    )
 
 
 def bench_million(s: settings_mod.Settings, table: str, rounds: int = 2) -> None:
@@ -96,8 +109,11 @@ def bench_million(s: settings_mod.Settings, table: str, rounds: int = 2) -> None
         expected = conn.execute(f"SELECT count(*) FROM ({sql}) q").fetchone()[0]
 
     def fetch(fmt: str) -> bytes:
-        r = httpx.post(f"{s.service_url}/tap/sync", data={"LANG": "ADQL", "QUERY": adql, "FORMAT": fmt,
-                                                          "MAXREC": str(n)}, timeout=900)
+        r = httpx.post(
+            f"{s.service_url}/tap/sync",
+            data={"LANG": "ADQL", "QUERY": adql, "FORMAT": fmt, "MAXREC": str(n)},
+            timeout=900,
+        )
         r.raise_for_status()
         return r.content
 
@@ -117,10 +133,16 @@ def bench_million(s: settings_mod.Settings, table: str, rounds: int = 2) -> None
     t_parquet = min(timed(parquet, rounds, warmup=1))
     t_vot_wire = min(timed(votable_bytes, rounds, warmup=0))
     t_vot = min(timed(votable, 1, warmup=0))
-    report_against_bare(f"{expected:,} rows × {len(cols.split(','))} columns of {table} (best of {rounds}; s)", t_bare,
-                        [("/tap/sync parquet → pyarrow → pandas", t_parquet),
-                         ("/tap/sync votable (BINARY2), bytes only", t_vot_wire),
-                         ("/tap/sync votable (BINARY2) → astropy Table", t_vot)], "tap_million")
+    report_against_bare(
+        f"{expected:,} rows × {len(cols.split(','))} columns of {table} (best of {rounds}; s)",
+        t_bare,
+        [
+            ("/tap/sync parquet → pyarrow → pandas", t_parquet),
+            ("/tap/sync votable (BINARY2), bytes only", t_vot_wire),
+            ("/tap/sync votable (BINARY2) → astropy Table", t_vot),
+        ],
+        "tap_million",
+    )
 
 
 def main(s: settings_mod.Settings) -> None:

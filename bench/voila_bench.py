@@ -31,14 +31,22 @@ from pathlib import Path
 
 import nbformat
 import psutil
-
-from bench.common import console, free_port, p50_p95, report
 from starbox import jupyter
 from starbox.settings import Settings
 
+from bench.common import console, free_port, p50_p95, report
+
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BARE = "bare_one_slider.ipynb"
 READY = {BARE: ".widget-slider"}  # what "interactive" means per notebook; apps: their picture
 APP_READY = "img.widget-image"
@@ -47,8 +55,9 @@ MB = 1024 * 1024
 
 def _bare_notebook(path: Path) -> None:
     cell = nbformat.v4.new_code_cell("import ipywidgets as W\nW.FloatSlider(description='bare')")
-    nb = nbformat.v4.new_notebook(cells=[cell], metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     nbformat.write(nb, str(path))
 
 
@@ -91,8 +100,14 @@ def bench_time_to_interactive(settings: Settings, browser, loads: int = 10) -> l
         results: dict[str, dict[str, list[float]]] = {}
         for label, template, preheat in RUNS:
             s = dataclasses.replace(settings, voila_port=free_port())
-            child = jupyter.voila_child(s, preheat=preheat, pool_size=1, root=root, template=template,
-                                       name=f"voila-bench-{label.split()[0].lower()}")
+            child = jupyter.voila_child(
+                s,
+                preheat=preheat,
+                pool_size=1,
+                root=root,
+                template=template,
+                name=f"voila-bench-{label.split()[0].lower()}",
+            )
             child.start(s, timeout=120)
             try:
                 if preheat:
@@ -111,17 +126,29 @@ def bench_time_to_interactive(settings: Settings, browser, loads: int = 10) -> l
         hot50, hot95 = p50_p95(results[nb]["light"])
         voila50, _ = p50_p95(results[nb]["Voilà's front end"])
         cold50, cold95 = p50_p95(results[nb]["cold"])
-        rows.append([nb.removesuffix(".ipynb"), hot50, hot95, voila50, hot50 / voila50, cold50, cold95,
-                     hot50 / bare])
-    report(f"Voilà: seconds to the first interactive page ({loads} loads each; headless Chromium). "
-           "Starbox's light page pre-heated, Voilà's own front end (starbox-lab) pre-heated, and the "
-           "light page with a cold kernel",
-           ["notebook", "pre-heated p50", "pre-heated p95", "Voilà's front end p50", "light / Voilà's",
-            "cold kernel p50", "cold kernel p95", "pre-heated / bare"], rows, "voila_time_to_interactive")
+        rows.append([nb.removesuffix(".ipynb"), hot50, hot95, voila50, hot50 / voila50, cold50, cold95, hot50 / bare])
+    report(
+        f"Voilà: seconds to the first interactive page ({loads} loads each; headless Chromium). "
+        "Starbox's light page pre-heated, Voilà's own front end (starbox-lab) pre-heated, and the "
+        "light page with a cold kernel",
+        [
+            "notebook",
+            "pre-heated p50",
+            "pre-heated p95",
+            "Voilà's front end p50",
+            "light / Voilà's",
+            "cold kernel p50",
+            "cold kernel p95",
+            "pre-heated / bare",
+        ],
+        rows,
+        "voila_time_to_interactive",
+    )
     return rows
 
 
 # --- memory -------------------------------------------------------------------------------------
+
 
 def _listening(port: int) -> psutil.Process | None:
     for conn in psutil.net_connections(kind="tcp"):
@@ -179,21 +206,52 @@ def bench_memory(settings: Settings, browser, pages: int = 10) -> list[list]:
     for page in opened:
         page.close(run_before_unload=True)
     deadline = time.monotonic() + 60  # Voilà shuts each closed page's kernel down
-    while time.monotonic() < deadline and _snapshot(settings)["Voilà with its pool"][2] > rest["Voilà with its pool"][2]:
+    while (
+        time.monotonic() < deadline and _snapshot(settings)["Voilà with its pool"][2] > rest["Voilà with its pool"][2]
+    ):
         time.sleep(1)
     context.close()
     jupyter.wait_warm(settings, timeout=300)
     after = _snapshot(settings)
     rows = []
     for part in rest:
-        rows.append([part, rest[part][0], rest[part][1], rest[part][2], busy[part][0], busy[part][1],
-                     busy[part][2], after[part][0]])
-    rows.append(["total", *(sum(snap[p][i] for p in snap) for snap, i in
-                            ((rest, 0), (rest, 1), (rest, 2), (busy, 0), (busy, 1), (busy, 2), (after, 0)))])
-    report(f"Appliance memory (MB, each part with its children): at rest, with {pages} app pages open, "
-           "after closing them. RSS counts shared pages in every process; USS only what each holds alone",
-           ["part", "rest RSS", "rest USS", "processes", f"{pages} open RSS", f"{pages} open USS", "processes",
-            "closed RSS"], rows, "appliance_memory")
+        rows.append(
+            [
+                part,
+                rest[part][0],
+                rest[part][1],
+                rest[part][2],
+                busy[part][0],
+                busy[part][1],
+                busy[part][2],
+                after[part][0],
+            ]
+        )
+    rows.append(
+        [
+            "total",
+            *(
+                sum(snap[p][i] for p in snap)
+                for snap, i in ((rest, 0), (rest, 1), (rest, 2), (busy, 0), (busy, 1), (busy, 2), (after, 0))
+            ),
+        ]
+    )
+    report(
+        f"Appliance memory (MB, each part with its children): at rest, with {pages} app pages open, "
+        "after closing them. RSS counts shared pages in every process; USS only what each holds alone",
+        [
+            "part",
+            "rest RSS",
+            "rest USS",
+            "processes",
+            f"{pages} open RSS",
+            f"{pages} open USS",
+            "processes",
+            "closed RSS",
+        ],
+        rows,
+        "appliance_memory",
+    )
     return rows
 
 

@@ -40,8 +40,13 @@ def api_markdown() -> str:
         top = path.strip("/").split("/")[0] or "service"
         if top != section:
             section = top
-            out += ["", f"### /{top}" if top != "service" else "### /", "",
-                    "| endpoint | methods | what it does |", "|---|---|---|"]
+            out += [
+                "",
+                f"### /{top}" if top != "service" else "### /",
+                "",
+                "| endpoint | methods | what it does |",
+                "|---|---|---|",
+            ]
         out.append(f"| `{path}` | {methods} | {text.replace('|', chr(92) + '|')} |")
     return "\n".join(out) + "\n"
 

@@ -26,8 +26,22 @@ from starbox.settings import Settings
 ANON_TOKEN = "anonymous.0.0.anon_access"
 TOKEN_RE = re.compile(r"^([^/\s]+)\.(\d+)\.(\d+)\.((?:\$1\$\S{22,})|(?:\S+_access))$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
-RESERVED = {"anonymous", "dldemo", "dltest", "public", "postgres", "root", "starbox", "admin", "mydb",
-            "vos", "tmp", "tap", "ivoa", "system"}
+RESERVED = {
+    "anonymous",
+    "dldemo",
+    "dltest",
+    "public",
+    "postgres",
+    "root",
+    "starbox",
+    "admin",
+    "mydb",
+    "vos",
+    "tmp",
+    "tap",
+    "ivoa",
+    "system",
+}
 TOKEN_LIFETIME = dt.timedelta(days=30)
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password")
@@ -64,7 +78,9 @@ def schema_name(username: str) -> str:
 
 def check_username(username: str) -> str:
     if not USERNAME_RE.match(username or ""):
-        raise StarboxError(f"invalid user name {username!r}: 2-30 lower-case letters, digits or _, starting with a letter")
+        raise StarboxError(
+            f"invalid user name {username!r}: 2-30 lower-case letters, digits or _, starting with a letter"
+        )
     if username in RESERVED:
         raise StarboxError(f"user name {username!r} is reserved")
     return username
@@ -78,8 +94,16 @@ def check_password(password: str) -> str:
 
 # --- administration (an admin connection; the CLI) ----------------------------------------
 
-def add(conn: psycopg.Connection, settings: Settings, username: str, password: str, *,
-        class_name: str | None = None, expires: dt.datetime | None = None) -> User:
+
+def add(
+    conn: psycopg.Connection,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    class_name: str | None = None,
+    expires: dt.datetime | None = None,
+) -> User:
     """Create the account, its database role and its MyDB schema, in one transaction.
     A class account (starbox.classes) carries its class and the time it ends."""
     check_username(username)
@@ -88,22 +112,30 @@ def add(conn: psycopg.Connection, settings: Settings, username: str, password: s
     with conn.transaction():
         if conn.execute("SELECT 1 FROM starbox.accounts WHERE username = %s", (username,)).fetchone():
             raise StarboxError(f"user {username} already exists")
-        uid = database.scalar(conn,
+        uid = database.scalar(
+            conn,
             "INSERT INTO starbox.accounts (username, uid, password_hash, class, expires)"
             " VALUES (%s, nextval('starbox.account_uid'), %s, %s, %s) RETURNING uid",
             (username, _hasher.hash(password), class_name, expires),
         )
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE starbox_users").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(keys.role_password(settings, role))))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(keys.role_password(settings, role))
+            )
+        )
         # A ceiling for anything that slips past the per-query timeout.
         conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '24h'").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
-            sql.Identifier(schema), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)
+            )
+        )
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = {}, public").format(
-            sql.Identifier(role), sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET search_path = {}, public").format(sql.Identifier(role), sql.Identifier(schema))
+        )
     return User(username, uid)
 
 
@@ -123,11 +155,11 @@ def usernames(conn: psycopg.Connection) -> list[str]:
 
 def taken(conn: psycopg.Connection, names: list[str]) -> list[str]:
     """Those of `names` that are accounts already."""
-    return [r[0] for r in conn.execute("SELECT username FROM starbox.accounts WHERE username = ANY(%s)",
-                                       (names,))]
+    return [r[0] for r in conn.execute("SELECT username FROM starbox.accounts WHERE username = ANY(%s)", (names,))]
 
 
 # --- classes: accounts that share a class name and an end (starbox.classes decides the rules) ---
+
 
 def class_exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM starbox.accounts WHERE class = %s LIMIT 1", (name,)).fetchone() is not None
@@ -139,23 +171,31 @@ def class_rows(conn: psycopg.Connection) -> list[tuple]:
         "SELECT a.class, count(*), max(a.expires), bool_and(a.expires <= now()),"
         " (SELECT count(*) FROM starbox.tokens t JOIN starbox.accounts b USING (username)"
         "  WHERE b.class = a.class AND NOT t.revoked AND t.expires > now())"
-        " FROM starbox.accounts a WHERE a.class IS NOT NULL GROUP BY a.class ORDER BY a.class").fetchall()
+        " FROM starbox.accounts a WHERE a.class IS NOT NULL GROUP BY a.class ORDER BY a.class"
+    ).fetchall()
 
 
 def class_members(conn: psycopg.Connection, name: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT username FROM starbox.accounts WHERE class = %s ORDER BY username", (name,))]
+    return [
+        r[0] for r in conn.execute("SELECT username FROM starbox.accounts WHERE class = %s ORDER BY username", (name,))
+    ]
 
 
 def set_class_end(conn: psycopg.Connection, name: str, seconds_from_now: float) -> dt.datetime:
     """Every member's account ends then (to the minute); ending now also ends their sessions."""
     with conn.transaction():
-        expires = database.scalar(conn,
+        expires = database.scalar(
+            conn,
             "UPDATE starbox.accounts SET expires = date_trunc('minute', now() + make_interval(secs => %s))"
-            " WHERE class = %s RETURNING expires", (seconds_from_now, name))
+            " WHERE class = %s RETURNING expires",
+            (seconds_from_now, name),
+        )
         if seconds_from_now == 0:
-            conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username IN"
-                         " (SELECT username FROM starbox.accounts WHERE class = %s)", (name,))
+            conn.execute(
+                "UPDATE starbox.tokens SET revoked = true WHERE username IN"
+                " (SELECT username FROM starbox.accounts WHERE class = %s)",
+                (name,),
+            )
     return expires
 
 
@@ -167,7 +207,8 @@ def session_state(conn: psycopg.Connection, username: str, session_prefix: str) 
         " %s <> '' AND EXISTS (SELECT 1 FROM starbox.tokens t WHERE t.username = a.username"
         "         AND left(t.secret_sha256, %s) = %s AND NOT t.revoked AND t.expires > now())"
         " FROM starbox.accounts a WHERE a.username = %s",
-        (session_prefix, len(session_prefix), session_prefix, username)).fetchone()
+        (session_prefix, len(session_prefix), session_prefix, username),
+    ).fetchone()
 
 
 def _require(conn: psycopg.Connection, username: str) -> None:
@@ -180,8 +221,10 @@ def set_password(conn: psycopg.Connection, username: str, password: str) -> None
     check_password(password)
     with conn.transaction():
         _require(conn, username)
-        conn.execute("UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
-                     (_hasher.hash(password), username))
+        conn.execute(
+            "UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
+            (_hasher.hash(password), username),
+        )
         conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
 
 
@@ -191,8 +234,11 @@ def set_disabled(conn: psycopg.Connection, username: str, disabled: bool = True)
         conn.execute("UPDATE starbox.accounts SET disabled = %s WHERE username = %s", (disabled, username))
         if disabled:
             conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
-        conn.execute(sql.SQL("ALTER ROLE {} {}").format(
-            sql.Identifier(role_name(username)), sql.SQL("NOLOGIN" if disabled else "LOGIN")))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} {}").format(
+                sql.Identifier(role_name(username)), sql.SQL("NOLOGIN" if disabled else "LOGIN")
+            )
+        )
 
 
 def uid_of(conn: psycopg.Connection, username: str) -> int | None:
@@ -225,6 +271,7 @@ def remove(conn: psycopg.Connection, username: str) -> None:
 
 # --- the service (a starbox_service connection) --------------------------------------------
 
+
 def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -234,8 +281,9 @@ ACTIVE = "NOT a.disabled AND (a.expires IS NULL OR a.expires > now())"
 
 
 def verify_password(conn: psycopg.Connection, username: str, password: str) -> User | None:
-    row = conn.execute(f"SELECT a.uid, a.password_hash, {ACTIVE} FROM starbox.accounts a WHERE a.username = %s",
-                       (username,)).fetchone()
+    row = conn.execute(
+        f"SELECT a.uid, a.password_hash, {ACTIVE} FROM starbox.accounts a WHERE a.username = %s", (username,)
+    ).fetchone()
     stored = row[1] if row else _DUMMY_HASH  # same work for unknown users: no timing oracle
     ok: bool
     try:
@@ -253,8 +301,9 @@ def login(conn: psycopg.Connection, username: str, password: str) -> str:
         raise StarboxError("No password supplied")
     user = verify_password(conn, username, password)
     if user is None:
-        known = conn.execute("SELECT disabled, expires, expires <= now() FROM starbox.accounts WHERE username = %s",
-                             (username,)).fetchone()
+        known = conn.execute(
+            "SELECT disabled, expires, expires <= now() FROM starbox.accounts WHERE username = %s", (username,)
+        ).fetchone()
         if known is None:
             raise StarboxError("Invalid user")
         disabled, expires, ended = known
@@ -268,8 +317,10 @@ def login(conn: psycopg.Connection, username: str, password: str) -> str:
 
 def issue_token(conn: psycopg.Connection, user: User) -> str:
     secret = secrets.token_urlsafe(24).replace("/", "_")  # 32 characters, no '/' (the client's regex)
-    conn.execute("INSERT INTO starbox.tokens (secret_sha256, username, expires) VALUES (%s, %s, now() + %s)",
-                 (_sha(secret), user.name, TOKEN_LIFETIME))
+    conn.execute(
+        "INSERT INTO starbox.tokens (secret_sha256, username, expires) VALUES (%s, %s, now() + %s)",
+        (_sha(secret), user.name, TOKEN_LIFETIME),
+    )
     return f"{user.name}.{user.uid}.{user.uid}.$1${secret}"
 
 
@@ -305,8 +356,10 @@ def logout(conn: psycopg.Connection, token: str) -> bool:
     parsed = parse_token(token)
     if parsed is None or not parsed[2].startswith("$1$"):
         return False
-    cur = conn.execute("UPDATE starbox.tokens SET revoked = true WHERE secret_sha256 = %s AND username = %s"
-                       " AND NOT revoked", (_sha(parsed[2][3:]), parsed[0]))
+    cur = conn.execute(
+        "UPDATE starbox.tokens SET revoked = true WHERE secret_sha256 = %s AND username = %s AND NOT revoked",
+        (_sha(parsed[2][3:]), parsed[0]),
+    )
     return cur.rowcount > 0
 
 
@@ -319,19 +372,28 @@ def token_lasts(conn: psycopg.Connection, token: str, days: int) -> bool:
     if parsed is None:
         return False
     name, _uid, secret = parsed
-    row = conn.execute("SELECT expires > now() + make_interval(days => %s) FROM starbox.tokens"
-                       " WHERE secret_sha256 = %s AND username = %s", (days, _sha(secret[3:]), name)).fetchone()
+    row = conn.execute(
+        "SELECT expires > now() + make_interval(days => %s) FROM starbox.tokens"
+        " WHERE secret_sha256 = %s AND username = %s",
+        (days, _sha(secret[3:]), name),
+    ).fetchone()
     return bool(row and row[0])
 
 
 def user_exists(conn: psycopg.Connection, username: str) -> bool:
-    return conn.execute(f"SELECT 1 FROM starbox.accounts a WHERE a.username = %s AND {ACTIVE}",
-                        (username,)).fetchone() is not None
+    return (
+        conn.execute(f"SELECT 1 FROM starbox.accounts a WHERE a.username = %s AND {ACTIVE}", (username,)).fetchone()
+        is not None
+    )
 
 
 def user_logged_in(conn: psycopg.Connection, username: str) -> bool:
-    return conn.execute("SELECT 1 FROM starbox.tokens WHERE username = %s AND NOT revoked AND expires > now()",
-                        (username,)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM starbox.tokens WHERE username = %s AND NOT revoked AND expires > now()", (username,)
+        ).fetchone()
+        is not None
+    )
 
 
 def change_own_password(conn: psycopg.Connection, user: User, username: str, password: str) -> str:
@@ -340,7 +402,9 @@ def change_own_password(conn: psycopg.Connection, user: User, username: str, pas
         raise StarboxError("Error: a user may only reset their own password")
     check_password(password)
     with conn.transaction():
-        conn.execute("UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
-                     (_hasher.hash(password), username))
+        conn.execute(
+            "UPDATE starbox.accounts SET password_hash = %s, password_set = now() WHERE username = %s",
+            (_hasher.hash(password), username),
+        )
         conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
         return issue_token(conn, user)

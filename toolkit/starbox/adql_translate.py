@@ -36,9 +36,9 @@ from starbox.errors import StarboxError, Unavailable
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 30       # s a new worker may take to import queryparser (or finish a warm-up query)
+START_TIMEOUT = 30  # s a new worker may take to import queryparser (or finish a warm-up query)
 RETRY_AFTER_S = 5
-CACHE_SIZE = 1024        # texts whose outcome is remembered,
+CACHE_SIZE = 1024  # texts whose outcome is remembered,
 CACHE_CHARS = 8_000_000  # and how much text they may hold together
 
 
@@ -57,19 +57,23 @@ class TranslationFailed(StarboxError):
 
 class TranslationTimeout(StarboxError):
     def __init__(self, timeout: float):
-        super().__init__(f"Error: translating the ADQL query took longer than {timeout:g} s and was stopped; "
-                         "simplify the query (fewer nested parentheses or conditions)")
+        super().__init__(
+            f"Error: translating the ADQL query took longer than {timeout:g} s and was stopped; "
+            "simplify the query (fewer nested parentheses or conditions)"
+        )
 
 
 # -- size -------------------------------------------------------------------------------------
+
 
 def check_size(adql: str, settings=None) -> None:
     """Refuse a query longer than adql_max_length or nested deeper than adql_max_depth.
     Linear in the text: it runs before anything that parses."""
     s = settings or settings_mod.get()
     if len(adql) > s.adql_max_length:
-        raise StarboxError(f"Error: the ADQL query is {len(adql)} characters long; at most "
-                           f"{s.adql_max_length} are accepted")
+        raise StarboxError(
+            f"Error: the ADQL query is {len(adql)} characters long; at most {s.adql_max_length} are accepted"
+        )
     depth = deepest = 0
     i, n = 0, len(adql)
     while i < n:
@@ -97,9 +101,11 @@ def check_size(adql: str, settings=None) -> None:
                 if deepest > s.adql_max_depth:
                     line = adql.count("\n", 0, i) + 1
                     col = i - (adql.rfind("\n", 0, i) + 1) + 1
-                    raise StarboxError(f"Error: the ADQL query nests parentheses more than {s.adql_max_depth} "
-                                       f"deep (at line {line}, column {col}); write it with fewer levels, "
-                                       "e.g. with a WITH clause")
+                    raise StarboxError(
+                        f"Error: the ADQL query nests parentheses more than {s.adql_max_depth} "
+                        f"deep (at line {line}, column {col}); write it with fewer levels, "
+                        "e.g. with a WITH clause"
+                    )
         elif c == ")":
             depth -= 1
         i += 1
@@ -121,6 +127,7 @@ def size_checked():
 
 # -- the worker processes ------------------------------------------------------------------------
 
+
 class _Worker:
     def __init__(self):
         env = dict(os.environ)
@@ -129,8 +136,14 @@ class _Worker:
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "starbox.adql_worker", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, cwd="/", close_fds=True, start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+            close_fds=True,
+            start_new_session=True,
+        )
         self._buf = b""
         self.ready = False
 
@@ -218,8 +231,9 @@ class Pool:
             while not self._idle:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    exc = Unavailable("Error: every ADQL translator is busy with other queries; "
-                                      "try again in a few seconds")
+                    exc = Unavailable(
+                        "Error: every ADQL translator is busy with other queries; try again in a few seconds"
+                    )
                     exc.retry_after = RETRY_AFTER_S  # the service sends it as Retry-After
                     raise exc
                 self._cond.wait(left)
@@ -339,26 +353,32 @@ def _chars(adql: str, answer: dict) -> int:
 # TRUNCATE -> trunc), its aggregates, the string functions, and the pgsphere functions and the
 # UDFs of db/006_tap.sql that queryparser's geometry becomes (CONTAINS, INTERSECTS and DISTANCE
 # become pgsphere operators). geometry.py adds q3c calls after this check, on its own.
-FUNCTIONS = frozenset("""
+FUNCTIONS = frozenset(
+    """
     abs ceiling ceil degrees exp floor ln log log10 mod pi power radians sqrt random rand round trunc
     truncate acos asin atan atan2 cos cot sin tan
     count sum avg min max
     lower upper char_length character_length octet_length
     spoint scircle sbox spoly area square_degrees coord1 coord2 coordsys centroid spoint_dwithin
-""".split())
+""".split()
+)
 # CAST's target types (ADQL 2.1) and the pgsphere types; no casts to regclass & co.
-TYPES = frozenset("""
+TYPES = frozenset(
+    """
     int2 int4 int8 smallint integer int bigint float4 float8 real numeric decimal
     varchar bpchar char character text timestamp timestamptz bool boolean
     spoint scircle sbox spoly
-""".split())
+""".split()
+)
 SCHEMAS = (None, "pg_catalog", "public")
 PLACEHOLDER = "sbx__"  # starbox.tap.adql's names for functions queryparser cannot parse
 
 
 def _refused(what: str) -> StarboxError:
-    return StarboxError(f"Error: {what} is not an ADQL function; ADQL queries may use ADQL's functions "
-                        "(mathematical, string, geometry) and the ones the TAP capabilities declare")
+    return StarboxError(
+        f"Error: {what} is not an ADQL function; ADQL queries may use ADQL's functions "
+        "(mathematical, string, geometry) and the ones the TAP capabilities declare"
+    )
 
 
 def check_functions(sql: str, placeholders: bool = False) -> None:
@@ -381,7 +401,7 @@ def check_functions(sql: str, placeholders: bool = False) -> None:
         def visit_FuncCall(self, parent, node):
             schema, name = name_of(node.funcname)
             if placeholders and schema is None and name.startswith(PLACEHOLDER):
-                rest = name[len(PLACEHOLDER):]
+                rest = name[len(PLACEHOLDER) :]
                 if rest in FUNCTIONS | {"coalesce", "nullif"} or (rest.startswith("cast_") and rest[5:].isdigit()):
                     return
             if schema not in SCHEMAS or name not in FUNCTIONS:
@@ -390,9 +410,11 @@ def check_functions(sql: str, placeholders: bool = False) -> None:
         def visit_TypeCast(self, parent, node):
             schema, name = name_of(node.typeName.names)
             if schema not in SCHEMAS or name not in TYPES:
-                raise StarboxError(f"Error: CAST to {'.'.join(p.sval for p in node.typeName.names)} is not "
-                                   "supported in ADQL; use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, "
-                                   "CHAR(n), VARCHAR(n) or TIMESTAMP")
+                raise StarboxError(
+                    f"Error: CAST to {'.'.join(p.sval for p in node.typeName.names)} is not "
+                    "supported in ADQL; use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, "
+                    "CHAR(n), VARCHAR(n) or TIMESTAMP"
+                )
 
         def visit_SQLValueFunction(self, parent, node):
             op = enums.SQLValueFunctionOp(node.op).name.removeprefix("SVFOP_").lower()

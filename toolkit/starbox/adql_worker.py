@@ -80,7 +80,7 @@ def main() -> None:
         answer = _translate(json.loads(line)["adql"])
         out = (json.dumps(answer) + "\n").encode()
         while out:
-            out = out[os.write(1, out):]
+            out = out[os.write(1, out) :]
 
 
 if __name__ == "__main__":

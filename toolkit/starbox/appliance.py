@@ -43,16 +43,22 @@ def prepare(settings: Settings, *, build_catalogs: bool = True, progress: bool =
         from starbox import replica
 
         if replica.in_recovery(settings):
-            raise StarboxError("this home is a hot standby: its PostgreSQL is running and following the "
-                               "primary, read-only; the service runs on the primary. `starbox replica "
-                               "promote` makes this one the primary.")
+            raise StarboxError(
+                "this home is a hot standby: its PostgreSQL is running and following the "
+                "primary, read-only; the service runs on the primary. `starbox replica "
+                "promote` makes this one the primary."
+            )
     database.ensure_database(settings)
     with database.connect_admin(settings) as conn:
         applied = database.migrate(conn, settings.db_dir)
-        conn.execute(sql.SQL("ALTER ROLE starbox_service PASSWORD {}").format(
-            sql.Literal(keys.service_password(settings))))
-        conn.execute(sql.SQL("ALTER ROLE starbox_anon PASSWORD {}").format(
-            sql.Literal(keys.role_password(settings, "starbox_anon"))))
+        conn.execute(
+            sql.SQL("ALTER ROLE starbox_service PASSWORD {}").format(sql.Literal(keys.service_password(settings)))
+        )
+        conn.execute(
+            sql.SQL("ALTER ROLE starbox_anon PASSWORD {}").format(
+                sql.Literal(keys.role_password(settings, "starbox_anon"))
+            )
+        )
         built = catalogs.build(conn, settings, progress=progress, log=log) if build_catalogs else []
     return Prepared(new_cluster, started, applied, built, time.perf_counter() - t0)
 

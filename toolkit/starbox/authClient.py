@@ -38,8 +38,7 @@ class dlAuthError(Exception):
 
 
 def _get(path: str, params: dict, tok: str | None = None, **headers):
-    return _http.request("GET", f"{get_svc_url()}{path}", tok=tok, params=params, extra_headers=headers,
-                         timeout=30)
+    return _http.request("GET", f"{get_svc_url()}{path}", tok=tok, params=params, extra_headers=headers, timeout=30)
 
 
 def _ask(path: str, **params) -> bool:
@@ -52,6 +51,7 @@ def _ask(path: str, **params) -> bool:
 
 
 # --- sessions ------------------------------------------------------------------------------------
+
 
 def login(user, password=None, debug=False, verbose=False):
     """Log in and return the token (kept for later calls), or an error string.
@@ -82,8 +82,9 @@ def login(user, password=None, debug=False, verbose=False):
             return saved
         return "No password or token supplied"
     try:
-        r = _get("/login", {"username": user, "profile": _profile, "debug": str(bool(debug))},
-                 **{"X-DL-Password": password})
+        r = _get(
+            "/login", {"username": user, "profile": _profile, "debug": str(bool(debug))}, **{"X-DL-Password": password}
+        )
     except _http.Unreachable:
         return "AuthManager Service not responding."
     if r.status_code != 200:
@@ -139,8 +140,12 @@ def passwordReset(token, username, password):
     """
     tok = _http.token(token)
     try:
-        r = _get("/passwordReset", {"token": tok, "username": username, "debug": "False"}, tok=tok,
-                 **{"X-DL-Password": password})
+        r = _get(
+            "/passwordReset",
+            {"token": tok, "username": username, "debug": "False"},
+            tok=tok,
+            **{"X-DL-Password": password},
+        )
     except _http.Unreachable as exc:
         return exc.message
     if r.status_code != 200:
@@ -164,6 +169,7 @@ def whoAmI():
 
 
 # --- questions -----------------------------------------------------------------------------------
+
 
 def isAlive(svc_url=None):
     """Does the Auth Manager answer?
@@ -279,6 +285,7 @@ def isTokenLoggedIn(token):
 
 
 # --- service settings ------------------------------------------------------------------------------
+
 
 def set_svc_url(svc_url):
     """Point the Auth Manager calls at another URL.

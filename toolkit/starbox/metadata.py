@@ -43,24 +43,35 @@ def schema_text(conn: psycopg.Connection, value: str = "") -> str:
 
 def profiles(settings: Settings, profile: str | None, service: str) -> str:
     """`/query/profiles` and `/storage/profiles`: one profile, 'default', this appliance."""
-    description = {"query": "Starbox local database (PostgreSQL with q3c and pgsphere)",
-                   "storage": "Starbox local storage"}[service]
+    description = {
+        "query": "Starbox local database (PostgreSQL with q3c and pgsphere)",
+        "storage": "Starbox local storage",
+    }[service]
     if profile:
         if profile != "default":
             raise NotFound(f"Error: no profile {profile!r}; this service has only 'default'")
-        return json.dumps({"name": "default", "description": description, "type": "public",
-                           "accessURL": f"{settings.service_url}/{service}", "database": settings.db_name})
+        return json.dumps(
+            {
+                "name": "default",
+                "description": description,
+                "type": "public",
+                "accessURL": f"{settings.service_url}/{service}",
+                "database": settings.db_name,
+            }
+        )
     return f"{'default':>16}   {description}\n"
 
 
 def services(settings: Settings, name: str | None = None, svc_type: str | None = None, mode: str = "list") -> str:
     """`/query/services`: the data services this appliance offers."""
     base = settings.service_url
-    known = [("starbox_tap", "tap", "Starbox TAP service (ADQL over every catalog)", f"{base}/tap"),
-             ("starbox_vos", "vos", "Starbox user storage", f"{base}/storage")]
-    picked = [s for s in known
-              if (not svc_type or s[1] == svc_type.lower())
-              and (not name or name.replace("%", "") in s[0])]
+    known = [
+        ("starbox_tap", "tap", "Starbox TAP service (ADQL over every catalog)", f"{base}/tap"),
+        ("starbox_vos", "vos", "Starbox user storage", f"{base}/storage"),
+    ]
+    picked = [
+        s for s in known if (not svc_type or s[1] == svc_type.lower()) and (not name or name.replace("%", "") in s[0])
+    ]
     if mode == "resolve":
         return json.dumps({s[0]: s[3] for s in picked})
     lines = ["", f"{'name':>24}   svc   description", f"{'--------':>24}   ----  --------"]

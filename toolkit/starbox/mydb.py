@@ -67,7 +67,7 @@ def _require_user(user: User) -> str:
 
 def _split(raw: str | None) -> tuple[str, list[str]]:
     name = (raw or "").strip()
-    shown = name[len("mydb://"):] if name.startswith("mydb://") else name
+    shown = name[len("mydb://") :] if name.startswith("mydb://") else name
     parts = shown.split(".")
     if not shown or len(parts) > 2 or not all(NAME_RE.match(p) and len(p) <= MAX_IDENT for p in parts):
         raise StarboxError(f'Error: Invalid table name: "{raw or ""}"')
@@ -101,19 +101,33 @@ def column_name(raw: str | None, what: str = "column") -> str:
 
 # Column types a user may ask for in /create (and schema_def): canonical SQL for each spelling.
 _SIMPLE_TYPES = {
-    "smallint": "smallint", "int2": "smallint",
-    "integer": "integer", "int": "integer", "int4": "integer",
-    "bigint": "bigint", "int8": "bigint",
-    "real": "real", "float4": "real",
-    "double precision": "double precision", "float8": "double precision", "float": "double precision",
+    "smallint": "smallint",
+    "int2": "smallint",
+    "integer": "integer",
+    "int": "integer",
+    "int4": "integer",
+    "bigint": "bigint",
+    "int8": "bigint",
+    "real": "real",
+    "float4": "real",
+    "double precision": "double precision",
+    "float8": "double precision",
+    "float": "double precision",
     "double": "double precision",
-    "text": "text", "varchar": "varchar", "character varying": "varchar",
-    "char": "char(1)", "character": "char(1)",
-    "boolean": "boolean", "bool": "boolean",
+    "text": "text",
+    "varchar": "varchar",
+    "character varying": "varchar",
+    "char": "char(1)",
+    "character": "char(1)",
+    "boolean": "boolean",
+    "bool": "boolean",
     "date": "date",
-    "timestamp": "timestamp", "timestamp without time zone": "timestamp",
-    "timestamptz": "timestamptz", "timestamp with time zone": "timestamptz",
-    "numeric": "numeric", "decimal": "numeric",
+    "timestamp": "timestamp",
+    "timestamp without time zone": "timestamp",
+    "timestamptz": "timestamptz",
+    "timestamp with time zone": "timestamptz",
+    "numeric": "numeric",
+    "decimal": "numeric",
     "": "text",  # the client's getSchema leaves the type empty for an all-NA column
 }
 _SIZED_TYPE = re.compile(r"^(varchar|character varying|char|character)\s*\(\s*(\d{1,5})\s*\)$")
@@ -176,23 +190,27 @@ def _db_errors(shown: str | None = None):
 
 
 def _relation_exists(cur, table: Table) -> bool:
-    return cur.execute(
-        f"SELECT 1 FROM starbox_lookup.relations WHERE schema_name = %s AND name = %s AND kind IN {_LISTED}",
-        (table.schema, table.name),
-    ).fetchone() is not None
+    return (
+        cur.execute(
+            f"SELECT 1 FROM starbox_lookup.relations WHERE schema_name = %s AND name = %s AND kind IN {_LISTED}",
+            (table.schema, table.name),
+        ).fetchone()
+        is not None
+    )
 
 
 def stamp_created(cur, schema: str, name: str) -> None:
     """Remember when a MyDB table was made (PostgreSQL keeps no creation time): /list shows it."""
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
-        sql.Identifier(schema, name), sql.Literal(CREATED_TAG + now)))
+    cur.execute(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(schema, name), sql.Literal(CREATED_TAG + now))
+    )
 
 
 def _created(comment: str | None) -> str:
     if comment and comment.startswith(CREATED_TAG):
         try:
-            when = dt.datetime.fromisoformat(comment[len(CREATED_TAG):].strip())
+            when = dt.datetime.fromisoformat(comment[len(CREATED_TAG) :].strip())
             return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         except ValueError:
             pass
@@ -202,8 +220,7 @@ def _created(comment: str | None) -> str:
 # --- listing ---------------------------------------------------------------------------------
 
 
-def list_tables(conn_or_pools, settings: Settings, user: User, table: str | None = None,
-                index: bool = False) -> str:
+def list_tables(conn_or_pools, settings: Settings, user: User, table: str | None = None, index: bool = False) -> str:
     """No table: `name,created:YYYY-MM-DD HH:MM:SS TZ` per table. A table: `column,type` lines
     (with index=True, then `index_name,definition` lines for its indexes)."""
     _require_user(user)
@@ -223,21 +240,30 @@ def list_tables(conn_or_pools, settings: Settings, user: User, table: str | None
             ).fetchone()
             if oid is None:
                 raise NotFound(f'relation "{target.shown}" not known')
-            lines = [f"{name},{kind}" for name, kind in cur.execute(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-                " WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid[0],))]
+            lines = [
+                f"{name},{kind}"
+                for name, kind in cur.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                    " WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    (oid[0],),
+                )
+            ]
             if index:
-                lines += [f"{name},{definition}" for name, definition in cur.execute(
-                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
-                    " ORDER BY indexname", (target.schema, target.name))]
+                lines += [
+                    f"{name},{definition}"
+                    for name, definition in cur.execute(
+                        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
+                        " ORDER BY indexname",
+                        (target.schema, target.name),
+                    )
+                ]
             return "\n".join(lines)
 
 
 # --- creating and changing tables ------------------------------------------------------------
 
 
-def create_table(conn_or_pools, settings: Settings, user: User, table: str, schema: str,
-                 drop: bool = True) -> str:
+def create_table(conn_or_pools, settings: Settings, user: User, table: str, schema: str, drop: bool = True) -> str:
     """An empty table from `col,type` lines; drop=True replaces an existing one."""
     target = table_name(user, table)
     columns = parse_schema(schema)
@@ -294,8 +320,15 @@ def copy_table(conn_or_pools, settings: Settings, user: User, source: str, targe
     return "OK"
 
 
-def index_table(conn_or_pools, settings: Settings, user: User, table: str, column: str | None = None,
-                q3c: str | None = None, cluster: bool = False) -> str:
+def index_table(
+    conn_or_pools,
+    settings: Settings,
+    user: User,
+    table: str,
+    column: str | None = None,
+    q3c: str | None = None,
+    cluster: bool = False,
+) -> str:
     """A btree index on `column`, or with q3c='ra,dec' one on q3c_ang2ipix(ra, dec); cluster=True
     then rewrites the table in that index's order. Asking again for the same index is a no-op."""
     target = table_name(user, table)
@@ -316,8 +349,9 @@ def index_table(conn_or_pools, settings: Settings, user: User, table: str, colum
         with conn.transaction(), conn.cursor() as cur:
             if not _relation_exists(cur, target):
                 raise NotFound(f'relation "{target.shown}" not known')
-            owner = cur.execute("SELECT tablename FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
-                                (target.schema, index)).fetchone()
+            owner = cur.execute(
+                "SELECT tablename FROM pg_indexes WHERE schemaname = %s AND indexname = %s", (target.schema, index)
+            ).fetchone()
             if owner is None:
                 cur.execute(sql.SQL("CREATE INDEX {} ON {} {}").format(sql.Identifier(index), target.ident, expr))
             elif owner[0] != target.name:
@@ -337,11 +371,13 @@ def flush(conn_or_pools, settings: Settings, user: User) -> str:
         with conn.transaction(), conn.cursor() as cur:
             rows = cur.execute(
                 f"SELECT name, kind FROM starbox_lookup.relations WHERE schema_name = %s AND kind IN {_LISTED}"
-                " AND NOT is_partition ORDER BY kind DESC", (schema,),
+                " AND NOT is_partition ORDER BY kind DESC",
+                (schema,),
             ).fetchall()
             for name, kind in rows:
-                cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(
-                    sql.SQL(drops[kind]), sql.Identifier(schema, name)))
+                cur.execute(
+                    sql.SQL("DROP {} IF EXISTS {} CASCADE").format(sql.SQL(drops[kind]), sql.Identifier(schema, name))
+                )
     return "OK"
 
 
@@ -361,16 +397,27 @@ def _csv_problem(exc: csv.Error) -> str:
 def _arrow_width(line: bytes, delimiter: str) -> int:
     import pyarrow.csv as pacsv
 
-    return pacsv.read_csv(pa.BufferReader(line), read_options=pacsv.ReadOptions(autogenerate_column_names=True),
-                          parse_options=pacsv.ParseOptions(delimiter=delimiter)).num_columns
+    return pacsv.read_csv(
+        pa.BufferReader(line),
+        read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+    ).num_columns
 
 
 class _DelimitedReader(readers.CsvReader):
     """The catalog CsvReader for a staged file that may have no suffix, any delimiter, no
     header line, gzip compression, or column names and types given by the caller."""
 
-    def __init__(self, path: Path, *, delimiter: str = ",", header: bool = True, gz: bool = False,
-                 names: list[str] | None = None, types: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        delimiter: str = ",",
+        header: bool = True,
+        gz: bool = False,
+        names: list[str] | None = None,
+        types: dict[str, str] | None = None,
+    ):
         readers.Reader.__init__(self, path)
         self.delimiter = self.copy_delimiter = delimiter
         self.gz, self.has_header, self.copy_header = gz, header, header
@@ -421,8 +468,9 @@ class _DelimitedReader(readers.CsvReader):
         fh = counter or self._open()
         return pacsv.open_csv(
             fh,
-            read_options=pacsv.ReadOptions(block_size=8 << 20, column_names=self.names,
-                                           skip_rows=1 if self.has_header else 0),
+            read_options=pacsv.ReadOptions(
+                block_size=8 << 20, column_names=self.names, skip_rows=1 if self.has_header else 0
+            ),
             parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
         )
@@ -481,7 +529,7 @@ def _sniff(path: Path) -> tuple[str, bool]:
 def parse_delimiter(raw: str | None) -> str:
     value = "," if raw in (None, "", "None") else raw
     value = {"\\t": "\t", "tab": "\t", "TAB": "\t", "space": " "}.get(value, value)
-    if len(value) != 1 or value in "\r\n\"":
+    if len(value) != 1 or value in '\r\n"':
         raise StarboxError(f"Error: the delimiter must be one character, not {raw!r}")
     return value
 
@@ -493,16 +541,24 @@ def _delimiter(raw: str | None, path: Path, display: str, gz: bool) -> str:
     if value == "," and lower.endswith((".tsv", ".tsv.gz")):
         return "\t"
     if value == "," and not lower.endswith((".csv", ".csv.gz")):
-        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+        with gzip.open(path, "rb") if gz else path.open("rb") as fh:
             first = fh.readline(1 << 16)
         if b"\t" in first and b"," not in first:
             return "\t"
     return value
 
 
-def _open_reader(path: Path, display: str, *, delimiter: str | None = ",", header: bool = True,
-                 extnum: int | None = None, extname: str | None = None,
-                 names: list[str] | None = None, infer: bool = True) -> readers.Reader:
+def _open_reader(
+    path: Path,
+    display: str,
+    *,
+    delimiter: str | None = ",",
+    header: bool = True,
+    extnum: int | None = None,
+    extname: str | None = None,
+    names: list[str] | None = None,
+    infer: bool = True,
+) -> readers.Reader:
     kind, gz = _sniff(path)
     if kind == "fits":
         return _FitsHduReader(path, extnum, extname)
@@ -513,8 +569,9 @@ def _open_reader(path: Path, display: str, *, delimiter: str | None = ",", heade
     if kind == "votable":
         return readers.VotableReader(path)
     types: dict[str, str] | None = None if infer and names is None else {}
-    return _DelimitedReader(path, delimiter=_delimiter(delimiter, path, display, gz), header=header, gz=gz,
-                            names=names, types=types)
+    return _DelimitedReader(
+        path, delimiter=_delimiter(delimiter, path, display, gz), header=header, gz=gz, names=names, types=types
+    )
 
 
 @contextmanager
@@ -531,8 +588,7 @@ def _file_errors(path: Path | None, display: str):
         if not text.startswith(("Error", "relation ")):
             text = "Error: " + text
         raise type(exc)(text) from None
-    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError, EOFError,
-            UnicodeError) as exc:
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError, EOFError, UnicodeError) as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if path is not None:
             detail = detail.replace(str(path), display)
@@ -551,9 +607,14 @@ def staged_file(settings: Settings, user: User, filename: str) -> Path:
 def _fetch_url(settings: Settings, user: User, url: str, folder: Path) -> Path:
     """Stream an http(s) URL into a file in `folder` through starbox.outbound (which refuses
     internal addresses, checks every redirect and stops at max_upload_mb)."""
-    return outbound.fetch_to(settings, url, folder / "download", limit=settings.max_upload_mb * 1024 * 1024,
-                             too_large=f"Error: {url} is larger than the {settings.max_upload_mb} MB limit",
-                             deadline=FETCH_DEADLINE)
+    return outbound.fetch_to(
+        settings,
+        url,
+        folder / "download",
+        limit=settings.max_upload_mb * 1024 * 1024,
+        too_large=f"Error: {url} is larger than the {settings.max_upload_mb} MB limit",
+        deadline=FETCH_DEADLINE,
+    )
 
 
 @contextmanager
@@ -591,25 +652,38 @@ def source_file(settings: Settings, user: User, filename: str, consume: bool = T
         path.unlink(missing_ok=True)
 
 
-def _copy_in(cur, target: Table, reader: readers.Reader, file_names: list[str],
-             columns: list[str], path: Path, display: str) -> int:
+def _copy_in(
+    cur, target: Table, reader: readers.Reader, file_names: list[str], columns: list[str], path: Path, display: str
+) -> int:
     """Stream the reader's rows into COPY; returns the rows copied."""
     options = sql.SQL("FORMAT csv, HEADER {}, DELIMITER {}").format(
-        sql.SQL("true" if reader.copy_header else "false"), sql.Literal(reader.copy_delimiter))
+        sql.SQL("true" if reader.copy_header else "false"), sql.Literal(reader.copy_delimiter)
+    )
     statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
-        target.ident, sql.SQL(", ").join(map(sql.Identifier, columns)), options)
+        target.ident, sql.SQL(", ").join(map(sql.Identifier, columns)), options
+    )
     try:
         with cur.copy(statement) as copy:
             for chunk in reader.copy_chunks(file_names):
                 copy.write(chunk)
-    except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat,
-            psycopg.errors.IntegrityConstraintViolation) as exc:
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.BadCopyFileFormat,
+        psycopg.errors.IntegrityConstraintViolation,
+    ) as exc:
         raise StarboxError("Error: " + str(copy_error(exc, Path(display), reader.copy_line_is))) from None
     return cur.rowcount
 
 
-def ingest(conn_or_pools, settings: Settings, user: User, table: str, filename: str,
-           csv_header: bool = True, delimiter: str | None = ",") -> str:
+def ingest(
+    conn_or_pools,
+    settings: Settings,
+    user: User,
+    table: str,
+    filename: str,
+    csv_header: bool = True,
+    delimiter: str | None = ",",
+) -> str:
     """Append the rows of a file (CSV as Data Lab's mydb_insert sends it; other formats too) to an
     existing table, in one transaction. With a header, columns are matched by name."""
     target = table_name(user, table)
@@ -625,10 +699,11 @@ def ingest(conn_or_pools, settings: Settings, user: User, table: str, filename: 
                 if csv_header or not isinstance(reader, _DelimitedReader):
                     columns = reader.copy_columns(file_names)
                 else:
-                    columns = _table_columns(cur, target)[:len(file_names)]
+                    columns = _table_columns(cur, target)[: len(file_names)]
                     if len(columns) < len(file_names):
-                        raise StarboxError(f"Error: {display} has {len(file_names)} columns, "
-                                           f"table {target.shown} only {len(columns)}")
+                        raise StarboxError(
+                            f"Error: {display} has {len(file_names)} columns, table {target.shown} only {len(columns)}"
+                        )
                 with _file_errors(path, display):
                     _copy_in(cur, target, reader, file_names, columns, path, display)
                 mydb_quota.check(cur, settings.mydb_quota_mb, target.schema)
@@ -636,15 +711,30 @@ def ingest(conn_or_pools, settings: Settings, user: User, table: str, filename: 
 
 
 def _table_columns(cur, target: Table) -> list[str]:
-    return [r[0] for r in cur.execute(
-        "SELECT name FROM starbox_lookup.columns WHERE schema_name = %s AND table_name = %s ORDER BY position",
-        (target.schema, target.name))]
+    return [
+        r[0]
+        for r in cur.execute(
+            "SELECT name FROM starbox_lookup.columns WHERE schema_name = %s AND table_name = %s ORDER BY position",
+            (target.schema, target.name),
+        )
+    ]
 
 
-def import_table(conn_or_pools, settings: Settings, user: User, table: str, filename: str, *,
-                 delimiter: str | None = ",", append: bool = False, csv_header: bool = True,
-                 schema_def: str | None = None, extnum: int | None = None, extname: str | None = None,
-                 drop: bool = True) -> str:
+def import_table(
+    conn_or_pools,
+    settings: Settings,
+    user: User,
+    table: str,
+    filename: str,
+    *,
+    delimiter: str | None = ",",
+    append: bool = False,
+    csv_header: bool = True,
+    schema_def: str | None = None,
+    extnum: int | None = None,
+    extname: str | None = None,
+    drop: bool = True,
+) -> str:
     """A table from a file: CSV/TSV (any delimiter, gzip), FITS, VOTable or Parquet, recognised by
     content. Column types are inferred as the catalog loader does, unless schema_def gives
     `col,type` lines (matched to the file's columns by position). append=True adds the rows to
@@ -655,14 +745,19 @@ def import_table(conn_or_pools, settings: Settings, user: User, table: str, file
     parse_delimiter(delimiter)
     with source_file(settings, user, filename) as (path, display):
         with _file_errors(path, display):
-            reader = _open_reader(path, display, delimiter=delimiter, header=csv_header,
-                                  extnum=extnum, extname=extname,
-                                  names=[n for n, _ in given] if given else None)
+            reader = _open_reader(
+                path,
+                display,
+                delimiter=delimiter,
+                header=csv_header,
+                extnum=extnum,
+                extname=extname,
+                names=[n for n, _ in given] if given else None,
+            )
             file_names = [c.name for c in reader.columns]
             if given:
                 if len(given) != len(file_names):
-                    raise StarboxError(f"{path}: the file has {len(file_names)} columns, "
-                                       f"schema_def {len(given)}")
+                    raise StarboxError(f"{path}: the file has {len(file_names)} columns, schema_def {len(given)}")
                 columns = given
                 copy_columns = [n for n, _ in given]
             else:

@@ -20,10 +20,12 @@ def check(conn, quota_mb: int, schema: str | None = None) -> None:
         role = getattr(conn, "connection", conn).info.user or ""
         if not role.startswith(_ROLE_PREFIX):
             return  # anonymous (or a service login): no MyDB
-        schema = schema_name(role[len(_ROLE_PREFIX):])
+        schema = schema_name(role[len(_ROLE_PREFIX) :])
     used = conn.execute(
-        "SELECT coalesce((SELECT bytes FROM starbox_lookup.schema_bytes WHERE schema_name = %s), 0)",
-        (schema,)).fetchone()[0]
+        "SELECT coalesce((SELECT bytes FROM starbox_lookup.schema_bytes WHERE schema_name = %s), 0)", (schema,)
+    ).fetchone()[0]
     if used > quota_mb << 20:
-        raise TooLarge(f"Error: MyDB quota of {quota_mb:,} MB exceeded: your tables would take "
-                       f"{used / (1 << 20):,.1f} MB; nothing was changed (drop or truncate tables to make room)")
+        raise TooLarge(
+            f"Error: MyDB quota of {quota_mb:,} MB exceeded: your tables would take "
+            f"{used / (1 << 20):,.1f} MB; nothing was changed (drop or truncate tables to make room)"
+        )

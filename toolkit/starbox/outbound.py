@@ -31,11 +31,11 @@ import psutil
 from starbox.errors import StarboxError, TooLarge, TooManyRequests
 
 MAX_REDIRECTS = 5
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)   # connect, and each read of the body
-MAX_ADDRESSES = 3                              # addresses of one name tried in turn
-ANON_FETCHES = 4                               # anonymous fetches in flight at once (TAP UPLOAD)
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # connect, and each read of the body
+MAX_ADDRESSES = 3  # addresses of one name tried in turn
+ANON_FETCHES = 4  # anonymous fetches in flight at once (TAP UPLOAD)
 REDIRECTS = (301, 302, 303, 307, 308)
-NAT64 = ipaddress.ip_network("64:ff9b::/96")   # IPv4 behind a NAT64 gateway
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv4 behind a NAT64 gateway
 HINT = "an admin may allow it with the fetch_allow_hosts setting"
 
 _anon_slots = threading.BoundedSemaphore(ANON_FETCHES)
@@ -52,11 +52,12 @@ class BadGateway(StarboxError):
 @dataclass(frozen=True)
 class Target:
     url: httpx.URL
-    host: str                 # ASCII (IDNA) name or IP literal, no brackets
+    host: str  # ASCII (IDNA) name or IP literal, no brackets
     addresses: list[Address]  # checked, in resolver order
 
 
 # -- the policy --------------------------------------------------------------------------------
+
 
 def allow_list(raw: str) -> tuple[set[str], list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
     """fetch_allow_hosts: comma-separated host names (exact) and addresses or CIDRs."""
@@ -102,10 +103,16 @@ def refusal(ip: Address, own: set[Address]) -> str | None:
             why = refusal(inner, own)
             if why:
                 return why
-    for test, what in ((ip.is_loopback, "a loopback address"), (ip in own, "one of this machine's own addresses"),
-                       (ip.is_unspecified, "the unspecified address"), (ip.is_link_local, "a link-local address"),
-                       (ip.is_multicast, "a multicast address"), (ip.is_private, "a private address"),
-                       (ip.is_reserved, "a reserved address"), (not ip.is_global, "not a public address")):
+    for test, what in (
+        (ip.is_loopback, "a loopback address"),
+        (ip in own, "one of this machine's own addresses"),
+        (ip.is_unspecified, "the unspecified address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "not a public address"),
+    ):
         if test:
             return what
     return None
@@ -144,8 +151,9 @@ def check(settings, url: str | httpx.URL, shown: str | None = None, via: str = "
     shown = shown or str(url)
 
     def refuse(detail: str) -> StarboxError:
-        return StarboxError(f"Error: could not fetch {shown}: " + (f"it redirects to {via}, but " if via else "")
-                            + detail)
+        return StarboxError(
+            f"Error: could not fetch {shown}: " + (f"it redirects to {via}, but " if via else "") + detail
+        )
 
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else url
@@ -179,11 +187,15 @@ def check(settings, url: str | httpx.URL, shown: str | None = None, via: str = "
 
 # -- fetching ----------------------------------------------------------------------------------
 
+
 def _request(client: httpx.Client, target: Target, ip: Address) -> httpx.Response:
     url = target.url.copy_with(host=str(ip))
     name = f"[{target.host}]" if ":" in target.host else target.host
-    headers = {"Host": name if target.url.port is None else f"{name}:{target.url.port}",
-               "Accept-Encoding": "identity", "User-Agent": "starbox"}
+    headers = {
+        "Host": name if target.url.port is None else f"{name}:{target.url.port}",
+        "Accept-Encoding": "identity",
+        "User-Agent": "starbox",
+    }
     extensions = {}
     if target.url.scheme == "https" and not _is_literal(target.host):
         extensions["sni_hostname"] = target.host  # the certificate is checked against the name
@@ -201,8 +213,9 @@ def _connect(client: httpx.Client, target: Target) -> httpx.Response:
 
 
 @contextmanager
-def stream(settings, url: str, *, limit: int, too_large: str, deadline: float = 600.0,
-           anonymous: bool = False) -> Iterator[Iterator[bytes]]:
+def stream(
+    settings, url: str, *, limit: int, too_large: str, deadline: float = 600.0, anonymous: bool = False
+) -> Iterator[Iterator[bytes]]:
     """The body of `url` as chunks, through checked hops only; TooLarge(too_large) past `limit`
     bytes, BadGateway past `deadline` seconds or on any network failure."""
     shown = url
@@ -232,8 +245,9 @@ def stream(settings, url: str, *, limit: int, too_large: str, deadline: float = 
                 else:
                     raise BadGateway(f"{failed}: more than {MAX_REDIRECTS} redirects")
                 if not 200 <= response.status_code < 300:
-                    raise BadGateway(f"{failed}: the server answered HTTP {response.status_code} "
-                                     f"{response.reason_phrase}".rstrip())
+                    raise BadGateway(
+                        f"{failed}: the server answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                    )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise TooLarge(too_large)
@@ -262,8 +276,9 @@ def stream(settings, url: str, *, limit: int, too_large: str, deadline: float = 
             _anon_slots.release()
 
 
-def fetch_bytes(settings, url: str, *, limit: int, too_large: str, deadline: float = 600.0,
-                anonymous: bool = False) -> bytes:
+def fetch_bytes(
+    settings, url: str, *, limit: int, too_large: str, deadline: float = 600.0, anonymous: bool = False
+) -> bytes:
     data = bytearray()
     with stream(settings, url, limit=limit, too_large=too_large, deadline=deadline, anonymous=anonymous) as chunks:
         for chunk in chunks:

@@ -29,13 +29,15 @@ class Child:
 
     def start(self, settings: Settings, timeout: float = 60) -> None:
         if port_in_use(settings.service_host, self.port):
-            raise StarboxError(f"port {self.port} for the {self.name} is taken by another program: "
-                               f"stop it or change the port setting")
+            raise StarboxError(
+                f"port {self.port} for the {self.name} is taken by another program: stop it or change the port setting"
+            )
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, STARBOX_HOME=str(settings.home))
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -65,9 +67,13 @@ class Child:
 
 
 def service(settings: Settings) -> Child:
-    return Child("service", [sys.executable, "-m", "starbox.service"], settings.service_port,
-                 f"http://{settings.service_host}:{settings.service_port}/auth/",
-                 settings.log_dir / "service.log")
+    return Child(
+        "service",
+        [sys.executable, "-m", "starbox.service"],
+        settings.service_port,
+        f"http://{settings.service_host}:{settings.service_port}/auth/",
+        settings.log_dir / "service.log",
+    )
 
 
 def optional_children(settings: Settings) -> list[Child]:

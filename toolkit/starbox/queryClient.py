@@ -64,12 +64,21 @@ class queryClientError(Exception):
 
 # --- plumbing ------------------------------------------------------------------------------------
 
-def _call(method: str, path: str, *, token=None, params=None, headers=None, timeout=60, base=None,
-          auth=True, content=None) -> httpx.Response:
+
+def _call(
+    method: str, path: str, *, token=None, params=None, headers=None, timeout=60, base=None, auth=True, content=None
+) -> httpx.Response:
     tok = _http.token(token) if auth else None
     try:
-        return _http.request(method, f"{base or get_svc_url()}{path}", tok=tok, params=params,
-                             extra_headers=headers, timeout=timeout, content=content)
+        return _http.request(
+            method,
+            f"{base or get_svc_url()}{path}",
+            tok=tok,
+            params=params,
+            extra_headers=headers,
+            timeout=timeout,
+            content=content,
+        )
     except _http.Unreachable as exc:
         raise queryClientError(exc.message) from None
 
@@ -133,8 +142,14 @@ def _deliver(r: httpx.Response, fmt: str, local_out=None):
 def _fetch(path: str, params: dict, token, fmt: str, local_out=None, timeout=None, headers=None):
     """GET a result and deliver it; any non-200 raises queryClientError with the body."""
     try:
-        with _http.stream("GET", f"{get_svc_url()}{path}", tok=_http.token(token), params=params,
-                          extra_headers=headers, timeout=timeout) as r:
+        with _http.stream(
+            "GET",
+            f"{get_svc_url()}{path}",
+            tok=_http.token(token),
+            params=params,
+            extra_headers=headers,
+            timeout=timeout,
+        ) as r:
             if r.status_code != 200:
                 r.read()
                 raise queryClientError(r.text)
@@ -150,9 +165,9 @@ def _read_timeout(seconds: int) -> httpx.Timeout:
 
 # --- queries -------------------------------------------------------------------------------------
 
+
 @_query_forms
-def query(token=None, adql=None, sql=None, fmt="csv", out=None, async_=False, drop=False,
-          profile="default", **kw):
+def query(token=None, adql=None, sql=None, fmt="csv", out=None, async_=False, drop=False, profile="default", **kw):
     """Run an SQL or ADQL query.
 
     Also callable as dl allows: ``query(sql)``, ``query(token, sql)``, ``query(token, sql=...)``.
@@ -203,9 +218,14 @@ def query(token=None, adql=None, sql=None, fmt="csv", out=None, async_=False, dr
     if not text:
         raise queryClientError("No query specified")
     local_out = out if out and not _server_side(out) else None
-    params = {"adql" if adql else "sql": text, "ofmt": "csv" if fmt in CONVERTED else fmt,
-              "out": out if _server_side(out) else None, "async": str(bool(async_)), "drop": str(bool(drop)),
-              "profile": _profile_param(profile)}
+    params = {
+        "adql" if adql else "sql": text,
+        "ofmt": "csv" if fmt in CONVERTED else fmt,
+        "out": out if _server_side(out) else None,
+        "async": str(bool(async_)),
+        "drop": str(bool(drop)),
+        "profile": _profile_param(profile),
+    }
     headers = {"Content-Type": "text/ascii", "X-DL-TimeoutRequest": str(timeout)}
     if not async_:
         if params["out"]:
@@ -247,8 +267,9 @@ def _wait_for(token, jobid, fmt, server_out, local_out, timeout, poll, verbose, 
         return "OK"
     if verbose:
         print("Retrieving results")
-    return _fetch("/results", {"jobid": jobid, "delete": "True", "profile": _profile_param(profile)},
-                  token, fmt, local_out)
+    return _fetch(
+        "/results", {"jobid": jobid, "delete": "True", "profile": _profile_param(profile)}, token, fmt, local_out
+    )
 
 
 def _job_call(path, token, jobid, profile) -> str:
@@ -259,6 +280,7 @@ def _job_call(path, token, jobid, profile) -> str:
 
 
 # --- async jobs ----------------------------------------------------------------------------------
+
 
 @_http.accepts_token_first()
 def status(token=None, jobId=None, profile="default"):
@@ -421,8 +443,14 @@ def jobs(token=None, jobId=None, format="text", status="all", option="list"):
     queryClientError
         With the service's message when it refuses.
     """
-    params = {"jobid": jobId or None, "format": format, "status": status, "option": option,
-              "profile": "default", "debug": "False"}
+    params = {
+        "jobid": jobId or None,
+        "format": format,
+        "status": status,
+        "option": option,
+        "profile": "default",
+        "debug": "False",
+    }
     r = _call("GET", "/findJobs", token=token, params=params, base=_http.url("res"))
     if r.status_code != 200:
         raise queryClientError(r.text)
@@ -432,6 +460,7 @@ def jobs(token=None, jobId=None, format="text", status="all", option="list"):
 
 
 # --- metadata --------------------------------------------------------------------------------------
+
 
 def schema(value="", format="text", profile=None):
     """Schemas, a schema's tables or a table's columns.
@@ -580,6 +609,7 @@ def isAlive(svc_url=None, timeout=5):
 
 # --- MyDB ----------------------------------------------------------------------------------------
 
+
 def validTableName(tbl) -> bool:
     """dl's Util.validTableName: ``[a-z0-9_]``, not starting with a digit, at most schema.table.
 
@@ -693,8 +723,15 @@ def mydb_create(table, schema, token=None, **kw):
     elif isinstance(schema, (str, os.PathLike)) and os.path.isfile(schema):
         with open(schema) as fh:
             schema = fh.read()
-    r = _mydb("POST", "/create", token, table=table, verbose=str(bool(kw.get("verbose", False))),
-              drop=str(bool(kw.get("drop", True))), schema=schema)
+    r = _mydb(
+        "POST",
+        "/create",
+        token,
+        table=table,
+        verbose=str(bool(kw.get("verbose", False))),
+        drop=str(bool(kw.get("drop", True))),
+        schema=schema,
+    )
     if not _ok(r):
         raise queryClientError(r.text)
     return "OK"
@@ -764,8 +801,9 @@ def mydb_insert(table, data, token=None, **kw):
     _check(table)
     filename, tmp = _staged(token, data, "mydb_insert")
     try:
-        r = _mydb("POST", "/ingest", token, table=table, csv_header=str(bool(kw.get("csv_header", True))),
-                  filename=filename)
+        r = _mydb(
+            "POST", "/ingest", token, table=table, csv_header=str(bool(kw.get("csv_header", True))), filename=filename
+        )
     finally:
         if tmp:
             os.unlink(tmp)
@@ -798,8 +836,13 @@ def mydb_import(table, data, token=None, **kw):
         ``'OK'`` or the service's message.
     """
     _check(table)
-    params = {"table": table, "delimiter": str(kw.get("delimiter", ",")), "append": str(kw.get("append", False)),
-              "csv_header": str(kw.get("csv_header", True)), "schema_def": str(kw.get("schema_def", ""))}
+    params = {
+        "table": table,
+        "delimiter": str(kw.get("delimiter", ",")),
+        "append": str(kw.get("append", False)),
+        "csv_header": str(kw.get("csv_header", True)),
+        "schema_def": str(kw.get("schema_def", "")),
+    }
     if kw.get("parse_rows"):
         params["parse_rows"] = str(kw["parse_rows"])
     if "drop" in kw:
@@ -985,9 +1028,34 @@ def mydb_flush(token=None):
 
 
 __all__ = [
-    "queryClientError", "query", "status", "results", "error", "abort", "wait", "jobs", "schema",
-    "list_profiles", "services", "set_timeout_request", "get_timeout_request", "set_profile", "get_profile",
-    "set_svc_url", "get_svc_url", "isAlive", "mydb_list", "mydb_create", "mydb_insert", "mydb_import",
-    "mydb_truncate", "mydb_index", "mydb_drop", "mydb_rename", "mydb_copy", "mydb_flush", "validTableName",
+    "queryClientError",
+    "query",
+    "status",
+    "results",
+    "error",
+    "abort",
+    "wait",
+    "jobs",
+    "schema",
+    "list_profiles",
+    "services",
+    "set_timeout_request",
+    "get_timeout_request",
+    "set_profile",
+    "get_profile",
+    "set_svc_url",
+    "get_svc_url",
+    "isAlive",
+    "mydb_list",
+    "mydb_create",
+    "mydb_insert",
+    "mydb_import",
+    "mydb_truncate",
+    "mydb_index",
+    "mydb_drop",
+    "mydb_rename",
+    "mydb_copy",
+    "mydb_flush",
+    "validTableName",
     "convert",
 ]

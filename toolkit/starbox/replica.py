@@ -26,7 +26,8 @@ from psycopg import sql
 
 from starbox import database, keys
 from starbox.cluster import sysuser
-from starbox.cluster.control import REPLICATION_HBA as HBA_LINES, REPLICATION_ROLE as ROLE
+from starbox.cluster.control import REPLICATION_HBA as HBA_LINES
+from starbox.cluster.control import REPLICATION_ROLE as ROLE
 from starbox.cluster.control import Cluster, check_extensions_installed
 from starbox.errors import StarboxError
 from starbox.settings import Settings
@@ -44,8 +45,11 @@ def prepare_primary(settings: Settings) -> None:
     with database.connect_admin(settings, dbname="postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN REPLICATION").format(sql.Identifier(ROLE)))
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-            sql.Identifier(ROLE), sql.Literal(keys.role_password(settings, ROLE))))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(ROLE), sql.Literal(keys.role_password(settings, ROLE))
+            )
+        )
         cluster = Cluster(settings)
         hba = cluster.pgdata / "pg_hba.conf"
         lines = hba.read_text().splitlines()
@@ -88,9 +92,23 @@ def follow(settings: Settings, primary_host: str, primary_port: int, secrets: Pa
     log(f"copying the primary at {primary_host}:{primary_port} ...")
     t0 = time.perf_counter()
     try:
-        cluster._run("pg_basebackup", "-D", str(cluster.pgdata), "-h", primary_host, "-p", str(primary_port),
-                     "-U", ROLE, "-X", "stream", "-R", "--checkpoint=fast", "--no-password",
-                     env={"PGPASSFILE": str(passfile)})
+        cluster._run(
+            "pg_basebackup",
+            "-D",
+            str(cluster.pgdata),
+            "-h",
+            primary_host,
+            "-p",
+            str(primary_port),
+            "-U",
+            ROLE,
+            "-X",
+            "stream",
+            "-R",
+            "--checkpoint=fast",
+            "--no-password",
+            env={"PGPASSFILE": str(passfile)},
+        )
     except BaseException:  # a half copy is no standby: leave the home as empty as it was
         passfile.unlink(missing_ok=True)
         for folder in (cluster.pgdata, settings.secrets_dir):
@@ -104,8 +122,10 @@ def follow(settings: Settings, primary_host: str, primary_port: int, secrets: Pa
         fh.write(f"primary_conninfo = 'host={primary_host} port={primary_port} user={ROLE} passfile=''{keep}'''\n")
     cluster._write_conf()  # this cluster's own port and socket folder, not the primary's
     cluster.start()
-    log(f"standby of {primary_host}:{primary_port} running on port {settings.pg_port} "
-        f"({time.perf_counter() - t0:.1f} s)")
+    log(
+        f"standby of {primary_host}:{primary_port} running on port {settings.pg_port} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
 
 
 def _owned_file(path: Path, text: str, user) -> Path:
@@ -123,12 +143,19 @@ def status(settings: Settings) -> dict:
         if database.scalar(conn, "SELECT pg_is_in_recovery()"):
             row = conn.execute(
                 "SELECT status, sender_host, sender_port, now() - pg_last_xact_replay_timestamp()"
-                " FROM pg_stat_wal_receiver").fetchone()
-            return {"role": "standby", "receiver": row[0] if row else "not connected",
-                    "primary": f"{row[1]}:{row[2]}" if row else "", "replay_age": row[3] if row else None}
+                " FROM pg_stat_wal_receiver"
+            ).fetchone()
+            return {
+                "role": "standby",
+                "receiver": row[0] if row else "not connected",
+                "primary": f"{row[1]}:{row[2]}" if row else "",
+                "replay_age": row[3] if row else None,
+            }
         rows = conn.execute("SELECT client_addr, state, replay_lag FROM pg_stat_replication").fetchall()
-        return {"role": "primary", "standbys": [
-            {"client": str(r[0] or "local"), "state": r[1], "replay_lag": r[2]} for r in rows]}
+        return {
+            "role": "primary",
+            "standbys": [{"client": str(r[0] or "local"), "state": r[1], "replay_lag": r[2]} for r in rows],
+        }
 
 
 def promote(settings: Settings) -> None:

@@ -12,8 +12,8 @@ from starbox.errors import StarboxError
 from starbox.settings import Settings
 
 FOLDERS = ("public", "tmp")
-RESERVED_PREFIX = ".starbox-"    # names Starbox keeps for itself, in users' trees and staging
-PART_PREFIX = ".starbox-part-"   # temporary files of writes in progress (starbox.storage.quota)
+RESERVED_PREFIX = ".starbox-"  # names Starbox keeps for itself, in users' trees and staging
+PART_PREFIX = ".starbox-part-"  # temporary files of writes in progress (starbox.storage.quota)
 
 
 def root(settings: Settings, username: str) -> Path:

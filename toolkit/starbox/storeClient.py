@@ -45,6 +45,7 @@ class storeClientError(Exception):
     message : str
         The message.
     """
+
     def __init__(self, message):
         super().__init__(message)
         self.message = message
@@ -55,6 +56,7 @@ class storeClientError(Exception):
 
 # --- plumbing ------------------------------------------------------------------------------------
 
+
 def _uri(name) -> str:
     name = "" if name is None else str(name)
     return (name if "://" in name else "vos://" + name).replace("///", "//")
@@ -62,8 +64,9 @@ def _uri(name) -> str:
 
 def _get(path: str, token=None, base=None, timeout=None, **params) -> httpx.Response:
     try:
-        return _http.request("GET", f"{base or get_svc_url()}{path}", tok=_http.token(token), params=params,
-                             timeout=timeout)
+        return _http.request(
+            "GET", f"{base or get_svc_url()}{path}", tok=_http.token(token), params=params, timeout=timeout
+        )
     except _http.Unreachable as exc:
         raise storeClientError(exc.message) from None
 
@@ -174,6 +177,7 @@ def _expand(token, uri):
 
 
 # --- reading -------------------------------------------------------------------------------------
+
 
 @_http.accepts_token_first()
 def ls(name="vos://", token=None, format="csv", verbose=False):
@@ -350,6 +354,7 @@ def _download(token, remote, local, label, timeout) -> str:
 
 # --- writing -------------------------------------------------------------------------------------
 
+
 @_http.accepts_token_first()
 def put(fr="", to="vos://", token=None, verbose=True, debug=False):
     """Upload local file(s) to storage.
@@ -405,7 +410,7 @@ def _upload(token, local, to, label) -> str:
     elif isdir(nm, token=token):
         nm += "/" + name
     nm = nm.replace("///", "//")
-    if any(c in nm[nm.rfind("/") + 1:] for c in URI_RESERVED):
+    if any(c in nm[nm.rfind("/") + 1 :] for c in URI_RESERVED):
         return "Error: URI reserved char in target filename: " + nm
     r = _get("/put", token, name=nm)
     if r.status_code != 200:
@@ -414,9 +419,12 @@ def _upload(token, local, to, label) -> str:
         sys.stdout.write(f"{label} {local} -> ")
     try:
         with open(local, "rb") as fh:
-            up = _http.client().put(r.text.strip(), content=fh, timeout=httpx.Timeout(None, connect=10.0),
-                                    headers={"Content-Type": "application/octet-stream",
-                                             "X-DL-AuthToken": _http.token(token)})
+            up = _http.client().put(
+                r.text.strip(),
+                content=fh,
+                timeout=httpx.Timeout(None, connect=10.0),
+                headers={"Content-Type": "application/octet-stream", "X-DL-AuthToken": _http.token(token)},
+            )
     except httpx.TransportError as exc:
         return f"Error: upload of {local} failed: {exc}"
     if label:
@@ -429,8 +437,15 @@ def _two_names(fr, to, verb):
     fr, to = str(fr or ""), str(to or "")
     if ("://" in fr) != ("://" in to):
         hint = "put" if "://" not in fr else "get"
-        return None, None, (f"Cannot {verb} from local to remote; use put() instead." if hint == "put"
-                            else f"Cannot {verb} from remote to local; use get() instead.")
+        return (
+            None,
+            None,
+            (
+                f"Cannot {verb} from local to remote; use put() instead."
+                if hint == "put"
+                else f"Cannot {verb} from remote to local; use get() instead."
+            ),
+        )
     return _uri(fr), _uri(to), None
 
 
@@ -719,9 +734,18 @@ def chunked_upload(token, local_file, remote_file):
             if not data and not first:
                 break
             try:
-                r = _http.request("POST", target, tok=tok, content=data, timeout=httpx.Timeout(300.0, connect=10.0),
-                                  extra_headers={"Content-Type": "application/octet-stream",
-                                                 "X-DL-FileName": remote_file, "X-DL-InitXfer": str(first)})
+                r = _http.request(
+                    "POST",
+                    target,
+                    tok=tok,
+                    content=data,
+                    timeout=httpx.Timeout(300.0, connect=10.0),
+                    extra_headers={
+                        "Content-Type": "application/octet-stream",
+                        "X-DL-FileName": remote_file,
+                        "X-DL-InitXfer": str(first),
+                    },
+                )
             except _http.Unreachable as exc:
                 raise storeClientError("Upload error: " + exc.message) from None
             if r.status_code != 200:
@@ -733,6 +757,7 @@ def chunked_upload(token, local_file, remote_file):
 
 
 # --- service -------------------------------------------------------------------------------------
+
 
 def services(name=None, svc_type="vos", format=None, profile="default"):
     """The file services (asked of the Query Manager, as in dl).
@@ -752,8 +777,15 @@ def services(name=None, svc_type="vos", format=None, profile="default"):
     -------
     str or dict
     """
-    r = _get("/services", None, base=_http.url("query"), profile=profile or None, name=name or None,
-             type=svc_type or None, format=format or None)
+    r = _get(
+        "/services",
+        None,
+        base=_http.url("query"),
+        profile=profile or None,
+        name=name or None,
+        type=svc_type or None,
+        format=format or None,
+    )
     return json.loads(r.text) if "{" in r.text else r.text
 
 

@@ -29,8 +29,9 @@ def selected_manifests(settings: Settings) -> list[Manifest]:
     wanted = {s.strip() for s in settings.sample_catalogs.split(",") if s.strip()}
     unknown = wanted - set(SCHEMA_BUILDERS)
     if unknown:
-        raise StarboxError(f"unknown sample catalog(s) {', '.join(sorted(unknown))}; "
-                           f"choose from {', '.join(SCHEMA_BUILDERS)}")
+        raise StarboxError(
+            f"unknown sample catalog(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCHEMA_BUILDERS)}"
+        )
     return [m for m in catalog_manifests(settings.db_dir) if m.schema in wanted]
 
 
@@ -38,8 +39,15 @@ def missing_tables(conn: psycopg.Connection, manifests: list[Manifest]) -> list[
     return [m for m in manifests if not loader.table_exists(conn, *split_table(m.table))]
 
 
-def build(conn: psycopg.Connection, settings: Settings, *, only: list[str] | None = None, force: bool = False,
-          progress: bool = True, log=print) -> list[Built]:
+def build(
+    conn: psycopg.Connection,
+    settings: Settings,
+    *,
+    only: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    log=print,
+) -> list[Built]:
     """Build the sample catalogs that are missing (or all of them with force)."""
     manifests = selected_manifests(settings)
     if only:
@@ -55,8 +63,9 @@ def build(conn: psycopg.Connection, settings: Settings, *, only: list[str] | Non
         log(f"building {builder} ...")
         files = module.build(settings.build_dir / builder)
         for manifest in (m for m in todo if m.builder == builder):
-            result = loader.load(conn, files[manifest.table], manifest.table, manifest=manifest,
-                                 replace=True, progress=progress)
+            result = loader.load(
+                conn, files[manifest.table], manifest.table, manifest=manifest, replace=True, progress=progress
+            )
             log(f"  {manifest.table}: {result.rows:,} rows in {result.seconds:.1f} s")
             done.append(Built(manifest.table, result.rows, result.seconds))
     return done

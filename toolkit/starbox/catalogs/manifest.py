@@ -6,9 +6,9 @@ One manifest feeds both the loader (column types, position columns, indexes) and
 from __future__ import annotations
 
 import re
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -24,8 +24,16 @@ def split_table(name: str) -> tuple[str, str]:
         raise StarboxError(
             f"invalid table name {name!r}: use schema.table in lower-case letters, digits and underscores"
         )
-    if parts[0] in ("pg_catalog", "information_schema", "public", "tap_schema", "starbox_meta", "starbox",
-                    "starbox_lookup", "ivoa"):
+    if parts[0] in (
+        "pg_catalog",
+        "information_schema",
+        "public",
+        "tap_schema",
+        "starbox_meta",
+        "starbox",
+        "starbox_lookup",
+        "ivoa",
+    ):
         raise StarboxError(f"invalid table name {name!r}: schema {parts[0]!r} is reserved")
     return parts[0], parts[1]
 

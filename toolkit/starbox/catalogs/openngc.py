@@ -10,9 +10,34 @@ import pyarrow as pa
 
 from starbox.catalogs._parquet import write_atomic
 
-COLUMNS = ["name", "type", "type_desc", "ra", "dec", "const", "majax", "minax", "pa", "bmag", "vmag",
-           "jmag", "hmag", "kmag", "sbrightn", "hubble", "parallax", "pmra", "pmdec", "radvel", "redshift",
-           "messier", "ngc", "ic", "identifiers", "commonnames"]
+COLUMNS = [
+    "name",
+    "type",
+    "type_desc",
+    "ra",
+    "dec",
+    "const",
+    "majax",
+    "minax",
+    "pa",
+    "bmag",
+    "vmag",
+    "jmag",
+    "hmag",
+    "kmag",
+    "sbrightn",
+    "hubble",
+    "parallax",
+    "pmra",
+    "pmdec",
+    "radvel",
+    "redshift",
+    "messier",
+    "ngc",
+    "ic",
+    "identifiers",
+    "commonnames",
+]
 
 
 def build(outdir: Path) -> dict[str, Path]:

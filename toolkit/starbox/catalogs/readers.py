@@ -29,16 +29,30 @@ CSV_WRITE = pacsv.WriteOptions(include_header=False)
 # PostgreSQL column types for Arrow types, and back (for manifest-typed CSV).
 PG_FOR_ARROW = [
     (pa.types.is_boolean, "boolean"),
-    (pa.types.is_int8, "smallint"), (pa.types.is_int16, "smallint"), (pa.types.is_uint8, "smallint"),
-    (pa.types.is_int32, "integer"), (pa.types.is_uint16, "integer"),
-    (pa.types.is_int64, "bigint"), (pa.types.is_uint32, "bigint"), (pa.types.is_uint64, "numeric"),
-    (pa.types.is_float16, "real"), (pa.types.is_float32, "real"), (pa.types.is_float64, "double precision"),
-    (pa.types.is_string, "text"), (pa.types.is_large_string, "text"),
-    (pa.types.is_timestamp, "timestamp"), (pa.types.is_date, "date"),
+    (pa.types.is_int8, "smallint"),
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_uint8, "smallint"),
+    (pa.types.is_int32, "integer"),
+    (pa.types.is_uint16, "integer"),
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_uint32, "bigint"),
+    (pa.types.is_uint64, "numeric"),
+    (pa.types.is_float16, "real"),
+    (pa.types.is_float32, "real"),
+    (pa.types.is_float64, "double precision"),
+    (pa.types.is_string, "text"),
+    (pa.types.is_large_string, "text"),
+    (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_date, "date"),
 ]
 ARROW_FOR_PG = {
-    "boolean": pa.bool_(), "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
-    "real": pa.float32(), "double precision": pa.float64(), "text": pa.string(),
+    "boolean": pa.bool_(),
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double precision": pa.float64(),
+    "text": pa.string(),
 }
 
 
@@ -309,8 +323,13 @@ class VotableReader(Reader):
         self.total = len(self.array)
         first = self._chunk(0, min(1, self.total))
         self.columns = [
-            FileColumn(n, first.column(i).type, unit=str(f.unit) if f.unit else None, ucd=f.ucd or None,
-                       description=f.description or None)
+            FileColumn(
+                n,
+                first.column(i).type,
+                unit=str(f.unit) if f.unit else None,
+                ucd=f.ucd or None,
+                description=f.description or None,
+            )
             for i, (n, f) in enumerate(zip(self.names, self.fields))
         ]
 

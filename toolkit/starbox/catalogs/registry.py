@@ -51,8 +51,9 @@ def refresh_tbl_stat(cur: psycopg.Cursor, schema: str, table: str, nrows: int) -
     )
 
 
-def register(cur: psycopg.Cursor, schema: str, table: str, description: str, schema_description: str,
-             columns: list[ColumnMeta]) -> None:
+def register(
+    cur: psycopg.Cursor, schema: str, table: str, description: str, schema_description: str, columns: list[ColumnMeta]
+) -> None:
     """Describe a table and its columns in TAP_SCHEMA, replacing any earlier description."""
     full = f"{schema}.{table}"
     cur.execute(
@@ -71,8 +72,21 @@ def register(cur: psycopg.Cursor, schema: str, table: str, description: str, sch
     rows = []
     for i, col in enumerate(columns, 1):
         datatype, arraysize, xtype = VOTABLE_TYPES.get(col.pg_type, ("char", "*", None))
-        rows.append((full, col.name, col.ucd, col.unit, col.description, datatype, arraysize, xtype,
-                     int(col.principal), int(col.indexed), i))
+        rows.append(
+            (
+                full,
+                col.name,
+                col.ucd,
+                col.unit,
+                col.description,
+                datatype,
+                arraysize,
+                xtype,
+                int(col.principal),
+                int(col.indexed),
+                i,
+            )
+        )
     cur.executemany(
         "INSERT INTO tap_schema.columns (table_name, column_name, ucd, unit, description, datatype,"
         " arraysize, xtype, principal, indexed, std, column_index)"
@@ -94,6 +108,7 @@ def unregister(cur: psycopg.Cursor, schema: str, table: str) -> None:
 
 # --- reading: the rest of Starbox asks these instead of writing SQL against tbl_stat and TAP_SCHEMA ---
 
+
 def column_origins(conn) -> list[tuple]:
     """(table OID, column number, unit, ucd, utype, xtype, description) of every registered column:
     how a result column's PostgreSQL origin finds its TAP metadata."""
@@ -101,7 +116,8 @@ def column_origins(conn) -> list[tuple]:
         "SELECT a.attrelid::bigint, a.attnum, tc.unit, tc.ucd, tc.utype, tc.xtype, tc.description"
         " FROM tap_schema.columns tc"
         " JOIN pg_attribute a ON a.attrelid = to_regclass(tc.table_name)"
-        " AND a.attname = trim(both '\"' FROM tc.column_name)").fetchall()
+        " AND a.attname = trim(both '\"' FROM tc.column_name)"
+    ).fetchall()
 
 
 def tap_schema_rows(conn, table: str | None = None) -> tuple[list, list, list]:
@@ -110,24 +126,32 @@ def tap_schema_rows(conn, table: str | None = None) -> tuple[list, list, list]:
     tables = conn.execute(
         "SELECT s.schema_name, s.description, s.utype, t.table_name, t.table_type, t.description, t.utype"
         " FROM tap_schema.tables t JOIN tap_schema.schemas s USING (schema_name) "
-        + where + " ORDER BY s.schema_index NULLS LAST, s.schema_name, t.table_index NULLS LAST, t.table_name",
-        args).fetchall()
+        + where
+        + " ORDER BY s.schema_index NULLS LAST, s.schema_name, t.table_index NULLS LAST, t.table_name",
+        args,
+    ).fetchall()
     cols = conn.execute(
         "SELECT table_name, column_name, description, unit, ucd, utype, datatype, arraysize, xtype,"
         " principal, indexed, std FROM tap_schema.columns"
-        + (" WHERE table_name = %s" if table else "") + " ORDER BY table_name, column_index NULLS LAST, column_name",
-        args).fetchall()
+        + (" WHERE table_name = %s" if table else "")
+        + " ORDER BY table_name, column_index NULLS LAST, column_name",
+        args,
+    ).fetchall()
     keys = conn.execute(
         "SELECT k.key_id, k.from_table, k.target_table, k.description, k.utype, kc.from_column, kc.target_column"
         " FROM tap_schema.keys k JOIN tap_schema.key_columns kc USING (key_id)"
-        + (" WHERE k.from_table = %s" if table else "") + " ORDER BY k.key_id", args).fetchall()
+        + (" WHERE k.from_table = %s" if table else "")
+        + " ORDER BY k.key_id",
+        args,
+    ).fetchall()
     return tables, cols, keys
 
 
 def tap_table_name(conn, name: str) -> str | None:
     """The registered spelling of a table name given in any case (ADQL names are case-insensitive)."""
-    row = conn.execute("SELECT table_name FROM tap_schema.tables WHERE lower(table_name) = lower(%s)",
-                       (name,)).fetchone()
+    row = conn.execute(
+        "SELECT table_name FROM tap_schema.tables WHERE lower(table_name) = lower(%s)", (name,)
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -144,31 +168,42 @@ def positional_rows(conn) -> list[tuple]:
         " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'pos.eq.dec;meta.main'),"
         " max(c.column_name) FILTER (WHERE c.ucd ILIKE 'meta.id;meta.main')"
         " FROM tap_schema.tables t JOIN tap_schema.columns c USING (table_name)"
-        " WHERE t.schema_name <> 'tap_schema' GROUP BY t.table_name, t.description ORDER BY 1").fetchall()
+        " WHERE t.schema_name <> 'tap_schema' GROUP BY t.table_name, t.description ORDER BY 1"
+    ).fetchall()
 
 
 def principal_columns(conn, table: str) -> list[tuple[str, bool]]:
     """(column, principal) of a table, in column order."""
-    return conn.execute("SELECT column_name, principal FROM tap_schema.columns WHERE table_name = %s"
-                        " ORDER BY column_index NULLS LAST, column_name", (table,)).fetchall()
+    return conn.execute(
+        "SELECT column_name, principal FROM tap_schema.columns WHERE table_name = %s"
+        " ORDER BY column_index NULLS LAST, column_name",
+        (table,),
+    ).fetchall()
 
 
 def schema_rows(conn) -> list[tuple[str, str]]:
     """(schema, description) of every registered schema, by name."""
-    return conn.execute("SELECT schema_name, coalesce(description, '') FROM tap_schema.schemas"
-                        " ORDER BY schema_name").fetchall()
+    return conn.execute(
+        "SELECT schema_name, coalesce(description, '') FROM tap_schema.schemas ORDER BY schema_name"
+    ).fetchall()
 
 
 def schema_tables(conn, schema: str) -> list[tuple[str, str]]:
     """(table without schema, description) of a schema's tables."""
-    return conn.execute("SELECT split_part(table_name, '.', 2), coalesce(description, '') FROM tap_schema.tables"
-                        " WHERE schema_name = %s ORDER BY table_index, table_name", (schema,)).fetchall()
+    return conn.execute(
+        "SELECT split_part(table_name, '.', 2), coalesce(description, '') FROM tap_schema.tables"
+        " WHERE schema_name = %s ORDER BY table_index, table_name",
+        (schema,),
+    ).fetchall()
 
 
 def column_descriptions(conn, table: str) -> list[tuple[str, str]]:
     """(column, description) of a schema.table, in column order."""
-    return conn.execute("SELECT column_name, coalesce(description, '') FROM tap_schema.columns"
-                        " WHERE table_name = %s ORDER BY column_index", (table,)).fetchall()
+    return conn.execute(
+        "SELECT column_name, coalesce(description, '') FROM tap_schema.columns"
+        " WHERE table_name = %s ORDER BY column_index",
+        (table,),
+    ).fetchall()
 
 
 @dataclass
@@ -178,29 +213,40 @@ class Described:
     ncols: int
     nindex: int
     total_size: str
-    columns: list[tuple]   # (name, datatype, unit, ucd, description)
-    indexes: list[str]     # CREATE INDEX statements
+    columns: list[tuple]  # (name, datatype, unit, ucd, description)
+    indexes: list[str]  # CREATE INDEX statements
 
 
 def describe(conn, schema: str, table: str) -> Described | None:
     """What `starbox catalog describe` shows of a catalog table; None if it is not one."""
     full = f"{schema}.{table}"
     desc = conn.execute("SELECT description FROM tap_schema.tables WHERE table_name = %s", (full,)).fetchone()
-    stat = conn.execute("SELECT nrows, ncols, nindex, total_size FROM public.tbl_stat"
-                        " WHERE schema = %s AND tbl_name = %s", (schema, table)).fetchone()
+    stat = conn.execute(
+        "SELECT nrows, ncols, nindex, total_size FROM public.tbl_stat WHERE schema = %s AND tbl_name = %s",
+        (schema, table),
+    ).fetchone()
     if desc is None or stat is None:
         return None
-    cols = conn.execute("SELECT column_name, datatype, unit, ucd, description FROM tap_schema.columns"
-                        " WHERE table_name = %s ORDER BY column_index", (full,)).fetchall()
-    idx = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
-                                      (schema, table))]
+    cols = conn.execute(
+        "SELECT column_name, datatype, unit, ucd, description FROM tap_schema.columns"
+        " WHERE table_name = %s ORDER BY column_index",
+        (full,),
+    ).fetchall()
+    idx = [
+        r[0]
+        for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (schema, table)
+        )
+    ]
     nrows, ncols, nindex, total_size = stat
     return Described(desc[0], nrows, ncols, nindex, total_size, columns=cols, indexes=idx)
 
 
 def sizes(conn) -> list[tuple[str, int, str]]:
     """(schema.table, rows, total size) of every catalog table."""
-    return conn.execute("SELECT schema || '.' || tbl_name, nrows, total_size FROM public.tbl_stat ORDER BY 1").fetchall()
+    return conn.execute(
+        "SELECT schema || '.' || tbl_name, nrows, total_size FROM public.tbl_stat ORDER BY 1"
+    ).fetchall()
 
 
 def dataset_rows(conn) -> list[tuple[str, str]]:
@@ -208,4 +254,5 @@ def dataset_rows(conn) -> list[tuple[str, str]]:
     return conn.execute(
         "SELECT schema, tbl_name FROM public.tbl_stat UNION "
         "SELECT schema_name, split_part(table_name, '.', 2) FROM tap_schema.tables "
-        "WHERE schema_name <> 'tap_schema'").fetchall()
+        "WHERE schema_name <> 'tap_schema'"
+    ).fetchall()

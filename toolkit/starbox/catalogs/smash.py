@@ -142,8 +142,7 @@ def _observing_log(rng):
     # Feb-May of 2013..2016, when Hydra II is up at night; 15 nights a season, so that the
     # RR Lyrae star's period can be found without day aliases.
     season_starts = [56340.0, 56700.0, 57070.0, 57430.0]
-    nights = np.sort(np.concatenate([s + rng.choice(110, 15, replace=False)
-                                     for s in season_starts]))
+    nights = np.sort(np.concatenate([s + rng.choice(110, 15, replace=False) for s in season_starts]))
     band, short, dx, dy = [], [], [], []
     for b in range(5):
         turn = np.radians(4.0 * b)  # each band's triangle turned a little
@@ -269,16 +268,28 @@ def _members(rng):
 
     # The PARSEC HB is redder than Hydra II's: add blue HB stars and blue stragglers by hand.
     n_bhb, n_bss = 10, 8
-    bhb = colours(rng.normal(0.5, 0.05, n_bhb), rng.uniform(-0.2, 0.0, n_bhb),
-                  rng.normal(1.15, 0.05, n_bhb), rng.uniform(-0.15, -0.05, n_bhb),
-                  rng.uniform(-0.1, 0.0, n_bhb))
-    bss = colours(rng.uniform(2.5, 3.8, n_bss), rng.uniform(0.0, 0.15, n_bss),
-                  rng.normal(1.0, 0.05, n_bss), rng.uniform(0.0, 0.05, n_bss),
-                  rng.uniform(-0.02, 0.03, n_bss))
+    bhb = colours(
+        rng.normal(0.5, 0.05, n_bhb),
+        rng.uniform(-0.2, 0.0, n_bhb),
+        rng.normal(1.15, 0.05, n_bhb),
+        rng.uniform(-0.15, -0.05, n_bhb),
+        rng.uniform(-0.1, 0.0, n_bhb),
+    )
+    bss = colours(
+        rng.uniform(2.5, 3.8, n_bss),
+        rng.uniform(0.0, 0.15, n_bss),
+        rng.normal(1.0, 0.05, n_bss),
+        rng.uniform(0.0, 0.05, n_bss),
+        rng.uniform(-0.02, 0.03, n_bss),
+    )
     # Three RR Lyrae on the HB (mean mags); the first, the brightest, gets a light curve.
-    rrl = colours(np.array([RRL_MG, RRL_MG + 0.03, RRL_MG + 0.06]),
-                  np.array([0.20, 0.18, 0.12]), np.full(3, 1.15), np.full(3, 0.06),
-                  np.full(3, 0.02))
+    rrl = colours(
+        np.array([RRL_MG, RRL_MG + 0.03, RRL_MG + 0.06]),
+        np.array([0.20, 0.18, 0.12]),
+        np.full(3, 1.15),
+        np.full(3, 0.06),
+        np.full(3, 0.02),
+    )
     mags = np.vstack([mags, bhb, bss, rrl])
     kind = np.concatenate([kind, np.full(n_bhb + n_bss, _KIND_MEMBER), np.full(3, _KIND_RRL)])
 
@@ -530,19 +541,39 @@ def _rrl_object_values(lc):
 
 
 OBJECT_SCHEMA = pa.schema(
-    [("id", pa.string()), ("fieldid", pa.string()), ("ra", pa.float64()), ("dec", pa.float64()),
-     ("raerr", pa.float32()), ("decerr", pa.float32())]
+    [
+        ("id", pa.string()),
+        ("fieldid", pa.string()),
+        ("ra", pa.float64()),
+        ("dec", pa.float64()),
+        ("raerr", pa.float32()),
+        ("decerr", pa.float32()),
+    ]
     + [(f"{b}{s}", pa.float32()) for b in BANDS for s in ("mag", "err")]
-    + [("ndet", pa.int16())] + [(f"ndet{b}", pa.int16()) for b in BANDS]
-    + [("depthflag", pa.int16()), ("sharp", pa.float32()), ("chi", pa.float32()),
-       ("prob", pa.float32()), ("ebv", pa.float32()), ("flag", pa.int16()),
-       ("random_id", pa.float32())]
+    + [("ndet", pa.int16())]
+    + [(f"ndet{b}", pa.int16()) for b in BANDS]
+    + [
+        ("depthflag", pa.int16()),
+        ("sharp", pa.float32()),
+        ("chi", pa.float32()),
+        ("prob", pa.float32()),
+        ("ebv", pa.float32()),
+        ("flag", pa.int16()),
+        ("random_id", pa.float32()),
+    ]
 )
 
 SOURCE_SCHEMA = pa.schema(
-    [("id", pa.string()), ("exposure", pa.string()), ("ra", pa.float64()), ("dec", pa.float64()),
-     ("mjd", pa.float64()), ("filter", pa.string()), ("cmag", pa.float32()),
-     ("cerr", pa.float32())]
+    [
+        ("id", pa.string()),
+        ("exposure", pa.string()),
+        ("ra", pa.float64()),
+        ("dec", pa.float64()),
+        ("mjd", pa.float64()),
+        ("filter", pa.string()),
+        ("cmag", pa.float32()),
+        ("cerr", pa.float32()),
+    ]
 )
 
 
@@ -565,8 +596,7 @@ def _strip_population(seed, strip, scale, foreground, members):
         "xi": np.concatenate([g_xi, foreground["xi"][fsel], members["xi"][msel]]),
         "eta": np.concatenate([g_eta, foreground["eta"][fsel], members["eta"][msel]]),
         "mags": np.vstack([g_mags, foreground["mags"][fsel], members["mags"][msel]]),
-        "kind": np.concatenate([np.full(n_gal, _KIND_GALAXY), np.full(n_fg, _KIND_STAR),
-                                members["kind"][msel]]),
+        "kind": np.concatenate([np.full(n_gal, _KIND_GALAXY), np.full(n_fg, _KIND_STAR), members["kind"][msel]]),
         "sharp0": np.concatenate([g_sharp, np.zeros(n_fg), np.zeros(msel.sum())]),
         "member": np.concatenate([np.full(n_gal + n_fg, -1), np.flatnonzero(msel)]),
     }
@@ -574,8 +604,7 @@ def _strip_population(seed, strip, scale, foreground, members):
 
 def _catalogue_columns(rng, cover, sky):
     """Measured columns of one strip, kept rows only, in RA order."""
-    cols, detected = _observe(rng, cover, sky["xi"], sky["eta"], sky["mags"], sky["kind"],
-                              sky["sharp0"])
+    cols, detected = _observe(rng, cover, sky["xi"], sky["eta"], sky["mags"], sky["kind"], sky["sharp0"])
     ra, dec = _to_sky(sky["xi"], sky["eta"])
     cols["ra"] = ra + rng.normal(0, 1, len(ra)) * cols["raerr"] / 3600.0 / np.cos(np.radians(dec))
     cols["dec"] = dec + rng.normal(0, 1, len(ra)) * cols["decerr"] / 3600.0
@@ -603,10 +632,16 @@ def _strip_table(cols, first_seq):
 def _source_table(object_id: str, lc) -> pa.Table:
     n = len(lc["mjd"])
     return pa.Table.from_arrays(
-        [pa.array([object_id] * n, pa.string()), pa.array(lc["exposure"], pa.string()),
-         pa.array(lc["ra"], pa.float64()), pa.array(lc["dec"], pa.float64()),
-         pa.array(lc["mjd"], pa.float64()), pa.array([BANDS[b] for b in lc["band"]], pa.string()),
-         pa.array(lc["cmag"].astype(np.float32)), pa.array(lc["cerr"].astype(np.float32))],
+        [
+            pa.array([object_id] * n, pa.string()),
+            pa.array(lc["exposure"], pa.string()),
+            pa.array(lc["ra"], pa.float64()),
+            pa.array(lc["dec"], pa.float64()),
+            pa.array(lc["mjd"], pa.float64()),
+            pa.array([BANDS[b] for b in lc["band"]], pa.string()),
+            pa.array(lc["cmag"].astype(np.float32)),
+            pa.array(lc["cerr"].astype(np.float32)),
+        ],
         schema=SOURCE_SCHEMA,
     )
 
@@ -632,8 +667,15 @@ class _AtomicParquet:
 
 def _attach_light_curve(rng, log, members, rrl_index, cols, j, first_seq) -> pa.Table:
     """Light curve of the RR Lyrae star in row j; its object row becomes the epochs' mean."""
-    lc = _light_curve(rng, log, members["xi"][rrl_index], members["eta"][rrl_index],
-                      members["mags"][rrl_index], cols["ra"][j], cols["dec"][j])
+    lc = _light_curve(
+        rng,
+        log,
+        members["xi"][rrl_index],
+        members["eta"][rrl_index],
+        members["mags"][rrl_index],
+        cols["ra"][j],
+        cols["dec"][j],
+    )
     for key, val in _rrl_object_values(lc).items():
         cols[key][j] = val
     cols["ndet"][j] = sum(cols["ndet" + b][j] for b in BANDS)
@@ -648,8 +690,10 @@ def build(outdir: Path, seed: int = 169, scale: float = 1.0) -> dict[str, Path]:
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = {"smash_sim.object": outdir / "smash_sim.object.parquet",
-             "smash_sim.source": outdir / "smash_sim.source.parquet"}
+    paths = {
+        "smash_sim.object": outdir / "smash_sim.object.parquet",
+        "smash_sim.source": outdir / "smash_sim.source.parquet",
+    }
 
     log = _observing_log(np.random.default_rng([seed, 1]))
     cover = _coverage_maps(log)

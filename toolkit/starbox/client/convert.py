@@ -154,5 +154,11 @@ def _votable(text: str, **kwargs):
     return parse_single_table(BytesIO(text.encode()), **kwargs)
 
 
-_READERS = {"string": _string, "array": _array, "structarray": _structarray, "pandas": _pandas,
-            "table": _table, "votable": _votable}
+_READERS = {
+    "string": _string,
+    "array": _array,
+    "structarray": _structarray,
+    "pandas": _pandas,
+    "table": _table,
+    "votable": _votable,
+}

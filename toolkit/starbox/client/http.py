@@ -52,6 +52,7 @@ class Unreachable(Exception):
 
 # --- service URLs ------------------------------------------------------------------------------
 
+
 def set_url(service: str, url: str | None) -> None:
     """Pin one service's URL (a trailing '/' is dropped); an empty value unpins it."""
     url = (url or "").strip().rstrip("/")
@@ -73,6 +74,7 @@ def url(service: str) -> str:
 
 
 # --- tokens ------------------------------------------------------------------------------------
+
 
 def is_token(value) -> bool:
     return isinstance(value, str) and TOKEN_RE.match(value.strip()) is not None
@@ -171,8 +173,10 @@ def accepts_token_first(positional: tuple[str, ...] | None = None):
     def decorate(func):
         sig = inspect.signature(func)
         names = positional or tuple(
-            n for n, p in sig.parameters.items()
-            if n != "token" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY))
+            n
+            for n, p in sig.parameters.items()
+            if n != "token" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)
+        )
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -182,8 +186,10 @@ def accepts_token_first(positional: tuple[str, ...] | None = None):
                     raise TypeError(f"{func.__name__}() got the token twice")
                 kwargs["token"] = args.pop(0)
             if len(args) > len(names):
-                raise TypeError(f"{func.__name__}() takes at most {len(names)} positional arguments "
-                                f"besides the token ({len(args)} given)")
+                raise TypeError(
+                    f"{func.__name__}() takes at most {len(names)} positional arguments "
+                    f"besides the token ({len(args)} given)"
+                )
             for name, value in zip(names, args):
                 if name in kwargs:
                     raise TypeError(f"{func.__name__}() got multiple values for argument {name!r}")
@@ -197,6 +203,7 @@ def accepts_token_first(positional: tuple[str, ...] | None = None):
 
 # --- HTTP --------------------------------------------------------------------------------------
 
+
 def client() -> httpx.Client:
     """One pooled client per process and mode (a forked kernel makes its own)."""
     global _client, _client_key
@@ -207,8 +214,11 @@ def client() -> httpx.Client:
     if _client is None or _client_key != key:
         if _client is not None and _client_key[0] == key[0]:
             _client.close()  # the in-process transport outlives it (see starbox.client.inprocess)
-        _client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0), transport=transport,
-                               headers={"X-DL-ClientVersion": f"starbox-{__version__}"})
+        _client = httpx.Client(
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            transport=transport,
+            headers={"X-DL-ClientVersion": f"starbox-{__version__}"},
+        )
         _client_key = key
     return _client
 
@@ -223,15 +233,16 @@ def _params(params: dict | None) -> dict | None:
 
 def _unreachable(target: str, exc: Exception) -> Unreachable:
     if _client_key and _client_key[1] == "inprocess":
-        return Unreachable(str(exc) if str(exc).startswith("Error:")
-                           else f"Error: the in-process Starbox service failed ({exc})")
+        return Unreachable(
+            str(exc) if str(exc).startswith("Error:") else f"Error: the in-process Starbox service failed ({exc})"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return Unreachable(f"Error: the Starbox service at {target} did not answer in time")
     if isinstance(exc, httpx.ConnectError):
-        return Unreachable(f"Error: the Starbox service at {target} is not reachable "
-                           f"({exc}); is it running? (starbox up)")
-    return Unreachable(f"Error: the connection to the Starbox service at {target} broke "
-                       f"({type(exc).__name__}: {exc})")
+        return Unreachable(
+            f"Error: the Starbox service at {target} is not reachable ({exc}); is it running? (starbox up)"
+        )
+    return Unreachable(f"Error: the connection to the Starbox service at {target} broke ({type(exc).__name__}: {exc})")
 
 
 def _stale(exc: Exception) -> bool:
@@ -239,9 +250,16 @@ def _stale(exc: Exception) -> bool:
     return isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
 
 
-def request(method: str, target: str, *, tok: str | None = None, params: dict | None = None,
-            extra_headers: dict | None = None, timeout: float | httpx.Timeout | None = None,
-            content=None) -> httpx.Response:
+def request(
+    method: str,
+    target: str,
+    *,
+    tok: str | None = None,
+    params: dict | None = None,
+    extra_headers: dict | None = None,
+    timeout: float | httpx.Timeout | None = None,
+    content=None,
+) -> httpx.Response:
     """One call, body read; connection failures become Unreachable with a readable message."""
     hdrs = headers(tok)
     hdrs.update(extra_headers or {})
@@ -255,8 +273,15 @@ def request(method: str, target: str, *, tok: str | None = None, params: dict | 
             raise _unreachable(target, exc) from None
 
 
-def stream(method: str, target: str, *, tok: str | None = None, params: dict | None = None,
-           extra_headers: dict | None = None, timeout: float | httpx.Timeout | None = None):
+def stream(
+    method: str,
+    target: str,
+    *,
+    tok: str | None = None,
+    params: dict | None = None,
+    extra_headers: dict | None = None,
+    timeout: float | httpx.Timeout | None = None,
+):
     """A streaming response (a context manager); call `.read()` or iterate its bytes.
     Transport errors, also while the body is read, become Unreachable."""
     hdrs = headers(tok)
@@ -288,8 +313,7 @@ class _Streaming:
         return False
 
 
-def write_stream(response: httpx.Response, path: str | os.PathLike, chunk_size: int = 1 << 20,
-                 progress=None) -> int:
+def write_stream(response: httpx.Response, path: str | os.PathLike, chunk_size: int = 1 << 20, progress=None) -> int:
     """Stream a response body into `path` (via a temporary name, so a failure leaves no half file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")

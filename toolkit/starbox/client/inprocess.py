@@ -51,7 +51,8 @@ def check_home(settings: Settings) -> None:
                 f"Error: the toolkit's in-process mode needs the appliance's secrets, and {path} "
                 f"{'is not readable by this user' if path.exists() else 'does not exist'}. Run it as "
                 f"the appliance's owner with STARBOX_HOME={settings.home} after `starbox up`, or use "
-                f"the service over HTTP (STARBOX_TOOLKIT_MODE=http).")
+                f"the service over HTTP (STARBOX_TOOLKIT_MODE=http)."
+            )
 
 
 class _Exchange:
@@ -190,11 +191,19 @@ class InProcessTransport(httpx.BaseTransport):
             raise httpx.ConnectError(str(exc)) from exc
         url = request.url
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": request.method, "scheme": url.scheme, "path": unquote(url.path),
-            "raw_path": url.raw_path.split(b"?", 1)[0], "query_string": url.query, "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": url.scheme,
+            "path": unquote(url.path),
+            "raw_path": url.raw_path.split(b"?", 1)[0],
+            "query_string": url.query,
+            "root_path": "",
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "client": ("127.0.0.1", 0), "server": (url.host, url.port or 80), "state": {},
+            "client": ("127.0.0.1", 0),
+            "server": (url.host, url.port or 80),
+            "state": {},
         }
         exchange = _Exchange(request.read())
         task = asyncio.run_coroutine_threadsafe(exchange.run(self._app, scope), self.loop)
@@ -202,8 +211,9 @@ class InProcessTransport(httpx.BaseTransport):
         if message["type"] != "http.response.start":
             error = message.get("error")
             raise httpx.RemoteProtocolError(f"the in-process service sent no response ({error or 'nothing'})")
-        return httpx.Response(message["status"], headers=message.get("headers", []),
-                              stream=_Body(self, exchange, task), request=request)
+        return httpx.Response(
+            message["status"], headers=message.get("headers", []), stream=_Body(self, exchange, task), request=request
+        )
 
 
 def transport(settings: Settings | None = None) -> InProcessTransport:

@@ -89,14 +89,19 @@ class PgInstall:
 @lru_cache(maxsize=1)
 def pg_install() -> PgInstall:
     """Debian's layout (/usr/lib/postgresql/N), preferring 15; else pg_config on PATH (Nix)."""
-    found = sorted((p.parent.parent.name for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
-                   key=lambda v: (v != PREFERRED_MAJOR, -int(v) if v.isdigit() else 0))
+    found = sorted(
+        (p.parent.parent.name for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
+        key=lambda v: (v != PREFERRED_MAJOR, -int(v) if v.isdigit() else 0),
+    )
     if found:
         major = found[0]
         return PgInstall(major, Path(f"/usr/lib/postgresql/{major}/bin"), Path(f"/usr/share/postgresql/{major}"))
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = lambda flag: subprocess.run([pg_config, flag], capture_output=True, text=True).stdout.strip()
+
+        def out(flag: str) -> str:
+            return subprocess.run([pg_config, flag], capture_output=True, text=True).stdout.strip()
+
         version = out("--version").split()[-1]  # "PostgreSQL 15.8"
         return PgInstall(version.split(".")[0], Path(out("--bindir")), Path(out("--sharedir")))
     raise StarboxError(f"PostgreSQL is not installed: apt-get install postgresql-{PREFERRED_MAJOR}")
@@ -143,8 +148,12 @@ class Cluster:
         sysuser.ensure_traversable(self.settings.home, self.user)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": "/tmp", **(env or {})}
         proc = subprocess.run(
-            [str(pg_install().bindir / args[0]), *args[1:]], capture_output=True, text=True, env=env,
-            cwd="/", **self.user.popen_kwargs(),
+            [str(pg_install().bindir / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            **self.user.popen_kwargs(),
         )
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -209,9 +218,17 @@ class Cluster:
         pwfile.chmod(0o600)
         try:
             self._run(
-                "initdb", "-D", str(self.pgdata), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                "--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8",
-                "--locale=C.UTF-8", "--no-instructions",
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -234,17 +251,22 @@ class Cluster:
         old = path.read_text() if path.exists() else ""
         lines = old.splitlines()
         replication = [line for line in REPLICATION_HBA if line in lines]
-        kept = lines[lines.index(HBA_KEEP) + 1:] if HBA_KEEP in lines else []
-        hba = "\n".join([
-            "# Written by Starbox at every start (starbox/cluster/control.py).",
-            *replication,
-            "local all postgres peer map=starbox",
-            "local all all scram-sha-256",
-            "host all postgres 127.0.0.1/32 scram-sha-256",
-            "host all postgres ::1/128 scram-sha-256",
-            HBA_KEEP,
-            *kept,
-        ]) + "\n"
+        kept = lines[lines.index(HBA_KEEP) + 1 :] if HBA_KEEP in lines else []
+        hba = (
+            "\n".join(
+                [
+                    "# Written by Starbox at every start (starbox/cluster/control.py).",
+                    *replication,
+                    "local all postgres peer map=starbox",
+                    "local all all scram-sha-256",
+                    "host all postgres 127.0.0.1/32 scram-sha-256",
+                    "host all postgres ::1/128 scram-sha-256",
+                    HBA_KEEP,
+                    *kept,
+                ]
+            )
+            + "\n"
+        )
         if hba != old:
             self._write_owned(path, hba)
         self._write_owned(self.pgdata / "pg_ident.conf", f"starbox {self.user.name} postgres\nstarbox root postgres\n")

@@ -43,9 +43,19 @@ def resolve(system_user: str) -> RunAs:
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         subprocess.run(
-            [useradd, "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", system_user],
-            check=True, capture_output=True,
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                system_user,
+            ],
+            check=True,
+            capture_output=True,
         )
         pw = pwd.getpwnam(system_user)
     if pw.pw_uid == 0:

@@ -46,10 +46,37 @@ and, loaded only inside the Jupyter processes, `contents` and `voila`.
 
 from .account import ensure_local_user
 from .launch import children, lab_child, pool_status, voila_child, wait_warm
-from .paths import (LESSON_COPY, READ_ONLY_DIR, WELCOME, app_url, apps_dir, help_lines, lab_url, state_dir,
-                    voila_url, work_dir)
+from .paths import (
+    LESSON_COPY,
+    READ_ONLY_DIR,
+    WELCOME,
+    app_url,
+    apps_dir,
+    help_lines,
+    lab_url,
+    state_dir,
+    voila_url,
+    work_dir,
+)
 from .workspace import ensure_workspace, write_welcome
 
-__all__ = ["LESSON_COPY", "READ_ONLY_DIR", "WELCOME", "app_url", "apps_dir", "children", "ensure_local_user",
-           "ensure_workspace", "help_lines", "lab_child", "lab_url", "pool_status", "state_dir", "voila_child",
-           "voila_url", "wait_warm", "work_dir", "write_welcome"]
+__all__ = [
+    "LESSON_COPY",
+    "READ_ONLY_DIR",
+    "WELCOME",
+    "app_url",
+    "apps_dir",
+    "children",
+    "ensure_local_user",
+    "ensure_workspace",
+    "help_lines",
+    "lab_child",
+    "lab_url",
+    "pool_status",
+    "state_dir",
+    "voila_child",
+    "voila_url",
+    "wait_warm",
+    "work_dir",
+    "write_welcome",
+]

@@ -16,10 +16,16 @@ def under_read_only(path: str) -> bool:
 
 def refuse(path: str):
     if path.strip("/") == WELCOME:
-        raise HTTPError(403, f"{WELCOME} is rebuilt each time Starbox starts, so it cannot be changed. "
-                             "Use File > Save Notebook As... to keep a copy.")
-    raise HTTPError(403, f"{READ_ONLY_DIR}/ holds the published lessons and is read-only. "
-                         f"Your own copies are in {LESSON_COPY}/; or use File > Save Notebook As...")
+        raise HTTPError(
+            403,
+            f"{WELCOME} is rebuilt each time Starbox starts, so it cannot be changed. "
+            "Use File > Save Notebook As... to keep a copy.",
+        )
+    raise HTTPError(
+        403,
+        f"{READ_ONLY_DIR}/ holds the published lessons and is read-only. "
+        f"Your own copies are in {LESSON_COPY}/; or use File > Save Notebook As...",
+    )
 
 
 class LessonsContentsManager(AsyncLargeFileManager):
@@ -70,4 +76,3 @@ class LessonsContentsManager(AsyncLargeFileManager):
         if under_read_only(path):
             refuse(path)
         return await super().delete_checkpoint(checkpoint_id, path)
-

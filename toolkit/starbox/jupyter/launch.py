@@ -58,8 +58,13 @@ def lab_argv(settings: Settings) -> list[str]:
     return _launcher(settings, "lab", args)
 
 
-def voila_argv(settings: Settings, preheat: bool = True, pool_size: int | None = None,
-               root: Path | None = None, template: str | None = None) -> list[str]:
+def voila_argv(
+    settings: Settings,
+    preheat: bool = True,
+    pool_size: int | None = None,
+    root: Path | None = None,
+    template: str | None = None,
+) -> list[str]:
     """Voilà serving `root` (default voila_apps/); pre-heated pools unless `preheat` is False;
     pages on `template` instead of voila.json's (`starbox-lab`: Voilà's own front end)."""
     args = [
@@ -79,14 +84,30 @@ def voila_argv(settings: Settings, preheat: bool = True, pool_size: int | None =
 
 
 def lab_child(settings: Settings):
-    return Child("JupyterLab", lab_argv(settings), settings.jupyter_port,
-                 f"http://127.0.0.1:{settings.jupyter_port}/api", settings.log_dir / "jupyterlab.log")
+    return Child(
+        "JupyterLab",
+        lab_argv(settings),
+        settings.jupyter_port,
+        f"http://127.0.0.1:{settings.jupyter_port}/api",
+        settings.log_dir / "jupyterlab.log",
+    )
 
 
-def voila_child(settings: Settings, preheat: bool = True, pool_size: int | None = None, name: str = "voila",
-                root: Path | None = None, template: str | None = None):
-    return Child("Voilà", voila_argv(settings, preheat, pool_size, root, template), settings.voila_port,
-                 f"http://127.0.0.1:{settings.voila_port}/starbox/pools", settings.log_dir / f"{name}.log")
+def voila_child(
+    settings: Settings,
+    preheat: bool = True,
+    pool_size: int | None = None,
+    name: str = "voila",
+    root: Path | None = None,
+    template: str | None = None,
+):
+    return Child(
+        "Voilà",
+        voila_argv(settings, preheat, pool_size, root, template),
+        settings.voila_port,
+        f"http://127.0.0.1:{settings.voila_port}/starbox/pools",
+        settings.log_dir / f"{name}.log",
+    )
 
 
 def children(settings: Settings) -> list:
@@ -115,8 +136,7 @@ def wait_warm(settings: Settings, port: int | None = None, timeout: float = 120)
         except Exception:  # starting, or restarting
             status = {}
         pools = status.get("pools", {})
-        if status and (not status.get("preheat") or (
-                pools and all(p["warm"] >= p["target"] for p in pools.values()))):
+        if status and (not status.get("preheat") or (pools and all(p["warm"] >= p["target"] for p in pools.values()))):
             return status
         time.sleep(0.2)
     raise TimeoutError(f"Voilà's kernel pools were not warm within {timeout:.0f} s: {status}")
@@ -126,7 +146,7 @@ def launch(argv: list[str]) -> None:
     """`python -m starbox.jupyter lab|voila --token-file F --env K=V ... -- <Jupyter arguments>`."""
     what, rest = argv[0], argv[1:]
     split = rest.index("--") if "--" in rest else len(rest)
-    opts, app_args = rest[:split], rest[split + 1:]
+    opts, app_args = rest[:split], rest[split + 1 :]
     env: dict[str, str] = {}
     i = 0
     while i < len(opts):

@@ -64,8 +64,10 @@ def host_checked(handler_class, app):
                 self.clear()
                 self.set_status(403)
                 self.set_header("Content-Type", "text/plain; charset=utf-8")
-                self.finish(f"Blocked request with non-local 'Host' {self.request.host}: open Voila "
-                            f"as http://localhost:<port>/ or http://127.0.0.1:<port>/\n")
+                self.finish(
+                    f"Blocked request with non-local 'Host' {self.request.host}: open Voila "
+                    f"as http://localhost:<port>/ or http://127.0.0.1:<port>/\n"
+                )
                 return None
             return super().prepare(*args, **kwargs)
 
@@ -145,12 +147,12 @@ class PoolHandler(RequestHandler):
                 if task.done() and not task.cancelled() and task.exception() is None:
                     render = task.result().get("task")
                     warm += bool(render is not None and render.done())
-            target = km.kernel_pools_config.get(name, km.kernel_pools_config.get("default", {})) \
-                .get("pool_size", conf.default_pool_size)
+            target = km.kernel_pools_config.get(name, km.kernel_pools_config.get("default", {})).get(
+                "pool_size", conf.default_pool_size
+            )
             pools[name] = {"size": len(tasks), "warm": warm, "target": target}
         self.set_header("Cache-Control", "no-store")
-        self.finish({"preheat": bool(conf.preheat_kernel), "pools": pools,
-                     "kernels": len(km.list_kernel_ids())})
+        self.finish({"preheat": bool(conf.preheat_kernel), "pools": pools, "kernels": len(km.list_kernel_ids())})
 
 
 class StarboxVoila(Voila):
@@ -180,7 +182,8 @@ class StarboxVoila(Voila):
                 page_config = user_hook(page_config, **kwargs)
             # voila.js and the chunks it loads (its public path) come from the versioned URL.
             page_config["fullStaticUrl"] = url_path_join(
-                kwargs["base_url"], "starbox/voila-static", VersionedStaticHandler.build)
+                kwargs["base_url"], "starbox/voila-static", VersionedStaticHandler.build
+            )
             # No LaTeX typesetter: otherwise every page loads and starts MathJax 3 (~1 MB of
             # JavaScript, to typeset an empty element) while its widgets load. With no MathJax
             # URL, Voilà's front end picks its MathJax 2 plugin, which then declines to start
@@ -230,10 +233,15 @@ class StarboxVoila(Voila):
             elif h[1] is TemplateStaticFileHandler:
                 h = (h[0], SafeTemplateStaticFileHandler, *h[2:])
             handlers.append(h)
-        handlers = [(url_path_join(self.server_url, r"/starbox/pools"), PoolHandler, {"app": self}),
-                    (url_path_join(self.server_url, r"/starbox/voila-static/([^/]+)/(.*)"),
-                     VersionedStaticHandler, {"paths": self.static_paths, "default_filename": "index.html"}),
-                    *handlers]
+        handlers = [
+            (url_path_join(self.server_url, r"/starbox/pools"), PoolHandler, {"app": self}),
+            (
+                url_path_join(self.server_url, r"/starbox/voila-static/([^/]+)/(.*)"),
+                VersionedStaticHandler,
+                {"paths": self.static_paths, "default_filename": "index.html"},
+            ),
+            *handlers,
+        ]
         # Every handler checks Host, as JupyterLab does (Voilà itself allows remote access).
         return [(h[0], host_checked(h[1], self), *h[2:]) for h in handlers]
 

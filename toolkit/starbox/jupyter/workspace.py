@@ -14,8 +14,19 @@ from starbox.errors import StarboxError
 from starbox.notebooks import getlatest, publish
 from starbox.settings import Settings
 
-from .paths import (LESSON_COPY, READ_ONLY_DIR, WELCOME, app_url, appliance_dir, apps_dir, manual_url,
-                    state_dir, voila_url, work_dir, write_private)
+from .paths import (
+    LESSON_COPY,
+    READ_ONLY_DIR,
+    WELCOME,
+    app_url,
+    appliance_dir,
+    apps_dir,
+    manual_url,
+    state_dir,
+    voila_url,
+    work_dir,
+    write_private,
+)
 
 LESSON_FOLDERS = {  # Data Lab's folders, in plain words
     "01_GettingStarted": "Getting started",
@@ -73,11 +84,18 @@ def _notebook_title(path: Path) -> str:
 def _lesson_list(work: Path) -> str:
     """Markdown links to every lesson in the writable copy, by Data Lab folder."""
     root = work / LESSON_COPY
-    notebooks = sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
-                       and not NEW_BESIDE.search(p.name)) if root.is_dir() else []
+    notebooks = (
+        sorted(
+            p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not NEW_BESIDE.search(p.name)
+        )
+        if root.is_dir()
+        else []
+    )
     if not notebooks:
-        return ("*No lessons are published yet.* When they are, they appear here and in the "
-                f"`{LESSON_COPY}/` folder on the left.")
+        return (
+            "*No lessons are published yet.* When they are, they appear here and in the "
+            f"`{LESSON_COPY}/` folder on the left."
+        )
     groups: dict[str, list[Path]] = {}
     for nb in notebooks:
         rel = nb.relative_to(root)
@@ -107,13 +125,20 @@ def write_welcome(settings: Settings) -> Path:
         "{{lesson_copy}}": LESSON_COPY,
     }
     apps = sorted(p.name for p in apps_dir(settings).glob("*.ipynb"))
-    values["{{apps}}"] = "\n".join(
-        f"- [{_notebook_title(apps_dir(settings) / a)}]({app_url(settings, a)})" for a in apps) or "*none yet*"
+    values["{{apps}}"] = (
+        "\n".join(f"- [{_notebook_title(apps_dir(settings) / a)}]({app_url(settings, a)})" for a in apps)
+        or "*none yet*"
+    )
     # What the kernel will report, so that opening the page does not mark it changed.
     template["metadata"]["language_info"] = {
-        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
-        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
-        "pygments_lexer": "ipython3", "version": platform.python_version()}
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": platform.python_version(),
+    }
     for cell in template["cells"]:
         source = cell["source"]
         source = "".join(source) if isinstance(source, list) else source
@@ -136,8 +161,7 @@ def ensure_workspace(settings: Settings) -> Path:
     view = work / READ_ONLY_DIR
     if not view.is_symlink():
         if view.exists():
-            raise StarboxError(f"{view} should be a link to {settings.notebooks_latest}; "
-                               "move it away and start again")
+            raise StarboxError(f"{view} should be a link to {settings.notebooks_latest}; move it away and start again")
         view.symlink_to(settings.notebooks_latest)
     copy_lessons(settings, work / LESSON_COPY)
     write_welcome(settings)

@@ -15,8 +15,7 @@ from typing import Iterable
 from .discover import DEFAULT_EXCLUDES, IGNORE_FILE, Target, discover
 from .runner import NotebookResult, RunResult, run
 
-__all__ = ["test", "run", "discover", "NotebookResult", "RunResult", "Target",
-           "DEFAULT_EXCLUDES", "IGNORE_FILE"]
+__all__ = ["test", "run", "discover", "NotebookResult", "RunResult", "Target", "DEFAULT_EXCLUDES", "IGNORE_FILE"]
 
 
 def test(
@@ -40,8 +39,9 @@ def test(
     """
     from . import report
 
-    result = run(paths, exclude=exclude, kernel=kernel, jobs=jobs, timeout=timeout,
-                 prerun=prerun, keep_executed=keep_executed)
+    result = run(
+        paths, exclude=exclude, kernel=kernel, jobs=jobs, timeout=timeout, prerun=prerun, keep_executed=keep_executed
+    )
     if junit:
         report.write_junit(result, junit)
     if html:

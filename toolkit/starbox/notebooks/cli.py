@@ -50,8 +50,10 @@ class _Display:
         style = report.RICH_STYLE[result.status]
         detail = f"  {escape(result.error.splitlines()[0])}" if result.error else ""
         self.progress.console.print(
-            f"[{style}]{result.status:<11}[/] {escape(result.notebook)} "
-            f"[dim]{result.duration_s:.1f} s[/]{detail}", highlight=False, soft_wrap=True)
+            f"[{style}]{result.status:<11}[/] {escape(result.notebook)} [dim]{result.duration_s:.1f} s[/]{detail}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _unreadable(path: Path) -> str | None:
@@ -67,22 +69,36 @@ def _unreadable(path: Path) -> str | None:
 
 
 def nbtest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(
-        help="Notebooks or folders (searched recursively). Default: the current folder.",
-        show_default=False)] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option(
-        "--exclude", "-x", metavar="GLOB",
-        help=f"Skip matching notebooks or folders (repeatable); {IGNORE_FILE} files add more.")] = None,
-    kernel: Annotated[Optional[str], typer.Option(
-        help="Kernel for every notebook, instead of each notebook's own.")] = None,
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Notebooks or folders (searched recursively). Default: the current folder.", show_default=False
+        ),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--exclude",
+            "-x",
+            metavar="GLOB",
+            help=f"Skip matching notebooks or folders (repeatable); {IGNORE_FILE} files add more.",
+        ),
+    ] = None,
+    kernel: Annotated[
+        Optional[str], typer.Option(help="Kernel for every notebook, instead of each notebook's own.")
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Notebooks run in parallel.")] = 1,
     timeout: Annotated[int, typer.Option(min=0, help="Seconds one cell may run (0: no limit).")] = 600,
-    prerun: Annotated[Optional[Path], typer.Option(
-        metavar="FILE", help="Python file run in each kernel before the first cell (e.g. a login).")] = None,
+    prerun: Annotated[
+        Optional[Path],
+        typer.Option(metavar="FILE", help="Python file run in each kernel before the first cell (e.g. a login)."),
+    ] = None,
     junit: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Write a JUnit XML report.")] = None,
     html: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Write a self-contained HTML report.")] = None,
-    keep_executed: Annotated[Optional[Path], typer.Option(
-        metavar="DIR", help="Folder for the executed copies. Default: a new temporary folder.")] = None,
+    keep_executed: Annotated[
+        Optional[Path],
+        typer.Option(metavar="DIR", help="Folder for the executed copies. Default: a new temporary folder."),
+    ] = None,
 ) -> None:
     """Run notebooks top to bottom and report which ones fail, and where."""
     console = Console(highlight=False)
@@ -95,22 +111,38 @@ def nbtest(
         console.print(f"[red]error:[/] --keep-executed is not a folder: {escape(str(keep_executed))}")
         raise typer.Exit(2)
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         display = _Display(progress)
         try:
-            result = run(paths, exclude=exclude or [], kernel=kernel, jobs=jobs, timeout=timeout or None,
-                         prerun=prerun, keep_executed=keep_executed,
-                         on_discover=display.found, on_start=display.start, on_finish=display.finish)
+            result = run(
+                paths,
+                exclude=exclude or [],
+                kernel=kernel,
+                jobs=jobs,
+                timeout=timeout or None,
+                prerun=prerun,
+                keep_executed=keep_executed,
+                on_discover=display.found,
+                on_start=display.start,
+                on_finish=display.finish,
+            )
         except OSError as exc:  # unreadable prerun file, uncreatable --keep-executed folder
             progress.stop()
             console.print(f"[red]error:[/] {escape(exc.strerror or str(exc))}: {escape(str(exc.filename or ''))}")
             raise typer.Exit(2)
 
     if not result.results:
-        console.print("[red]No notebooks found[/] (check the paths, --exclude and "
-                      f"{IGNORE_FILE} files; copies and templates are skipped by default).")
+        console.print(
+            "[red]No notebooks found[/] (check the paths, --exclude and "
+            f"{IGNORE_FILE} files; copies and templates are skipped by default)."
+        )
         raise typer.Exit(1)
     report.print_failures(result, console)
     report.print_table(result, console)

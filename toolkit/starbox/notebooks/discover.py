@@ -120,9 +120,9 @@ def _walk(root: Path, patterns: Iterable[str], skip: set[Path], cwd: Path) -> It
         folder = Path(dirpath)
         rules += read_ignore_file(folder)
         dirnames[:] = sorted(
-            d for d in dirnames
-            if (folder / d).resolve() not in skip
-            and not any(r.matches(folder / d, True) for r in rules)
+            d
+            for d in dirnames
+            if (folder / d).resolve() not in skip and not any(r.matches(folder / d, True) for r in rules)
         )
         for f in sorted(filenames):
             if f.endswith(".ipynb") and not any(r.matches(folder / f, False) for r in rules):

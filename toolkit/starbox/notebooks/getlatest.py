@@ -47,8 +47,10 @@ class Result:
         out += [f"  updated  {p}" for p in self.updated]
         out += [f"  kept     {mine} (you changed it); the new version is {beside}" for mine, beside in self.kept]
         out += [f"  kept     {p} (no longer in the lessons)" for p in self.gone]
-        out.append(f"{len(self.new)} new, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-                   f"{len(self.kept)} of your changed files kept with the new version beside them")
+        out.append(
+            f"{len(self.new)} new, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.kept)} of your changed files kept with the new version beside them"
+        )
         return out
 
 
@@ -100,16 +102,17 @@ def default_target(settings: Settings) -> Path:
     return Path(copy) if copy else Path.home() / "notebooks"
 
 
-def getlatest(settings: Settings, target: str | os.PathLike[str] | None = None, *,
-              today: date | None = None) -> Result:
+def getlatest(settings: Settings, target: str | os.PathLike[str] | None = None, *, today: date | None = None) -> Result:
     """Copy the live lessons into `target` (default: `default_target`); see the module docstring."""
     link = settings.notebooks_latest
     if not os.path.lexists(link):
         raise StarboxError("no lessons are published yet; an admin runs `starbox notebooks publish`")
     source = Path(os.path.realpath(link))  # one version for the whole copy
     if not source.is_dir():
-        raise StarboxError(f"{link} points at a missing folder; an admin runs `starbox notebooks rollback` "
-                           "or `starbox notebooks publish`")
+        raise StarboxError(
+            f"{link} points at a missing folder; an admin runs `starbox notebooks rollback` "
+            "or `starbox notebooks publish`"
+        )
     dest = Path(os.path.expanduser(target)).absolute() if target else default_target(settings)
     if dest.exists() and not dest.is_dir():
         raise StarboxError(f"{dest} is a file, not a folder; name another folder")
@@ -154,8 +157,11 @@ def getlatest(settings: Settings, target: str | os.PathLike[str] | None = None, 
         else:  # changed by the user (or never ours): keep it, put the new one beside it
             beside = beside_name(rel, day)
             n = 1
-            while (dest / beside).exists() and _sha256(dest / beside) != new_hash \
-                    and recorded.get(beside) != _sha256(dest / beside):
+            while (
+                (dest / beside).exists()
+                and _sha256(dest / beside) != new_hash
+                and recorded.get(beside) != _sha256(dest / beside)
+            ):
                 n += 1  # a file of the user's has that name too
                 beside = beside_name(rel, day).replace(f".new-{day:%Y%m%d}", f".new-{day:%Y%m%d}-{n}")
             if not (dest / beside).exists() or _sha256(dest / beside) != new_hash:
@@ -164,10 +170,14 @@ def getlatest(settings: Settings, target: str | os.PathLike[str] | None = None, 
             result.kept.append((rel, beside))
 
     in_lessons = set(files)
-    result.gone = sorted(rel for rel in recorded
-                         if rel not in in_lessons and ".new-" not in rel and (dest / rel).exists())
-    manifest = {"version": source.name, "copied": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "files": dict(sorted(recorded.items()))}
+    result.gone = sorted(
+        rel for rel in recorded if rel not in in_lessons and ".new-" not in rel and (dest / rel).exists()
+    )
+    manifest = {
+        "version": source.name,
+        "copied": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": dict(sorted(recorded.items())),
+    }
     tmp = manifest_path.with_name(MANIFEST + ".part")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, manifest_path)

@@ -107,16 +107,19 @@ def run_tests(settings: Settings, tree: Path, jobs: int, timeout: int | None, lo
         except ValueError:
             return r.notebook
 
-    failures = [{"notebook": name(r), "status": r.status, "cell": r.failed_cell, "error": r.error}
-                for r in result.failed]
+    failures = [
+        {"notebook": name(r), "status": r.status, "cell": r.failed_cell, "error": r.error} for r in result.failed
+    ]
     summary = report.summary_line(result)
     if not result.results:
         return True, "no notebooks to test (all excluded)", []
     if result.ok:
         return True, summary, []
     first = "; ".join(
-        f"{f['notebook']}: {f['status']}" + (f" in cell {f['cell']}" if f["cell"] is not None else "")
+        f"{f['notebook']}: {f['status']}"
+        + (f" in cell {f['cell']}" if f["cell"] is not None else "")
         + (f" ({str(f['error']).splitlines()[0]})" if f["error"] else "")
-        for f in failures[:3])
+        for f in failures[:3]
+    )
     more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
     return False, f"{len(failures)} of {len(result.results)} notebooks failed: {first}{more}", failures

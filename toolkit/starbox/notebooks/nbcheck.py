@@ -33,8 +33,10 @@ from starbox.settings import Settings
 HEADER_FIELDS = ("__author__", "__version__", "__datasets__", "__keywords__")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 BIG_FILE_MB = 20
-CLEAR_HINT = ("clear them (JupyterLab: Edit > Clear Outputs of All Cells, then save; or "
-              "`jupyter nbconvert --clear-output --inplace FILE`)")
+CLEAR_HINT = (
+    "clear them (JupyterLab: Edit > Clear Outputs of All Cells, then save; or "
+    "`jupyter nbconvert --clear-output --inplace FILE`)"
+)
 SECTIONS = (  # (what the heading says, how to spell it in the fix)
     (re.compile(r"\bgoals?\b", re.I), "# Goals"),
     (re.compile(r"\bsummary\b", re.I), "# Summary"),
@@ -52,25 +54,37 @@ class SecretPattern:
 
 
 SECRETS = (
-    SecretPattern("a Starbox/Data Lab login token",
-                  re.compile(r"[A-Za-z0-9_@+-][\w.@+-]*\.\d+\.\d+\.\$1\$[^\s'\"\\,;)]{22,}")),
-    SecretPattern("an X-DL-Password header with a password",
-                  re.compile(r"X-DL-Password['\"]?\s*[:=]\s*(['\"])[^'\"\n]+\1", re.I)),
-    SecretPattern("an X-DL-Password header with a password",
-                  re.compile(r"X-DL-Password:\s+[^\s'\"]+", re.I), in_source=False),
-    SecretPattern("a password literal",
-                  re.compile(r"\b(?:password|passwd|passwort|pwd)\s*[=:]\s*(['\"])[^'\"\n]+\1", re.I)),
-    SecretPattern("a password passed to login()",
-                  re.compile(r"\blogin\(\s*(?:user\s*=\s*)?(['\"])[^'\"\n]+\1\s*,\s*(?:password\s*=\s*)?"
-                             r"(['\"])[^'\"\n]+\2")),
-    SecretPattern("a token or key literal",
-                  re.compile(r"\b(?:token|api_?key|secret|access_key)\s*=\s*(['\"])[\w\-$.]{16,}\1", re.I)),
+    SecretPattern(
+        "a Starbox/Data Lab login token", re.compile(r"[A-Za-z0-9_@+-][\w.@+-]*\.\d+\.\d+\.\$1\$[^\s'\"\\,;)]{22,}")
+    ),
+    SecretPattern(
+        "an X-DL-Password header with a password", re.compile(r"X-DL-Password['\"]?\s*[:=]\s*(['\"])[^'\"\n]+\1", re.I)
+    ),
+    SecretPattern(
+        "an X-DL-Password header with a password", re.compile(r"X-DL-Password:\s+[^\s'\"]+", re.I), in_source=False
+    ),
+    SecretPattern(
+        "a password literal", re.compile(r"\b(?:password|passwd|passwort|pwd)\s*[=:]\s*(['\"])[^'\"\n]+\1", re.I)
+    ),
+    SecretPattern(
+        "a password passed to login()",
+        re.compile(
+            r"\blogin\(\s*(?:user\s*=\s*)?(['\"])[^'\"\n]+\1\s*,\s*(?:password\s*=\s*)?"
+            r"(['\"])[^'\"\n]+\2"
+        ),
+    ),
+    SecretPattern(
+        "a token or key literal",
+        re.compile(r"\b(?:token|api_?key|secret|access_key)\s*=\s*(['\"])[\w\-$.]{16,}\1", re.I),
+    ),
     SecretPattern("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
     SecretPattern("an AWS access key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
     SecretPattern("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
 )
-SECRET_FIX = ("remove it, and log in at run time with ac.login(input('user: '), getpass('password: ')) "
-              "or rely on the appliance's login (STARBOX_TOKEN)")
+SECRET_FIX = (
+    "remove it, and log in at run time with ac.login(input('user: '), getpass('password: ')) "
+    "or rely on the appliance's login (STARBOX_TOKEN)"
+)
 
 
 @dataclass
@@ -84,6 +98,7 @@ class Report:
 
 
 # --- the lists the header is checked against ------------------------------------------------------
+
 
 def keywords_file(notebook: Path, settings: Settings) -> Path | None:
     """keywords.txt from the lessons tree the notebook sits in, else this project's."""
@@ -106,15 +121,19 @@ def read_keywords(path: Path) -> set[str]:
 def available_datasets(settings: Settings) -> set[str] | None:
     """Schemas and schema.table names users can query (anonymously through the service, else on
     an admin connection); None when the appliance cannot be reached."""
-    sql = ("SELECT schema, tbl_name FROM tbl_stat")
+    sql = "SELECT schema, tbl_name FROM tbl_stat"
     try:
         import csv
         import io
 
         import httpx
 
-        r = httpx.get(f"{settings.service_url}/query/query", params={"sql": sql, "ofmt": "csv"},
-                      headers={"X-DL-AuthToken": "anonymous.0.0.anon_access"}, timeout=20)
+        r = httpx.get(
+            f"{settings.service_url}/query/query",
+            params={"sql": sql, "ofmt": "csv"},
+            headers={"X-DL-AuthToken": "anonymous.0.0.anon_access"},
+            timeout=20,
+        )
         if r.status_code == 200:
             rows = list(csv.reader(io.StringIO(r.text)))[1:]
             names = {row[0].lower() for row in rows if row}
@@ -135,6 +154,7 @@ def available_datasets(settings: Settings) -> set[str] | None:
 
 
 # --- the checks -----------------------------------------------------------------------------------
+
 
 def _source(cell) -> str:
     src = cell.get("source", "")
@@ -175,33 +195,46 @@ def check_header(nb, settings: Settings, path: Path, datasets: set[str] | None |
     cells = nb.get("cells", [])
     first = cells[0] if cells else None
     if first is None or first.get("cell_type") != "code" or "__author__" not in _source(first):
-        where = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code"
-                      and "__author__" in _source(c)), None)
+        where = next(
+            (i for i, c in enumerate(cells) if c.get("cell_type") == "code" and "__author__" in _source(c)), None
+        )
         if where is not None:
             return [f"header: the header is cell {where}; move it to the top (it must be the first cell)"]
-        return ["header: the first cell must be a code cell setting __author__, __version__, __datasets__ "
-                "and __keywords__; copy it from 05_Contrib/StarboxNotebookTemplate.ipynb and fill it in"]
+        return [
+            "header: the first cell must be a code cell setting __author__, __version__, __datasets__ "
+            "and __keywords__; copy it from 05_Contrib/StarboxNotebookTemplate.ipynb and fill it in"
+        ]
     values, syntax = parse_header(_source(first))
     if syntax:
         return [f"header: the first cell is not valid Python ({syntax}); fix it (see the template's header)"]
     problems = []
     for name in HEADER_FIELDS:
         if name not in values:
-            example = {"__author__": "'Jane Author <jane@example.org>'", "__version__": "'20250301'",
-                       "__datasets__": "['hipparcos']", "__keywords__": "['tutorial']"}[name]
+            example = {
+                "__author__": "'Jane Author <jane@example.org>'",
+                "__version__": "'20250301'",
+                "__datasets__": "['hipparcos']",
+                "__keywords__": "['tutorial']",
+            }[name]
             problems.append(f"header: {name} is missing; add e.g. {name} = {example}")
         elif values[name] is ValueError:
-            problems.append(f"header: {name} must be a plain literal (a string or a list of strings), "
-                            "not an expression; write the value out")
+            problems.append(
+                f"header: {name} must be a plain literal (a string or a list of strings), "
+                "not an expression; write the value out"
+            )
 
     author = values.get("__author__")
     if "__author__" in values and author is not ValueError:
         if not isinstance(author, str) or not author.strip():
-            problems.append("header: __author__ must be one string with your name and e-mail; write e.g. "
-                            "'Jane Author <jane@example.org>'")
+            problems.append(
+                "header: __author__ must be one string with your name and e-mail; write e.g. "
+                "'Jane Author <jane@example.org>'"
+            )
         elif not EMAIL.search(author):
-            problems.append(f"header: __author__ {author!r} has no e-mail; write it as 'Name <you@example.org>' "
-                            "(several authors separated by commas)")
+            problems.append(
+                f"header: __author__ {author!r} has no e-mail; write it as 'Name <you@example.org>' "
+                "(several authors separated by commas)"
+            )
 
     version = values.get("__version__")
     if "__version__" in values and version is not ValueError:
@@ -211,11 +244,12 @@ def check_header(nb, settings: Settings, path: Path, datasets: set[str] | None |
         except ValueError:
             when = None
         if when is None:
-            problems.append(f"header: __version__ {version!r} is not a yyyymmdd date; write e.g. "
-                            f"__version__ = '{datetime.now():%Y%m%d}' (the day of this version)")
+            problems.append(
+                f"header: __version__ {version!r} is not a yyyymmdd date; write e.g. "
+                f"__version__ = '{datetime.now():%Y%m%d}' (the day of this version)"
+            )
         elif when > datetime.now() + timedelta(days=1):
-            problems.append(f"header: __version__ {text} is in the future; use today's date, "
-                            f"'{datetime.now():%Y%m%d}'")
+            problems.append(f"header: __version__ {text} is in the future; use today's date, '{datetime.now():%Y%m%d}'")
 
     ds = values.get("__datasets__")
     if "__datasets__" in values and ds is not ValueError:
@@ -223,18 +257,24 @@ def check_header(nb, settings: Settings, path: Path, datasets: set[str] | None |
         if names is None:
             problems.append("header: __datasets__ must be a list of strings; write e.g. ['hipparcos.main', 'gaia_dr3']")
         elif any(not n for n in names):
-            problems.append("header: __datasets__ has an empty name; list the schemas or tables the notebook "
-                            "queries (use [] if it queries none)")
+            problems.append(
+                "header: __datasets__ has an empty name; list the schemas or tables the notebook "
+                "queries (use [] if it queries none)"
+            )
         elif datasets is None:
-            problems.append("header: cannot check __datasets__ because the appliance is not reachable; "
-                            "start it (`starbox up`) and check again")
+            problems.append(
+                "header: cannot check __datasets__ because the appliance is not reachable; "
+                "start it (`starbox up`) and check again"
+            )
         else:
             for n in names:
                 if n.lower() not in datasets:
                     known = sorted(d for d in datasets if "." not in d)
-                    problems.append(f"header: dataset {n!r} is not in this appliance; use a schema or "
-                                    f"schema.table that exists ({', '.join(known)}) or load it first "
-                                    "(`starbox catalog load`)")
+                    problems.append(
+                        f"header: dataset {n!r} is not in this appliance; use a schema or "
+                        f"schema.table that exists ({', '.join(known)}) or load it first "
+                        "(`starbox catalog load`)"
+                    )
 
     kw = values.get("__keywords__")
     if "__keywords__" in values and kw is not ValueError:
@@ -245,16 +285,20 @@ def check_header(nb, settings: Settings, path: Path, datasets: set[str] | None |
         elif not [w for w in words if w]:
             problems.append("header: __keywords__ is empty; pick a few from keywords.txt")
         elif kfile is None:
-            problems.append("header: cannot check __keywords__: no keywords.txt above the notebook or in "
-                            "this project's lessons/; check out the lessons repository and work inside it")
+            problems.append(
+                "header: cannot check __keywords__: no keywords.txt above the notebook or in "
+                "this project's lessons/; check out the lessons repository and work inside it"
+            )
         else:
             allowed = read_keywords(kfile)
             for w in words:
                 if not w:
                     problems.append("header: __keywords__ has an empty keyword; remove it")
                 elif w.lower() not in allowed:
-                    problems.append(f"header: keyword {w!r} is not in {kfile}; pick one from that list, or "
-                                    "add it there in the same pull request")
+                    problems.append(
+                        f"header: keyword {w!r} is not in {kfile}; pick one from that list, or "
+                        "add it there in the same pull request"
+                    )
     return problems
 
 
@@ -264,11 +308,14 @@ def check_structure(nb) -> list[str]:
         if cell.get("cell_type") == "markdown":
             headings += [ln.lstrip("#").strip() for ln in _source(cell).splitlines() if ln.startswith("#")]
     problems = []
-    titled = any(c.get("cell_type") == "markdown" and re.match(r"^#\s+\S", _source(c).lstrip())
-                 for c in nb.get("cells", [])[1:3])
+    titled = any(
+        c.get("cell_type") == "markdown" and re.match(r"^#\s+\S", _source(c).lstrip()) for c in nb.get("cells", [])[1:3]
+    )
     if not titled:
-        problems.append("structure: the cell after the header must be the title; make it a markdown "
-                        "'# Title' with the authors in italics below it")
+        problems.append(
+            "structure: the cell after the header must be the title; make it a markdown "
+            "'# Title' with the authors in italics below it"
+        )
     for regex, spelling in SECTIONS:
         if not any(regex.search(h) for h in headings):
             problems.append(f"structure: no '{spelling}' section; add it as in the template")
@@ -307,15 +354,20 @@ def check_secrets(nb) -> list[str]:
                     m = pattern.regex.search(text)
                     if m and pattern.what not in seen:
                         seen.add(pattern.what)
-                        problems.append(f"secrets: cell {i} has {pattern.what} in its {where} "
-                                        f"({_mask(m.group(0))}); {SECRET_FIX}"
-                                        + ("; then clear the outputs" if where == "output" else ""))
+                        problems.append(
+                            f"secrets: cell {i} has {pattern.what} in its {where} "
+                            f"({_mask(m.group(0))}); {SECRET_FIX}"
+                            + ("; then clear the outputs" if where == "output" else "")
+                        )
     return problems
 
 
 def check_outputs(nb) -> list[str]:
-    with_output = [i for i, c in enumerate(nb.get("cells", []))
-                   if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    with_output = [
+        i
+        for i, c in enumerate(nb.get("cells", []))
+        if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
     if not with_output:
         return []
     shown = ", ".join(map(str, with_output[:10])) + (" …" if len(with_output) > 10 else "")
@@ -326,8 +378,10 @@ def check_location(path: Path) -> list[str]:
     path = path.resolve()
     problems = []
     if "template" in path.name.lower():
-        problems.append(f"name: rename {path.name} to say what the notebook does; files named *Template* "
-                        "are skipped by `starbox nbtest`")
+        problems.append(
+            f"name: rename {path.name} to say what the notebook does; files named *Template* "
+            "are skipped by `starbox nbtest`"
+        )
     parts = path.parts
     if len(parts) < 4 or parts[-4] != "05_Contrib":
         example = f"05_Contrib/<Rubric>/<Case>/{path.name}; e.g. 05_Contrib/Galactic/{path.stem}/{path.name}"
@@ -336,13 +390,17 @@ def check_location(path: Path) -> list[str]:
     case = path.parent
     others = sorted(p.name for p in case.glob("*.ipynb") if p.name != path.name)
     if others:
-        problems.append(f"location: {case.name}/ also holds {', '.join(others)}; give each notebook its own "
-                        f"folder under 05_Contrib/{parts[-3]}/")
+        problems.append(
+            f"location: {case.name}/ also holds {', '.join(others)}; give each notebook its own "
+            f"folder under 05_Contrib/{parts[-3]}/"
+        )
     for p in sorted(case.rglob("*")):
         if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.stat().st_size > BIG_FILE_MB * 1024 * 1024:
             size = p.stat().st_size / 1024 / 1024
-            problems.append(f"location: {p.relative_to(case)} is {size:.0f} MB; keep auxiliary files under "
-                            f"{BIG_FILE_MB} MB and read big data from the appliance (a catalog or storage)")
+            problems.append(
+                f"location: {p.relative_to(case)} is {size:.0f} MB; keep auxiliary files under "
+                f"{BIG_FILE_MB} MB and read big data from the appliance (a catalog or storage)"
+            )
     return problems
 
 
@@ -351,8 +409,10 @@ def _run_problem(r) -> str:
 
     where = f"cell {r.failed_cell} ({r.failed_source})" if r.failed_cell is not None else r.failed_source or "it"
     if r.status == FAIL:
-        return (f"run: {where} failed with {r.error}; fix it so the notebook runs top to bottom "
-                f"(`starbox nbtest {r.path}` shows the traceback)")
+        return (
+            f"run: {where} failed with {r.error}; fix it so the notebook runs top to bottom "
+            f"(`starbox nbtest {r.path}` shows the traceback)"
+        )
     if r.status == TIMEOUT:
         return f"run: {where} was still running at the cell timeout; make it faster (query less data, use an index)"
     if r.status == DEAD_KERNEL:
@@ -362,8 +422,14 @@ def _run_problem(r) -> str:
     return f"run: the notebook could not be run ({r.error}); `starbox nbtest {r.path}` shows why"
 
 
-def check(paths: Iterable[str | os.PathLike[str]], settings: Settings, *, run: bool = True,
-          timeout: int | None = 600, jobs: int = 1) -> list[Report]:
+def check(
+    paths: Iterable[str | os.PathLike[str]],
+    settings: Settings,
+    *,
+    run: bool = True,
+    timeout: int | None = 600,
+    jobs: int = 1,
+) -> list[Report]:
     """Check each notebook; every problem is a one-line string in its Report."""
     from . import runner
     from .discover import Target
@@ -397,8 +463,7 @@ def check(paths: Iterable[str | os.PathLike[str]], settings: Settings, *, run: b
 
     if run and notebooks:
         with tempfile.TemporaryDirectory(prefix="starbox-nbcheck-") as keep:
-            opts = runner.Options(keep_dir=Path(keep), kernels=runner.available_kernels(),
-                                  timeout=timeout or None)
+            opts = runner.Options(keep_dir=Path(keep), kernels=runner.available_kernels(), timeout=timeout or None)
             targets = [Target(p, p.name) for p in notebooks]
             results, _ = runner.run_all(targets, opts, jobs=max(1, jobs))
             for target, result in zip(targets, results):

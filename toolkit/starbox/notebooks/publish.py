@@ -8,8 +8,6 @@ the webhook's checks are in `webhook`. `Background` runs the publishes webhooks 
 
 from __future__ import annotations
 
-from typing import Any
-
 import contextlib
 import dataclasses
 import os
@@ -18,9 +16,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from starbox.errors import StarboxError
 from starbox import keys
+from starbox.errors import StarboxError
 from starbox.settings import Settings
 
 from . import versions
@@ -29,8 +28,7 @@ from .sources import fetch, notebooks_in, remote_head, source
 from .state import Log, busy, locked, log_path, logger, now, read_json, state_dir, write_json
 from .versions import current, remove_tree, rollback
 
-__all__ = ["Outcome", "publish", "ensure_published", "status", "rollback", "current", "Background",
-           "with_overrides"]
+__all__ = ["Outcome", "publish", "ensure_published", "status", "rollback", "current", "Background", "with_overrides"]
 
 
 @dataclass
@@ -47,15 +45,34 @@ class Outcome:
 
 
 def _record(settings: Settings, outcome: Outcome, trigger: str, started: str, seconds: float) -> None:
-    write_json(state_dir(settings) / "status.json", {
-        "result": outcome.status, "reason": outcome.reason, "version": outcome.version, "commit": outcome.commit,
-        "failures": outcome.failures, "trigger": trigger, "started": started, "finished": now(),
-        "seconds": round(seconds, 1), "source": source(settings), "branch": settings.lessons_branch,
-    })
+    write_json(
+        state_dir(settings) / "status.json",
+        {
+            "result": outcome.status,
+            "reason": outcome.reason,
+            "version": outcome.version,
+            "commit": outcome.commit,
+            "failures": outcome.failures,
+            "trigger": trigger,
+            "started": started,
+            "finished": now(),
+            "seconds": round(seconds, 1),
+            "source": source(settings),
+            "branch": settings.lessons_branch,
+        },
+    )
 
 
-def publish(settings: Settings, *, test: bool | None = None, trigger: str = "manual", force: bool = False,
-            jobs: int = 2, timeout: int | None = 600, echo: Log | None = None) -> Outcome:
+def publish(
+    settings: Settings,
+    *,
+    test: bool | None = None,
+    trigger: str = "manual",
+    force: bool = False,
+    jobs: int = 2,
+    timeout: int | None = 600,
+    echo: Log | None = None,
+) -> Outcome:
     """Fetch, optionally test, and make the lessons live. Never publishes a failing set.
 
     `test` defaults to the lessons_test setting. Without `force`, a commit that is already live
@@ -69,8 +86,10 @@ def publish(settings: Settings, *, test: bool | None = None, trigger: str = "man
     with locked(settings):
         started, t0 = now(), time.monotonic()
         status_file = state_dir(settings) / "status.json"
-        write_json(status_file, {**read_json(status_file, {}), "running": {
-            "since": started, "trigger": trigger, "pid": os.getpid()}})
+        write_json(
+            status_file,
+            {**read_json(status_file, {}), "running": {"since": started, "trigger": trigger, "pid": os.getpid()}},
+        )
         log(f"publish ({trigger}) from {source(settings)} branch {settings.lessons_branch}")
         try:
             outcome = _publish_locked(settings, test, force, jobs, timeout, log, trigger)
@@ -109,19 +128,30 @@ def _publish_locked(settings, test, force, jobs, timeout, log, trigger) -> Outco
         if fetched.kind == "folder" and fetched.commit == live_commit and not force:
             return Outcome("unchanged", f"the folder is unchanged since {live}", live, fetched.commit)
         if not notebooks_in(fetched.tree):
-            return Outcome("failed", f"no notebooks in {source(settings)} ({settings.lessons_branch}); "
-                                     "nothing published", commit=fetched.commit)
+            return Outcome(
+                "failed",
+                f"no notebooks in {source(settings)} ({settings.lessons_branch}); nothing published",
+                commit=fetched.commit,
+            )
         tested = "not tested" if not test else ""
         if test:
             passed, tested, failures = run_tests(settings, fetched.tree, jobs, timeout, log)
             if not passed:
-                return Outcome("failed", f"not published: {tested}; report: "
-                                         f"{state_dir(settings) / 'last-test' / 'report.html'}",
-                               commit=fetched.commit, failures=failures)
+                return Outcome(
+                    "failed",
+                    f"not published: {tested}; report: {state_dir(settings) / 'last-test' / 'report.html'}",
+                    commit=fetched.commit,
+                    failures=failures,
+                )
         version = versions.install(settings, fetched.tree, fetched.commit[:7])
         history["versions"][version] = {
-            "source": source(settings), "branch": settings.lessons_branch, "commit": fetched.commit,
-            "kind": fetched.kind, "subject": fetched.subject, "published": now(), "trigger": trigger,
+            "source": source(settings),
+            "branch": settings.lessons_branch,
+            "commit": fetched.commit,
+            "kind": fetched.kind,
+            "subject": fetched.subject,
+            "published": now(),
+            "trigger": trigger,
             "tested": tested,
         }
         history["live"].append(version)
@@ -151,12 +181,18 @@ def status(settings: Settings) -> dict:
         running = None  # the process that wrote it is gone
     live = current(settings)
     return {
-        "source": source(settings), "branch": settings.lessons_branch, "test": settings.lessons_test,
-        "live": live, "path": str(settings.notebooks_latest),
-        "versions": [{"version": v, "live": v == live, **history["versions"].get(v, {})}
-                     for v in versions.versions(settings)],
-        "last": last or None, "running": running,
-        "log": str(log_path(settings)), "webhook": f"{settings.service_url}/hooks/notebooks",
+        "source": source(settings),
+        "branch": settings.lessons_branch,
+        "test": settings.lessons_test,
+        "live": live,
+        "path": str(settings.notebooks_latest),
+        "versions": [
+            {"version": v, "live": v == live, **history["versions"].get(v, {})} for v in versions.versions(settings)
+        ],
+        "last": last or None,
+        "running": running,
+        "log": str(log_path(settings)),
+        "webhook": f"{settings.service_url}/hooks/notebooks",
         "secret_file": str(keys.path(settings, keys.WEBHOOK_SECRET)),
     }
 
@@ -176,8 +212,9 @@ class Background:
                 merged = self._again is not None
                 self._again = trigger
                 return "queued behind the running publish" + (" (merged with a queued one)" if merged else "")
-            self._thread = threading.Thread(target=self._work, args=(settings, trigger),
-                                            name="lessons-publish", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, args=(settings, trigger), name="lessons-publish", daemon=True
+            )
             self._thread.start()
             return "publishing in the background"
 

@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from starbox import keys, settings as settings_mod
+from starbox import keys
+from starbox import settings as settings_mod
 
-notebooks_app = typer.Typer(help="Published lessons (notebooks-latest): status, publish, rollback.",
-                            no_args_is_help=True)
+notebooks_app = typer.Typer(
+    help="Published lessons (notebooks-latest): status, publish, rollback.", no_args_is_help=True
+)
 console = Console(highlight=False)
 
 
@@ -30,8 +32,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         print(json.dumps(info, indent=1))
         return
-    console.print(f"source   {escape(info['source'])} (branch {escape(info['branch'])}; "
-                  f"{'tested before publishing' if info['test'] else 'not tested: lessons_test is off'})")
+    console.print(
+        f"source   {escape(info['source'])} (branch {escape(info['branch'])}; "
+        f"{'tested before publishing' if info['test'] else 'not tested: lessons_test is off'})"
+    )
     console.print(f"live     {escape(info['live'] or 'nothing published yet')}  ({escape(info['path'])})")
     if info["running"]:
         r = info["running"]
@@ -39,30 +43,47 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     last = info["last"]
     if last and last.get("result"):
         colour = {"published": "green", "failed": "red"}.get(last["result"], "default")
-        console.print(f"last     [{colour}]{last['result']}[/] {last.get('finished', '')} "
-                      f"({escape(last.get('trigger', ''))}): {escape(last.get('reason', ''))}", soft_wrap=True)
+        console.print(
+            f"last     [{colour}]{last['result']}[/] {last.get('finished', '')} "
+            f"({escape(last.get('trigger', ''))}): {escape(last.get('reason', ''))}",
+            soft_wrap=True,
+        )
         for f in last.get("failures", [])[:20]:
             cell = f" cell {f['cell']}" if f.get("cell") is not None else ""
-            console.print(f"         [red]{f['status']}[/] {escape(f['notebook'])}{cell}: "
-                          f"{escape((f.get('error') or '').splitlines()[0] if f.get('error') else '')}", soft_wrap=True)
+            console.print(
+                f"         [red]{f['status']}[/] {escape(f['notebook'])}{cell}: "
+                f"{escape((f.get('error') or '').splitlines()[0] if f.get('error') else '')}",
+                soft_wrap=True,
+            )
     if last and last.get("rollback"):
         rb = last["rollback"]
         console.print(f"rollback {rb['at']}: {escape(str(rb['from']))} -> {escape(rb['to'])}")
     if info["versions"]:
         console.print("versions (* live; `starbox notebooks rollback --to VERSION`):")
         for v in reversed(info["versions"]):
-            details = "  ".join(x for x in ((v.get("commit") or "")[:12], v.get("published", ""),
-                                            v.get("trigger", ""), v.get("tested", "")) if x)
+            details = "  ".join(
+                x
+                for x in (
+                    (v.get("commit") or "")[:12],
+                    v.get("published", ""),
+                    v.get("trigger", ""),
+                    v.get("tested", ""),
+                )
+                if x
+            )
             console.print(f"  {'*' if v['live'] else ' '} {v['version']}  [dim]{escape(details)}[/]", soft_wrap=True)
     console.print(f"log      {escape(info['log'])}", soft_wrap=True)
-    console.print(f"webhook  POST {escape(info['webhook'])} (secret in {escape(info['secret_file'])})",
-                  soft_wrap=True)
+    console.print(f"webhook  POST {escape(info['webhook'])} (secret in {escape(info['secret_file'])})", soft_wrap=True)
 
 
 @notebooks_app.command("publish")
 def publish_cmd(
-    test: Annotated[Optional[bool], typer.Option("--test/--no-test",
-                    help="Run the harness first (default: the lessons_test setting).", show_default=False)] = None,
+    test: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--test/--no-test", help="Run the harness first (default: the lessons_test setting).", show_default=False
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Publish even if that commit is already live.")] = False,
     repo: Annotated[Optional[str], typer.Option(help="Another repository (path or URL) for this run.")] = None,
     branch: Annotated[Optional[str], typer.Option(help="Another branch for this run.")] = None,
@@ -73,9 +94,15 @@ def publish_cmd(
     from . import publish
 
     s = publish.with_overrides(_settings(), repo, branch)
-    outcome = publish.publish(s, test=test, force=force, jobs=jobs, timeout=timeout or None,
-                              trigger="starbox notebooks publish",
-                              echo=lambda m: console.print(escape(m), soft_wrap=True))
+    outcome = publish.publish(
+        s,
+        test=test,
+        force=force,
+        jobs=jobs,
+        timeout=timeout or None,
+        trigger="starbox notebooks publish",
+        echo=lambda m: console.print(escape(m), soft_wrap=True),
+    )
     colour = {"published": "green", "failed": "red"}.get(outcome.status, "yellow")
     console.print(f"[{colour}]{outcome.status}[/]: {escape(outcome.reason)}", soft_wrap=True)
     if not outcome.ok:
@@ -83,8 +110,11 @@ def publish_cmd(
 
 
 @notebooks_app.command("rollback")
-def rollback_cmd(to: Annotated[Optional[str], typer.Option(help="A version from `status` (default: the one "
-                                                                "live before the current one).")] = None) -> None:
+def rollback_cmd(
+    to: Annotated[
+        Optional[str], typer.Option(help="A version from `status` (default: the one live before the current one).")
+    ] = None,
+) -> None:
     """Make the previous version live again."""
     from . import publish
 
@@ -103,16 +133,22 @@ def webhook_cmd(
     secret = webhook.webhook_secret(s)  # made now if missing, so it can be pasted into GitHub
     console.print(f"Payload URL   {s.service_url}/hooks/notebooks  (must be reachable from GitHub)")
     console.print("Content type  application/json")
-    console.print(f"Secret        {secret if show_secret else '(--show-secret prints it)'}  "
-                  f"[dim]{keys.path(s, keys.WEBHOOK_SECRET)}[/]")
+    console.print(
+        f"Secret        {secret if show_secret else '(--show-secret prints it)'}  "
+        f"[dim]{keys.path(s, keys.WEBHOOK_SECRET)}[/]"
+    )
     console.print("Events        just the push event")
     console.print(f"Publishes     pushes to {escape(sources.source(s))} branch {s.lessons_branch}")
 
 
 def getlatest(
-    targetdir: Annotated[Optional[Path], typer.Argument(
-        help="Where to copy the lessons (default ~/notebooks; in the appliance's JupyterLab, its lessons/ folder).",
-        show_default=False)] = None,
+    targetdir: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="Where to copy the lessons (default ~/notebooks; in the appliance's JupyterLab, its lessons/ folder).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Copy the latest lessons into a folder of your own; files you changed are kept, never overwritten."""
     from .getlatest import getlatest as run

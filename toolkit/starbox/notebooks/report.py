@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import html
 import os
 import re
@@ -12,6 +10,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,10 +19,22 @@ from rich.text import Text
 from .runner import DEAD_KERNEL, ERROR, FAIL, NO_KERNEL, PASS, TIMEOUT, NotebookResult, RunResult
 
 ORDER = (PASS, FAIL, TIMEOUT, DEAD_KERNEL, NO_KERNEL, ERROR)
-RICH_STYLE = {PASS: "bold green", FAIL: "bold red", TIMEOUT: "bold yellow",
-              DEAD_KERNEL: "bold magenta", NO_KERNEL: "bold cyan", ERROR: "bold red"}
-HTML_COLOUR = {PASS: "#1a7f37", FAIL: "#cf222e", TIMEOUT: "#9a6700",
-               DEAD_KERNEL: "#8250df", NO_KERNEL: "#0969da", ERROR: "#cf222e"}
+RICH_STYLE = {
+    PASS: "bold green",
+    FAIL: "bold red",
+    TIMEOUT: "bold yellow",
+    DEAD_KERNEL: "bold magenta",
+    NO_KERNEL: "bold cyan",
+    ERROR: "bold red",
+}
+HTML_COLOUR = {
+    PASS: "#1a7f37",
+    FAIL: "#cf222e",
+    TIMEOUT: "#9a6700",
+    DEAD_KERNEL: "#8250df",
+    NO_KERNEL: "#0969da",
+    ERROR: "#cf222e",
+}
 # Characters XML 1.0 forbids; tracebacks can carry them (\b from progress bars).
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -55,8 +66,13 @@ def print_table(run: RunResult, console: Console) -> None:
     table.add_column("Failing cell", overflow="fold")
     table.add_column("Error", overflow="fold")
     for r in run.results:
-        table.add_row(r.notebook, Text(r.status, style=RICH_STYLE[r.status]), f"{r.duration_s:.1f}",
-                      cell_label(r), r.error.splitlines()[0] if r.error else "")
+        table.add_row(
+            r.notebook,
+            Text(r.status, style=RICH_STYLE[r.status]),
+            f"{r.duration_s:.1f}",
+            cell_label(r),
+            r.error.splitlines()[0] if r.error else "",
+        )
     console.print(table)
     # soft_wrap: paths must stay whole to be copied from a terminal or CI log.
     console.print(summary_line(run), style="green" if run.ok else "red", highlight=False, soft_wrap=True)
@@ -84,15 +100,32 @@ def write_junit(run: RunResult, path: str | os.PathLike[str]) -> Path:
     counts = Counter(r.status for r in run.results)
     failures = counts[FAIL] + counts[TIMEOUT] + counts[DEAD_KERNEL]
     errors = counts[NO_KERNEL] + counts[ERROR]
-    stats: dict[str, Any] = {"tests": str(len(run.results)), "failures": str(failures), "errors": str(errors),
-             "skipped": "0", "time": f"{run.duration_s:.3f}"}
+    stats: dict[str, Any] = {
+        "tests": str(len(run.results)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": "0",
+        "time": f"{run.duration_s:.3f}",
+    }
     root = ET.Element("testsuites", name="starbox nbtest", **stats)
-    suite = ET.SubElement(root, "testsuite", name="starbox nbtest", hostname=socket.gethostname(),
-                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), **stats)
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name="starbox nbtest",
+        hostname=socket.gethostname(),
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **stats,
+    )
     for r in run.results:
         folder, _, name = r.notebook.rpartition("/")
-        case = ET.SubElement(suite, "testcase", classname=folder.replace("/", ".") or "notebooks",
-                             name=name, file=r.path, time=f"{r.duration_s:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=folder.replace("/", ".") or "notebooks",
+            name=name,
+            file=r.path,
+            time=f"{r.duration_s:.3f}",
+        )
         props = ET.SubElement(case, "properties")
         for key, value in (("status", r.status), ("kernel", r.kernel), ("executed_path", r.executed_path)):
             if value:
@@ -130,8 +163,12 @@ def _badge(status: str) -> str:
 
 def _notebook_section(i: int, r: NotebookResult) -> str:
     e = html.escape
-    info = [("Path", r.path), ("Kernel", r.kernel or "–"), ("Executed copy", r.executed_path or "–"),
-            ("Started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)))]
+    info = [
+        ("Path", r.path),
+        ("Kernel", r.kernel or "–"),
+        ("Executed copy", r.executed_path or "–"),
+        ("Started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))),
+    ]
     if not r.passed:
         info.append(("Failing cell", cell_label(r) or "–"))
         info.append(("Error", r.error))
@@ -142,12 +179,17 @@ def _notebook_section(i: int, r: NotebookResult) -> str:
         f'<td style="width:20em"><div class="bar" style="width:{100 * c.seconds / longest:.1f}%"></div></td></tr>'
         for c in r.cells
     )
-    timing = (f"<table><tr><th>Cell</th><th>Seconds</th><th></th></tr>{cells}</table>" if cells
-              else '<p class="muted">No cell ran.</p>')
+    timing = (
+        f"<table><tr><th>Cell</th><th>Seconds</th><th></th></tr>{cells}</table>"
+        if cells
+        else '<p class="muted">No cell ran.</p>'
+    )
     trace = f"<h4>Traceback</h4><pre>{e(r.traceback)}</pre>" if r.traceback else ""
-    return (f'<details id="nb{i}"{"" if r.passed else " open"}><summary>{_badge(r.status)} '
-            f"{e(r.notebook)} <span class=muted>{r.duration_s:.1f} s</span></summary>"
-            f"<table>{rows}</table><h4>Cell durations</h4>{timing}{trace}</details>")
+    return (
+        f'<details id="nb{i}"{"" if r.passed else " open"}><summary>{_badge(r.status)} '
+        f"{e(r.notebook)} <span class=muted>{r.duration_s:.1f} s</span></summary>"
+        f"<table>{rows}</table><h4>Cell durations</h4>{timing}{trace}</details>"
+    )
 
 
 def write_html(run: RunResult, path: str | os.PathLike[str]) -> Path:

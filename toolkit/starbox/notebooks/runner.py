@@ -35,7 +35,12 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from .discover import Target, discover
 
 PASS, FAIL, TIMEOUT, DEAD_KERNEL, NO_KERNEL, ERROR = (
-    "PASS", "FAIL", "TIMEOUT", "DEAD KERNEL", "NO KERNEL", "ERROR",
+    "PASS",
+    "FAIL",
+    "TIMEOUT",
+    "DEAD KERNEL",
+    "NO KERNEL",
+    "ERROR",
 )
 DEFAULT_KERNEL = "python3"  # what Jupyter and the Data Lab harness assume without metadata
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")

@@ -105,8 +105,19 @@ def fetch(settings: Settings, dest: Path) -> Fetched:
         return Fetched(dest, tree_digest(dest)[:12], "", "folder")
     branch = settings.lessons_branch
     try:
-        _git("clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags",
-             "--", _git_url(repo), str(dest))
+        _git(
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            "--single-branch",
+            "--branch",
+            branch,
+            "--no-tags",
+            "--",
+            _git_url(repo),
+            str(dest),
+        )
     except StarboxError as exc:
         if "not found" in str(exc) and "branch" in str(exc).lower():
             raise StarboxError(f"branch {branch!r} not found in {repo}") from None

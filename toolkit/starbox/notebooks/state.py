@@ -1,12 +1,12 @@
 """The publishing state under notebooks-versions/.state: its JSON files, the lock, the log.
 
-    notebooks-versions/.state/
-        history.json         versions and the order they went live (rollback undoes)
-        status.json          the last attempt: published, failed (and why), unchanged
-        deliveries.sqlite    webhook delivery ids and body digests already handled
-        publish.lock         flock: one publish or rollback at a time, across processes
-        last-test/           the harness's report.html, junit.xml and executed copies
-    logs/notebooks-publish.log   one line per step, from the CLI and the service alike
+notebooks-versions/.state/
+    history.json         versions and the order they went live (rollback undoes)
+    status.json          the last attempt: published, failed (and why), unchanged
+    deliveries.sqlite    webhook delivery ids and body digests already handled
+    publish.lock         flock: one publish or rollback at a time, across processes
+    last-test/           the harness's report.html, junit.xml and executed copies
+logs/notebooks-publish.log   one line per step, from the CLI and the service alike
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def logger(settings: Settings, echo: Log | None) -> Log:
             pass
         if echo:
             echo(message)
+
     return log
 
 

@@ -82,6 +82,7 @@ def save_history(settings: Settings, data: dict) -> None:
 
 # --- lesson trees ------------------------------------------------------------------------------
 
+
 def check_links(root: Path) -> None:
     """Refuse a tree holding a symlink that is absolute or leads outside it (see the module)."""
     top = os.path.realpath(root)
@@ -94,8 +95,9 @@ def check_links(root: Path) -> None:
             real = os.path.realpath(path)
             if os.path.isabs(target) or (real != top and not real.startswith(top + os.sep)):
                 rel = Path(path).relative_to(root).as_posix()
-                raise StarboxError(f"{rel} is a symlink to {target}, outside the lessons; "
-                                   "replace it with the file itself")
+                raise StarboxError(
+                    f"{rel} is a symlink to {target}, outside the lessons; replace it with the file itself"
+                )
 
 
 def copy_tree(source: Path, dest: Path) -> None:
@@ -115,6 +117,7 @@ def make_read_only(root: Path) -> None:
 
 def remove_tree(path: Path) -> None:
     """rmtree for read-only version folders."""
+
     def retry(func, p, _exc_info):
         parent = os.path.dirname(p)
         with contextlib.suppress(OSError):
@@ -167,7 +170,7 @@ def prune(settings: Settings, data: dict, log: Log) -> None:
     a publish that died left behind. The caller holds the lock."""
     live = current(settings)
     on_disk = versions(settings)
-    keep = set(data["live"][-(KEEP + 1):]) | set(on_disk[-(KEEP + 1):]) | {live}
+    keep = set(data["live"][-(KEEP + 1) :]) | set(on_disk[-(KEEP + 1) :]) | {live}
     for v in on_disk:
         if v not in keep:
             remove_tree(settings.notebooks_versions / v)
@@ -199,8 +202,10 @@ def rollback(settings: Settings, to: str | None = None, echo: Log | None = None)
             if live in stack:
                 stack = stack[: len(stack) - 1 - stack[::-1].index(live)]  # drop live and what came after
             if not stack:
-                raise StarboxError("no earlier version to roll back to"
-                                   + (f" ({live} is the oldest kept)" if live else " (nothing is published)"))
+                raise StarboxError(
+                    "no earlier version to roll back to"
+                    + (f" ({live} is the oldest kept)" if live else " (nothing is published)")
+                )
             target = stack[-1]
             data["live"] = stack
         swap(settings, target)

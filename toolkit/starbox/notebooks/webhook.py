@@ -82,12 +82,14 @@ def remember_delivery(settings: Settings, delivery: str, digest: str) -> bool:
     path = state_dir(settings) / "deliveries.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, digest TEXT UNIQUE, "
-                   "received REAL NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, digest TEXT UNIQUE, received REAL NOT NULL)"
+        )
         try:
             db.execute("INSERT INTO deliveries VALUES (?, ?, ?)", (delivery, digest, time.time()))
         except sqlite3.IntegrityError:
             return False
-        db.execute("DELETE FROM deliveries WHERE id NOT IN "
-                   "(SELECT id FROM deliveries ORDER BY received DESC LIMIT 10000)")
+        db.execute(
+            "DELETE FROM deliveries WHERE id NOT IN (SELECT id FROM deliveries ORDER BY received DESC LIMIT 10000)"
+        )
     return True

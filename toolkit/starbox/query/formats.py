@@ -17,9 +17,16 @@ from starbox.client.chunks import ChunkReader
 
 # PostgreSQL type OID -> Arrow type; anything else travels as text.
 ARROW_FOR_OID = {
-    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
-    700: pa.float32(), 701: pa.float64(), 1700: pa.float64(),
-    1082: pa.date32(), 1114: pa.timestamp("us"),
+    16: pa.bool_(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    26: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    1700: pa.float64(),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
 }
 
 
@@ -66,9 +73,14 @@ def batches_from_csv(columns: list[Column], csv_chunks: Iterable[bytes]) -> Iter
         io.BufferedReader(ChunkReader(csv_chunks), buffer_size=1 << 20),
         read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1, block_size=4 << 20),
         convert_options=pacsv.ConvertOptions(
-            column_types=schema, null_values=[""], strings_can_be_null=True,
-            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
-            timestamp_parsers=[pacsv.ISO8601]),
+            column_types=schema,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+            timestamp_parsers=[pacsv.ISO8601],
+        ),
     )
     for batch in reader:
         yield batch
@@ -147,15 +159,18 @@ def encode_fits(columns: list[Column], batches: Iterator[pa.RecordBatch]) -> Ite
     yield buf.getvalue()
 
 
-FORMATS = {f.name: f for f in [
-    Format("csv", "text/csv", "csv", delimiter=","),
-    Format("tsv", "text/tab-separated-values", "tsv", delimiter="\t"),
-    Format("ascii", "text/plain", "txt", delimiter="\t"),
-    Format("votable", "application/x-votable+xml", "xml", encode=encode_votable),
-    Format("fits", "application/fits", "fits", encode=encode_fits),
-    Format("parquet", "application/vnd.apache.parquet", "parquet", encode=encode_parquet),
-    Format("arrow", "application/vnd.apache.arrow.stream", "arrow", encode=encode_arrow),
-]}
+FORMATS = {
+    f.name: f
+    for f in [
+        Format("csv", "text/csv", "csv", delimiter=","),
+        Format("tsv", "text/tab-separated-values", "tsv", delimiter="\t"),
+        Format("ascii", "text/plain", "txt", delimiter="\t"),
+        Format("votable", "application/x-votable+xml", "xml", encode=encode_votable),
+        Format("fits", "application/fits", "fits", encode=encode_fits),
+        Format("parquet", "application/vnd.apache.parquet", "parquet", encode=encode_parquet),
+        Format("arrow", "application/vnd.apache.arrow.stream", "arrow", encode=encode_arrow),
+    ]
+}
 
 
 def get(name: str | None) -> Format:

@@ -18,9 +18,9 @@ may always change its own password and defaults, and a session its own settings.
 from __future__ import annotations
 
 import json
-from typing import Any
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pglast.parser import ParseError, parse_sql_json
 
@@ -37,12 +37,28 @@ USER_KINDS = f"{QUERY_KINDS}, INSERT, UPDATE, DELETE, and DDL on your MyDB table
 _TABLE_LIKE = {"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE"}
 _COMMENTABLE = _TABLE_LIKE | {"OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}
 _RENAMEABLE = _COMMENTABLE
-_ALWAYS = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateStmt", "ViewStmt", "IndexStmt",
-           "TruncateStmt", "CreateSeqStmt", "AlterSeqStmt", "RefreshMatViewStmt", "SelectStmt"}
-_BY_OBJECT = {"CreateTableAsStmt": ("objtype", {"OBJECT_TABLE", "OBJECT_MATVIEW"}),
-              "DropStmt": ("removeType", _TABLE_LIKE), "AlterTableStmt": ("objtype", _TABLE_LIKE),
-              "RenameStmt": ("renameType", _RENAMEABLE), "AlterObjectSchemaStmt": ("objectType", _TABLE_LIKE),
-              "CommentStmt": ("objtype", _COMMENTABLE)}
+_ALWAYS = {
+    "InsertStmt",
+    "UpdateStmt",
+    "DeleteStmt",
+    "MergeStmt",
+    "CreateStmt",
+    "ViewStmt",
+    "IndexStmt",
+    "TruncateStmt",
+    "CreateSeqStmt",
+    "AlterSeqStmt",
+    "RefreshMatViewStmt",
+    "SelectStmt",
+}
+_BY_OBJECT = {
+    "CreateTableAsStmt": ("objtype", {"OBJECT_TABLE", "OBJECT_MATVIEW"}),
+    "DropStmt": ("removeType", _TABLE_LIKE),
+    "AlterTableStmt": ("objtype", _TABLE_LIKE),
+    "RenameStmt": ("renameType", _RENAMEABLE),
+    "AlterObjectSchemaStmt": ("objectType", _TABLE_LIKE),
+    "CommentStmt": ("objtype", _COMMENTABLE),
+}
 _WRITES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
 
 # Calls refused wherever they appear (a CHECK, a DEFAULT, a subquery): they change session
@@ -72,8 +88,10 @@ def check(text: str, anonymous: bool) -> Checked:
         raise StarboxError("Error: no SQL statement in the query (only comments?)")
     if len(statements) > 1:
         kinds = ", ".join(kind(raw["stmt"]) for raw in statements[:4]) + (", ..." if len(statements) > 4 else "")
-        raise Forbidden(f"Error: multiple statements are not allowed here; one statement per query, "
-                        f"please (found {len(statements)}: {kinds})")
+        raise Forbidden(
+            f"Error: multiple statements are not allowed here; one statement per query, "
+            f"please (found {len(statements)}: {kinds})"
+        )
     raw = statements[0]
     stmt = raw["stmt"]
     _check_statement(stmt, anonymous)
@@ -88,7 +106,7 @@ def check(text: str, anonymous: bool) -> Checked:
 
 
 def _node(node: dict) -> tuple[str, dict]:
-    (name, fields), = node.items()
+    ((name, fields),) = node.items()
     return name, fields
 
 
@@ -101,15 +119,21 @@ def _check_statement(stmt: dict, anonymous: bool) -> None:
         return
     if name in _WRITES and (fields.get("returningClause") or fields.get("returningList")):
         # Its rows would come back whole, outside the row cap and the row-size bound.
-        raise StarboxError(f"Error: {kind(stmt)} ... RETURNING is not supported here; run the {kind(stmt)}, "
-                           f"then SELECT the rows you want")
+        raise StarboxError(
+            f"Error: {kind(stmt)} ... RETURNING is not supported here; run the {kind(stmt)}, "
+            f"then SELECT the rows you want"
+        )
     if _user_allowed(name, fields):
         if anonymous:
-            raise Forbidden(f"Error: {kind(stmt)} statements are not allowed here; anonymous callers "
-                            f"may run queries only ({QUERY_KINDS}): log in to write to your MyDB")
+            raise Forbidden(
+                f"Error: {kind(stmt)} statements are not allowed here; anonymous callers "
+                f"may run queries only ({QUERY_KINDS}): log in to write to your MyDB"
+            )
         return
-    raise Forbidden(f"Error: {kind(stmt)} statements are not allowed here; Starbox runs one statement per "
-                    f"request, of these kinds: {USER_KINDS}")
+    raise Forbidden(
+        f"Error: {kind(stmt)} statements are not allowed here; Starbox runs one statement per "
+        f"request, of these kinds: {USER_KINDS}"
+    )
 
 
 def _user_allowed(name: str, fields: dict) -> bool:
@@ -138,51 +162,98 @@ def _check_tree(stmt: dict, anonymous: bool) -> None:
             if key == "FuncCall":
                 func = value["funcname"][-1]["String"]["sval"].lower()
                 if func in _REFUSED_CALLS:
-                    raise Forbidden(f"Error: {func}() calls are not allowed here; the service sets the "
-                                    f"session's settings for each query (read them with current_setting())")
+                    raise Forbidden(
+                        f"Error: {func}() calls are not allowed here; the service sets the "
+                        f"session's settings for each query (read them with current_setting())"
+                    )
             elif key in _WRITES:
                 relation = value.get("relation", {})
                 target = relation.get("relname", "").lower()
                 if target in _REFUSED_TARGETS and relation.get("schemaname", "pg_catalog").lower() == "pg_catalog":
-                    raise Forbidden(f"Error: changing {target} is not allowed here; it sets the session's "
-                                    f"settings, which the service sets for each query")
+                    raise Forbidden(
+                        f"Error: changing {target} is not allowed here; it sets the session's "
+                        f"settings, which the service sets for each query"
+                    )
                 if anonymous:
-                    raise Forbidden(f"Error: {kind({key: value})} statements are not allowed here; anonymous "
-                                    f"callers may run queries only ({QUERY_KINDS}): log in to write to your MyDB")
+                    raise Forbidden(
+                        f"Error: {kind({key: value})} statements are not allowed here; anonymous "
+                        f"callers may run queries only ({QUERY_KINDS}): log in to write to your MyDB"
+                    )
             if isinstance(value, (dict, list)):
                 todo.append(value)
 
 
 _NAMES = {
-    "AlterRoleSetStmt": "ALTER ROLE", "AlterRoleStmt": "ALTER ROLE", "CreateRoleStmt": "CREATE ROLE",
-    "DropRoleStmt": "DROP ROLE", "CreatedbStmt": "CREATE DATABASE",
-    "DropdbStmt": "DROP DATABASE", "AlterDatabaseSetStmt": "ALTER DATABASE", "CreateStmt": "CREATE TABLE",
-    "ViewStmt": "CREATE VIEW", "IndexStmt": "CREATE INDEX", "CreateSeqStmt": "CREATE SEQUENCE",
-    "AlterSeqStmt": "ALTER SEQUENCE", "CreateTrigStmt": "CREATE TRIGGER", "RuleStmt": "CREATE RULE",
-    "CreatePLangStmt": "CREATE LANGUAGE", "DeclareCursorStmt": "DECLARE CURSOR", "ClosePortalStmt": "CLOSE",
-    "VariableShowStmt": "SHOW", "CheckPointStmt": "CHECKPOINT", "ExecuteStmt": "EXECUTE",
-    "PrepareStmt": "PREPARE", "DeallocateStmt": "DEALLOCATE", "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW",
-    "DropOwnedStmt": "DROP OWNED", "ReassignOwnedStmt": "REASSIGN OWNED", "CreateStatsStmt": "CREATE STATISTICS",
-    "CreateEventTrigStmt": "CREATE EVENT TRIGGER", "SecLabelStmt": "SECURITY LABEL", "ConstraintsSetStmt": "SET CONSTRAINTS",
-    "CompositeTypeStmt": "CREATE TYPE", "CreateEnumStmt": "CREATE TYPE", "CreateRangeStmt": "CREATE TYPE",
-    "AlterFunctionStmt": "ALTER FUNCTION", "AlterOwnerStmt": "ALTER ... OWNER", "ExplainStmt": "EXPLAIN",
-    "InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE",
+    "AlterRoleSetStmt": "ALTER ROLE",
+    "AlterRoleStmt": "ALTER ROLE",
+    "CreateRoleStmt": "CREATE ROLE",
+    "DropRoleStmt": "DROP ROLE",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterDatabaseSetStmt": "ALTER DATABASE",
+    "CreateStmt": "CREATE TABLE",
+    "ViewStmt": "CREATE VIEW",
+    "IndexStmt": "CREATE INDEX",
+    "CreateSeqStmt": "CREATE SEQUENCE",
+    "AlterSeqStmt": "ALTER SEQUENCE",
+    "CreateTrigStmt": "CREATE TRIGGER",
+    "RuleStmt": "CREATE RULE",
+    "CreatePLangStmt": "CREATE LANGUAGE",
+    "DeclareCursorStmt": "DECLARE CURSOR",
+    "ClosePortalStmt": "CLOSE",
+    "VariableShowStmt": "SHOW",
+    "CheckPointStmt": "CHECKPOINT",
+    "ExecuteStmt": "EXECUTE",
+    "PrepareStmt": "PREPARE",
+    "DeallocateStmt": "DEALLOCATE",
+    "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW",
+    "DropOwnedStmt": "DROP OWNED",
+    "ReassignOwnedStmt": "REASSIGN OWNED",
+    "CreateStatsStmt": "CREATE STATISTICS",
+    "CreateEventTrigStmt": "CREATE EVENT TRIGGER",
+    "SecLabelStmt": "SECURITY LABEL",
+    "ConstraintsSetStmt": "SET CONSTRAINTS",
+    "CompositeTypeStmt": "CREATE TYPE",
+    "CreateEnumStmt": "CREATE TYPE",
+    "CreateRangeStmt": "CREATE TYPE",
+    "AlterFunctionStmt": "ALTER FUNCTION",
+    "AlterOwnerStmt": "ALTER ... OWNER",
+    "ExplainStmt": "EXPLAIN",
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
 }
 _TRANSACTIONS = {
-    "TRANS_STMT_BEGIN": "BEGIN", "TRANS_STMT_START": "START TRANSACTION", "TRANS_STMT_COMMIT": "COMMIT",
-    "TRANS_STMT_ROLLBACK": "ROLLBACK", "TRANS_STMT_SAVEPOINT": "SAVEPOINT", "TRANS_STMT_RELEASE": "RELEASE SAVEPOINT",
-    "TRANS_STMT_ROLLBACK_TO": "ROLLBACK TO SAVEPOINT", "TRANS_STMT_PREPARE": "PREPARE TRANSACTION",
-    "TRANS_STMT_COMMIT_PREPARED": "COMMIT PREPARED", "TRANS_STMT_ROLLBACK_PREPARED": "ROLLBACK PREPARED",
+    "TRANS_STMT_BEGIN": "BEGIN",
+    "TRANS_STMT_START": "START TRANSACTION",
+    "TRANS_STMT_COMMIT": "COMMIT",
+    "TRANS_STMT_ROLLBACK": "ROLLBACK",
+    "TRANS_STMT_SAVEPOINT": "SAVEPOINT",
+    "TRANS_STMT_RELEASE": "RELEASE SAVEPOINT",
+    "TRANS_STMT_ROLLBACK_TO": "ROLLBACK TO SAVEPOINT",
+    "TRANS_STMT_PREPARE": "PREPARE TRANSACTION",
+    "TRANS_STMT_COMMIT_PREPARED": "COMMIT PREPARED",
+    "TRANS_STMT_ROLLBACK_PREPARED": "ROLLBACK PREPARED",
 }
-_SPECIAL_SETTINGS = {"role": "ROLE", "session_authorization": "SESSION AUTHORIZATION",
-                     "transaction": "TRANSACTION", "session characteristics": "SESSION CHARACTERISTICS"}
+_SPECIAL_SETTINGS = {
+    "role": "ROLE",
+    "session_authorization": "SESSION AUTHORIZATION",
+    "transaction": "TRANSACTION",
+    "session characteristics": "SESSION CHARACTERISTICS",
+}
 
 
 def _object(objtype: str | None) -> str:
     """OBJECT_MATVIEW -> 'MATERIALIZED VIEW'."""
     name = (objtype or "OBJECT_").removeprefix("OBJECT_")
-    return {"MATVIEW": "MATERIALIZED VIEW", "FDW": "FOREIGN DATA WRAPPER", "TABCONSTRAINT": "CONSTRAINT",
-            "STATISTIC_EXT": "STATISTICS", "LARGEOBJECT": "LARGE OBJECT"}.get(name, name.replace("_", " "))
+    return {
+        "MATVIEW": "MATERIALIZED VIEW",
+        "FDW": "FOREIGN DATA WRAPPER",
+        "TABCONSTRAINT": "CONSTRAINT",
+        "STATISTIC_EXT": "STATISTICS",
+        "LARGEOBJECT": "LARGE OBJECT",
+    }.get(name, name.replace("_", " "))
 
 
 def kind(stmt: dict) -> str:

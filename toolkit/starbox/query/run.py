@@ -53,9 +53,13 @@ def _row_bounded(query: str, limits: Limits) -> pgsql.Composed:
     return pgsql.SQL(
         "SELECT * FROM (\n{q}\n) _r WHERE CASE WHEN pg_column_size(_r.*) <= {cheap} THEN true"
         " WHEN octet_length(_r::text) <= {limit} THEN true"
-        " ELSE ({msg} || pg_column_size(_r.*))::int IS NULL END").format(
-        q=pgsql.SQL(query), cheap=pgsql.Literal(cheap), limit=pgsql.Literal(limits.max_row_bytes),
-        msg=pgsql.Literal(ROW_TOO_LARGE))
+        " ELSE ({msg} || pg_column_size(_r.*))::int IS NULL END"
+    ).format(
+        q=pgsql.SQL(query),
+        cheap=pgsql.Literal(cheap),
+        limit=pgsql.Literal(limits.max_row_bytes),
+        msg=pgsql.Literal(ROW_TOO_LARGE),
+    )
 
 
 def _row_too_large(limits: Limits, size: str = "") -> TooLarge:
@@ -63,14 +67,20 @@ def _row_too_large(limits: Limits, size: str = "") -> TooLarge:
     # The size in PostgreSQL's message is the internal one (measuring the text again costs as much
     # as the first time); a compressed row's is smaller than the limit: then no size is shown.
     size = f" ({int(size) / (1 << 20):.1f} MB)" if size.isdigit() and int(size) > limits.max_row_bytes else ""
-    return TooLarge(f"Error: a result row{size} is larger than the {mb:g} MB a row may have here "
-                    f"(STARBOX_MAX_ROW_MB); select fewer or shorter columns")
+    return TooLarge(
+        f"Error: a result row{size} is larger than the {mb:g} MB a row may have here "
+        f"(STARBOX_MAX_ROW_MB); select fewer or shorter columns"
+    )
 
 
 def db_error(exc: psycopg.Error, limits: Limits | None = None) -> StarboxError:
     """A psycopg error as a one-line user message with the right status."""
     diag = exc.diag
-    if limits and isinstance(exc, psycopg.errors.InvalidTextRepresentation) and ROW_TOO_LARGE in str(diag.message_primary):
+    if (
+        limits
+        and isinstance(exc, psycopg.errors.InvalidTextRepresentation)
+        and ROW_TOO_LARGE in str(diag.message_primary)
+    ):
         return _row_too_large(limits, str(diag.message_primary).split(ROW_TOO_LARGE)[1].rstrip('"'))
     return db_errors.user_error(exc, timeout_s=limits.timeout_s if limits else None)
 
@@ -92,8 +102,9 @@ def describe(conn: psycopg.Connection, prepared: Prepared) -> list[formats.Colum
 
 def _csv_blocks(conn: psycopg.Connection, prepared: Prepared, delimiter: str, limits: Limits) -> Iterator[bytes]:
     """The result as CSV text from COPY, in ~1 MiB blocks, refusing more than row_cap rows."""
-    copy_sql = pgsql.SQL("COPY (SELECT * FROM ({}) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})").format(
-        _row_bounded(prepared.sql, limits), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
+    copy_sql = pgsql.SQL(
+        "COPY (SELECT * FROM ({}) _q LIMIT {}) TO STDOUT (FORMAT csv, HEADER true, DELIMITER {})"
+    ).format(_row_bounded(prepared.sql, limits), pgsql.Literal(limits.row_cap + 1), pgsql.Literal(delimiter))
     lines = 0
     buf = bytearray()  # copy each row out at once: holding on to libpq's row buffers is 3x slower
     with conn.cursor().copy(copy_sql) as copy:
@@ -119,8 +130,10 @@ def _check_cap(lines: int, limits: Limits) -> None:
 
 
 def _over_cap(limits: Limits) -> TooLarge:
-    return TooLarge(f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
-                    f"narrow the query or add LIMIT")
+    return TooLarge(
+        f"Error: the result has more than {limits.row_cap:,} rows, the row cap of this service; "
+        f"narrow the query or add LIMIT"
+    )
 
 
 def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -> None:
@@ -128,8 +141,9 @@ def _count_first(conn: psycopg.Connection, prepared: Prepared, limits: Limits) -
     that really is over it: a bounded count (no output is formed, so it costs a fraction of
     sending those rows). Results expected well under the cap stream at once; if the estimate was
     wrong, the stream ends with an error marker instead (see _generate)."""
-    bounded = pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT {}").format(pgsql.SQL(prepared.sql),
-                                                                   pgsql.Literal(limits.row_cap + 1))
+    bounded = pgsql.SQL("SELECT * FROM (\n{}\n) _q LIMIT {}").format(
+        pgsql.SQL(prepared.sql), pgsql.Literal(limits.row_cap + 1)
+    )
     plan = conn.execute(pgsql.SQL("EXPLAIN (FORMAT JSON) {}").format(bounded)).fetchone()[0]
     # (A query that writes, WITH ... INSERT, cannot run inside this wrapper: PostgreSQL refuses it.)
     if plan[0]["Plan"]["Plan Rows"] * 2 <= limits.row_cap:
@@ -148,8 +162,9 @@ def _rows_as_text(cur: psycopg.Cursor, delimiter: str) -> bytes:
     return out.getvalue().encode()
 
 
-def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format,
-              limits: Limits) -> Iterator[bytes]:
+def _generate(
+    open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt: formats.Format, limits: Limits
+) -> Iterator[bytes]:
     with open_conn() as conn:
         try:
             with conn.transaction():
@@ -187,8 +202,12 @@ def _generate(open_conn: Callable[[], AbstractContextManager], prepared: Prepare
             raise
 
 
-def stream(open_conn: Callable[[], AbstractContextManager], prepared: Prepared, fmt_name: str | formats.Format | None,
-           limits: Limits) -> tuple[formats.Format, Iterator[bytes]]:
+def stream(
+    open_conn: Callable[[], AbstractContextManager],
+    prepared: Prepared,
+    fmt_name: str | formats.Format | None,
+    limits: Limits,
+) -> tuple[formats.Format, Iterator[bytes]]:
     """(format, chunks). The first chunk is already computed, so errors raise here.
     A Format object instead of a name brings its own encoder (TAP's VOTable with metadata)."""
     fmt = fmt_name if isinstance(fmt_name, formats.Format) else formats.get(fmt_name)
@@ -217,8 +236,9 @@ class Chunks:
         self._rest.close()
 
 
-def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool,
-                limits: Limits) -> int:
+def run_to_mydb(
+    conn: psycopg.Connection, prepared: Prepared, schema: str, table: str, drop: bool, limits: Limits
+) -> int:
     """CREATE TABLE <user schema>.<table> AS <query>, replacing it when drop; returns rows."""
     if not prepared.is_query:
         raise StarboxError("Error: out=mydb:// needs a query that returns rows")
@@ -228,8 +248,9 @@ def run_to_mydb(conn: psycopg.Connection, prepared: Prepared, schema: str, table
             _begin(conn, limits)
             if drop:
                 conn.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(target))
-            cur = conn.execute(pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(
-                target, pgsql.SQL(prepared.sql)))
+            cur = conn.execute(
+                pgsql.SQL("CREATE TABLE {} AS SELECT * FROM (\n{}\n) _q").format(target, pgsql.SQL(prepared.sql))
+            )
             rows = cur.rowcount
             mydb_quota.check(conn, limits.mydb_quota_mb, schema)
             stamp_created(conn.cursor(), schema, table)

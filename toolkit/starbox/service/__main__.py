@@ -8,8 +8,14 @@ from starbox.service.app import create_app
 
 def main() -> None:
     s = settings_mod.get()
-    uvicorn.run(create_app(s), host=s.service_host, port=s.service_port, log_level="info",
-                access_log=False, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(s),
+        host=s.service_host,
+        port=s.service_port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,11 @@ class Admission:
             if n >= limit:
                 who = "anonymous callers (all together)" if user.anonymous else f"user {user.name}"
                 hint = "; log in for an allowance of your own" if user.anonymous else ""
-                raise TooManyRequests(f"Error: too many queries in flight: {who} may run {limit} at once; "
-                                      f"try again in a few seconds{hint}", retry_after=RETRY_AFTER_S)
+                raise TooManyRequests(
+                    f"Error: too many queries in flight: {who} may run {limit} at once; "
+                    f"try again in a few seconds{hint}",
+                    retry_after=RETRY_AFTER_S,
+                )
             self._in_flight[user.role] = n + 1
         return Slot(self, user.role)
 

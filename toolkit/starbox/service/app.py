@@ -34,8 +34,7 @@ async def _starbox_error(request: Request, exc: Exception) -> PlainTextResponse:
 
 async def _bad_request(request: Request, exc: Exception) -> PlainTextResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-                         for e in exc.errors())
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors())
     return PlainTextResponse(f"Error: bad request: {problems}", status_code=400)
 
 
@@ -49,8 +48,7 @@ async def _http_error(request: Request, exc: Exception) -> PlainTextResponse:
 async def _unexpected(request: Request, exc: Exception) -> PlainTextResponse:
     # Logged with its traceback for the admin; the user gets one line.
     log.exception("unexpected error on %s", request.url.path)
-    return PlainTextResponse(f"Error: internal error ({type(exc).__name__}); see the service log",
-                             status_code=500)
+    return PlainTextResponse(f"Error: internal error ({type(exc).__name__}); see the service log", status_code=500)
 
 
 def _answer_errors_in_one_line(app: FastAPI) -> None:
@@ -96,8 +94,13 @@ def create_app(settings: Settings, in_process: bool = False) -> FastAPI:
     # /docs/ is the user manual (service/manual.py); the OpenAPI browser is /apidocs.
     # Request bodies are counted while they stream in (a body without Content-Length too):
     # past the limit, 413. TAP and storage uploads set larger limits on their routes.
-    app = FastAPI(title="Starbox", lifespan=lifespan, docs_url="/apidocs", redoc_url=None,
-                  max_body_size=settings.max_body_mb << 20)
+    app = FastAPI(
+        title="Starbox",
+        lifespan=lifespan,
+        docs_url="/apidocs",
+        redoc_url=None,
+        max_body_size=settings.max_body_mb << 20,
+    )
     app.add_middleware(RefuseNul)
     app.state.settings = settings
     app.state.admission = Admission(settings)

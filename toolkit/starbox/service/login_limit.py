@@ -89,10 +89,9 @@ class LoginLimiter:
         with self._lock:
             pair, addr = (self._wait(k, now) for k in self._keys(username, address))
         if pair or addr:
-            who = (f"account {username} from your address" if pair >= addr else "your address")
+            who = f"account {username} from your address" if pair >= addr else "your address"
             wait = max(1, math.ceil(max(pair, addr)))
-            raise TooManyRequests(f"Error: too many failed logins for {who}; try again in {wait} s",
-                                  retry_after=wait)
+            raise TooManyRequests(f"Error: too many failed logins for {who}; try again in {wait} s", retry_after=wait)
 
     def record(self, username: str, address: str, ok: bool) -> None:
         now = self._clock()

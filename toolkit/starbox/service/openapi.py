@@ -18,6 +18,7 @@ import copy
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -37,10 +38,10 @@ MEANING = {
     204: "Done; no content.",
     303: "See Other: the job's URL (UWS) in Location.",
     400: "Bad input (a missing or malformed parameter, a NUL byte, a query PostgreSQL or the ADQL parser "
-         "refuses, a query stopped at its time limit); the body says what and why.",
+    "refuses, a query stopped at its time limit); the body says what and why.",
     401: "No valid login: the token is not valid, the password is wrong, or the call needs a logged-in user.",
     403: "Not permitted: the caller may not do or reach this (privileges, another user's data, a refused "
-         "statement kind or address).",
+    "statement kind or address).",
     404: "Not found: no such job, table, file, profile or published table.",
     409: "Conflict: the table, file or index exists already, or the job is past the phase that allows this.",
     413: "Too large: the request body, an upload, a quota or a result size limit.",
@@ -53,14 +54,22 @@ HEADERS = {
 }
 ERROR_BODY = {
     TEXT: {"type": "string", "description": "One line: the message (most start with 'Error: ')."},
-    VOTABLE: {"type": "string", "description": "A VOTable error document: INFO name=\"QUERY_STATUS\" "
-              "value=\"ERROR\" with the message (cone search adds INFO name=\"Error\")."},
-    JSON: {"type": "object", "required": ["status", "reason"],
-           "properties": {"status": {"type": "string", "enum": ["refused"]}, "reason": {"type": "string"}}},
+    VOTABLE: {
+        "type": "string",
+        "description": 'A VOTable error document: INFO name="QUERY_STATUS" '
+        'value="ERROR" with the message (cone search adds INFO name="Error").',
+    },
+    JSON: {
+        "type": "object",
+        "required": ["status", "reason"],
+        "properties": {"status": {"type": "string", "enum": ["refused"]}, "reason": {"type": "string"}},
+    },
 }
-HOOK_ANSWER = {"type": "object", "required": ["status", "reason"],
-               "properties": {"status": {"type": "string", "enum": ["ok", "ignored", "accepted"]},
-                              "reason": {"type": "string"}}}
+HOOK_ANSWER = {
+    "type": "object",
+    "required": ["status", "reason"],
+    "properties": {"status": {"type": "string", "enum": ["ok", "ignored", "accepted"]}, "reason": {"type": "string"}},
+}
 
 
 def _string(description: str = "", enum: list[str] | None = None) -> dict:
@@ -80,7 +89,7 @@ class Op:
     errors: str  # "400 401 ..."
     error_type: tuple[str, ...] = (TEXT,)
     query: dict[str, dict] = field(default_factory=dict)  # parameters read by hand (query string)
-    form: dict[str, dict] = field(default_factory=dict)   # ... or from a form body (TAP POSTs)
+    form: dict[str, dict] = field(default_factory=dict)  # ... or from a form body (TAP POSTs)
     body: dict | None = None  # a request body the route reads as it is (media type -> schema)
     ok_schema: dict | None = None
     # Per-status media types where an error can come from two layers (the NUL check, the body limit).
@@ -93,23 +102,42 @@ def text(errors: str = "400", status: int = 200, **kw) -> Op:
 
 # DALI parameters (names are case-insensitive; DALI 1.1 section 3.1).
 TAP_QUERY = {
-    "REQUEST": _string("doQuery (optional)"), "LANG": _string("ADQL (ADQL-2.0, ADQL-2.1)"),
-    "QUERY": _string("The ADQL query."), "FORMAT": _string("votable, votable/td, csv, tsv, fits, parquet"),
-    "RESPONSEFORMAT": _string("As FORMAT."), "MAXREC": _string("Most rows to return."),
-    "UPLOAD": _string("name,param:part (a multipart part) or name,URL."), "RUNID": _string(),
+    "REQUEST": _string("doQuery (optional)"),
+    "LANG": _string("ADQL (ADQL-2.0, ADQL-2.1)"),
+    "QUERY": _string("The ADQL query."),
+    "FORMAT": _string("votable, votable/td, csv, tsv, fits, parquet"),
+    "RESPONSEFORMAT": _string("As FORMAT."),
+    "MAXREC": _string("Most rows to return."),
+    "UPLOAD": _string("name,param:part (a multipart part) or name,URL."),
+    "RUNID": _string(),
 }
-UWS_CHANGE = {"PHASE": _string("RUN or ABORT"), "ACTION": _string("DELETE"),
-              "DESTRUCTION": _string("ISO 8601 time"), "EXECUTIONDURATION": _string("seconds")}
-CONE = {"RA": _string("degrees [0, 360]"), "DEC": _string("degrees [-90, 90]"), "SR": _string("degrees"),
-        "VERB": _string("1, 2 or 3")}
+UWS_CHANGE = {
+    "PHASE": _string("RUN or ABORT"),
+    "ACTION": _string("DELETE"),
+    "DESTRUCTION": _string("ISO 8601 time"),
+    "EXECUTIONDURATION": _string("seconds"),
+}
+CONE = {
+    "RA": _string("degrees [0, 360]"),
+    "DEC": _string("degrees [-90, 90]"),
+    "SR": _string("degrees"),
+    "VERB": _string("1, 2 or 3"),
+}
 FILE = {OCTETS: {"type": "string", "format": "binary"}}
-TAP_ERR = dict(error_type=(VOTABLE,))
+TAP_ERR: dict[str, Any] = {"error_type": (VOTABLE,)}
 TOKEN_ERRORS = "400 401 503"  # any route that reads the caller's token: a bad one is 401
 
 # Every route, by "METHOD[ METHOD] path". A route missing here gets DEFAULT (and a test says so).
 TABLE: dict[str, Op] = {
-    "GET /": text(), "GET /auth": text(), "GET /auth/": text(), "GET /query": text(), "GET /query/": text(),
-    "GET /res": text(), "GET /res/": text(), "GET /storage": text(), "GET /storage/": text(),
+    "GET /": text(),
+    "GET /auth": text(),
+    "GET /auth/": text(),
+    "GET /query": text(),
+    "GET /query/": text(),
+    "GET /res": text(),
+    "GET /res/": text(),
+    "GET /storage": text(),
+    "GET /storage/": text(),
     "GET /storage/services": text(),
     # /auth: booleans are the bodies True / False.
     "GET /auth/login": text("400 401 429 503"),
@@ -122,8 +150,11 @@ TABLE: dict[str, Op] = {
     "GET /auth/hasAccess": text("400 503"),
     "GET /auth/passwordReset": text("400 401 403 503"),
     # /query: a result in the format asked (ofmt), "OK" for out=, a job id for async=true.
-    "GET POST /query/query": Op({200: RESULTS}, "400 401 403 404 409 413 429 503",
-                                query={"async": _string("true: run as an async job and answer its id")}),
+    "GET POST /query/query": Op(
+        {200: RESULTS},
+        "400 401 403 404 409 413 429 503",
+        query={"async": _string("true: run as an async job and answer its id")},
+    ),
     "GET /query/status": text("400 401 404 503"),
     "GET /query/results": Op({200: RESULTS}, "400 401 404 503"),
     "GET /query/error": text("400 401 404 503"),
@@ -165,16 +196,29 @@ TABLE: dict[str, Op] = {
     "POST /storage/xfer": text("400 401 403 404 409 413 503", body=FILE),
     "GET /storage/profiles": Op({200: (TEXT, JSON)}, "400 404"),
     # /tap: every refusal is a VOTable error document.
-    "GET /tap": text(**TAP_ERR), "GET /tap/": text(**TAP_ERR),
+    "GET /tap": text(**TAP_ERR),
+    "GET /tap/": text(**TAP_ERR),
     "GET /tap/sync": Op({200: TAP_RESULTS}, "400 401 403 404 413 429 503", query=TAP_QUERY, **TAP_ERR),
     "POST /tap/sync": Op({200: TAP_RESULTS}, "400 401 403 404 413 429 503", form=TAP_QUERY, **TAP_ERR),
-    "GET /tap/async": Op({200: (XML,)}, "400 401 503", query={
-        "PHASE": _string("Only jobs in this phase (repeatable)."), "AFTER": _string("ISO 8601 time"),
-        "LAST": _string("The last N jobs.")}, **TAP_ERR),
-    "POST /tap/async": Op({303: ()}, "400 401 403 404 409 413 429 503", form={**TAP_QUERY, "PHASE": _string("RUN")},
-                          **TAP_ERR),
-    "GET /tap/async/{jobid}": Op({200: (XML,)}, "400 401 404 503", query={
-        "WAIT": _string("Seconds to wait while the job is active (UWS 1.1)."), "PHASE": _string()}, **TAP_ERR),
+    "GET /tap/async": Op(
+        {200: (XML,)},
+        "400 401 503",
+        query={
+            "PHASE": _string("Only jobs in this phase (repeatable)."),
+            "AFTER": _string("ISO 8601 time"),
+            "LAST": _string("The last N jobs."),
+        },
+        **TAP_ERR,
+    ),
+    "POST /tap/async": Op(
+        {303: ()}, "400 401 403 404 409 413 429 503", form={**TAP_QUERY, "PHASE": _string("RUN")}, **TAP_ERR
+    ),
+    "GET /tap/async/{jobid}": Op(
+        {200: (XML,)},
+        "400 401 404 503",
+        query={"WAIT": _string("Seconds to wait while the job is active (UWS 1.1)."), "PHASE": _string()},
+        **TAP_ERR,
+    ),
     "POST /tap/async/{jobid}": Op({303: ()}, "400 401 404 409 413 503", form=UWS_CHANGE, **TAP_ERR),
     "POST /tap/async/{jobid}/{part}": Op({303: ()}, "400 401 404 409 413 503", form=UWS_CHANGE, **TAP_ERR),
     "DELETE /tap/async/{jobid}": Op({303: ()}, "400 401 404 503", **TAP_ERR),
@@ -190,8 +234,14 @@ TABLE: dict[str, Op] = {
     "GET /scs/": text("400 503", error_types={400: (VOTABLE,)}),
     "GET /scs/{schema}/{table}": Op({200: (VOTABLE,)}, "400 401 403 404 413 429 503", query=CONE, **TAP_ERR),
     # The webhook answers JSON; the NUL check and the service's body limit answer one line of text.
-    "POST /hooks/notebooks": Op({200: (JSON,), 202: (JSON,)}, "400 401 404 413", error_type=(JSON,),
-                                ok_schema=HOOK_ANSWER, body={JSON: {"type": "object"}}, error_types={400: (JSON, TEXT), 413: (JSON, TEXT)}),
+    "POST /hooks/notebooks": Op(
+        {200: (JSON,), 202: (JSON,)},
+        "400 401 404 413",
+        error_type=(JSON,),
+        ok_schema=HOOK_ANSWER,
+        body={JSON: {"type": "object"}},
+        error_types={400: (JSON, TEXT), 413: (JSON, TEXT)},
+    ),
 }
 DEFAULT = Op({200: (TEXT,)}, "400 401 403 404 409 413 429 503")
 
@@ -211,9 +261,9 @@ def _content(types: tuple[str, ...], schema: dict | None) -> dict:
 
 
 def responses(op: Op) -> dict:
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for status, types in op.ok.items():
-        r = {"description": MEANING[status]}
+        r: dict[str, Any] = {"description": MEANING[status]}
         if types:
             r["content"] = {t: {"schema": op.ok_schema or {"type": "string"}} for t in types}
         if status in HEADERS:
@@ -250,11 +300,15 @@ def document(default: dict) -> dict:
                 operation.pop("parameters")
             if op.form:
                 form = {"schema": {"type": "object", "properties": op.form}}
-                operation["requestBody"] = {"required": False, "content": {
-                    "application/x-www-form-urlencoded": form, "multipart/form-data": form}}
+                operation["requestBody"] = {
+                    "required": False,
+                    "content": {"application/x-www-form-urlencoded": form, "multipart/form-data": form},
+                }
             elif op.body:
-                operation["requestBody"] = {"required": False,
-                                            "content": {t: {"schema": sch} for t, sch in op.body.items()}}
+                operation["requestBody"] = {
+                    "required": False,
+                    "content": {t: {"schema": sch} for t, sch in op.body.items()},
+                }
     schemas = doc.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):  # the 422 this service never sends
         schemas.pop(unused, None)
@@ -278,4 +332,4 @@ def describe(app: FastAPI) -> None:
             built.update({"from": default, "doc": document(default)})
         return built["doc"]
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to replace it

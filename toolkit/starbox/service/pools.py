@@ -35,8 +35,9 @@ def conninfo(settings: Settings, role: str, password: str) -> str:
         base.pop("password", None)
         base.pop("user", None)
         return make_conninfo(**base, user=role, password=password)
-    return make_conninfo(host=str(settings.run_dir), port=settings.pg_port, dbname=settings.db_name,
-                         user=role, password=password)
+    return make_conninfo(
+        host=str(settings.run_dir), port=settings.pg_port, dbname=settings.db_name, user=role, password=password
+    )
 
 
 def _reset(conn: psycopg.Connection) -> None:
@@ -53,11 +54,20 @@ class Pools:
         self.settings = settings
         self.state = ConnectionPool(
             conninfo(settings, "starbox_service", keys.service_password(settings)),
-            min_size=1, max_size=8, kwargs={"autocommit": True}, name="state", open=True,
+            min_size=1,
+            max_size=8,
+            kwargs={"autocommit": True},
+            name="state",
+            open=True,
         )
         self.metadata_pool = ConnectionPool(
             conninfo(settings, "starbox_anon", keys.role_password(settings, "starbox_anon")),
-            min_size=0, max_size=4, max_idle=300, name="metadata", open=True, reset=_reset,
+            min_size=0,
+            max_size=4,
+            max_idle=300,
+            name="metadata",
+            open=True,
+            reset=_reset,
             kwargs={"application_name": "starbox:metadata", "prepare_threshold": None},
         )
         self._users: OrderedDict[str, ConnectionPool] = OrderedDict()
@@ -74,7 +84,12 @@ class Pools:
             pool = ConnectionPool(
                 conninfo(s, role, keys.role_password(s, role)),
                 # + 1: a user's MyDB calls, which are not admitted as queries
-                min_size=0, max_size=admitted + max(1, s.job_workers) + 1, max_idle=300, name=role, open=True, reset=_reset,
+                min_size=0,
+                max_size=admitted + max(1, s.job_workers) + 1,
+                max_idle=300,
+                name=role,
+                open=True,
+                reset=_reset,
                 # No client-side prepared statements: DISCARD ALL (the reset) would drop them.
                 kwargs={"application_name": f"starbox:{role}", "prepare_threshold": None},
             )

@@ -27,7 +27,15 @@ from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooLarge
 from starbox.settings import Settings
 from starbox.storage import quota, signing
 from starbox.storage.paths import (
-    MB, META_NAME, PUBLIC, RESERVED_PREFIX, Node, _PartFile, node, usage, write_atomic,
+    MB,
+    META_NAME,
+    PUBLIC,
+    RESERVED_PREFIX,
+    Node,
+    _PartFile,
+    node,
+    usage,
+    write_atomic,
     write_atomic_async,
 )
 
@@ -35,12 +43,13 @@ NODE_MISSING = "A Node does not exist with the requested URI."
 NODE_EXISTS = "A Node already exists with the requested URI."
 NOT_PERMITTED = "Error: operation not permitted"
 PROTECTED = {(), ("tmp",), (PUBLIC,)}
-LOAD_DEADLINE = 600.0          # seconds a /load may take in all
-XFER_CHUNK_MAX = 64 * MB       # one POST /xfer body
+LOAD_DEADLINE = 600.0  # seconds a /load may take in all
+XFER_CHUNK_MAX = 64 * MB  # one POST /xfer body
 PROFILES = {"default": "Starbox local storage"}
 
 
 BadGateway = outbound.BadGateway  # a remote server that /load fetches from failed
+
 
 class InsufficientStorage(StarboxError):
     status = 507
@@ -83,14 +92,16 @@ def _oserror(exc: OSError) -> StarboxError:
 
 # --- helpers ----------------------------------------------------------------------------------
 
+
 def _home(settings: Settings, user: User) -> None:
     """Make sure a logged-in user's tree exists (accounts made before storage existed)."""
     if not user.anonymous and not storage_home.root(settings, user.name).is_dir():
         storage_home.create(settings, user.name)
 
 
-def _node(settings: Settings, user: User, uri: str | None, *, write: bool = False, follow: bool = True,
-          what: str = "name") -> Node:
+def _node(
+    settings: Settings, user: User, uri: str | None, *, write: bool = False, follow: bool = True, what: str = "name"
+) -> Node:
     if uri is None or not str(uri).strip():
         raise StarboxError(f"Error: no {what} given")
     _home(settings, user)
@@ -185,7 +196,7 @@ def _meta_move(settings: Settings, src: Node, dst: Node) -> None:
 
     def change(tags):
         for key in [k for k in tags if k == src.rel or k.startswith(prefix)]:
-            tags[dst.rel + key[len(src.rel):]] = tags.pop(key)
+            tags[dst.rel + key[len(src.rel) :]] = tags.pop(key)
 
     if src.owner == dst.owner and _meta_load(settings, src.owner).get("tags"):
         _meta_update(settings, src.owner, change)
@@ -196,6 +207,7 @@ def tags_of(settings: Settings, n: Node) -> list[str]:
 
 
 # --- reading ----------------------------------------------------------------------------------
+
 
 def _entries(settings: Settings, user: User, n: Node) -> list[tuple[Node, os.stat_result, bool]]:
     """(child node, stat, is_link) for a container's entries, or for the node itself (data).
@@ -241,7 +253,7 @@ def ls(settings: Settings, user: User, name: str | None = "vos://", fmt: str = "
             return ""
         width = max(16, max(len(x) for x in names) + 2)
         per_row = max(1, 80 // width)
-        rows = [names[i:i + per_row] for i in range(0, len(names), per_row)]
+        rows = [names[i : i + per_row] for i in range(0, len(names), per_row)]
         return "\n".join("".join(x.ljust(width) for x in row).rstrip() for row in rows) + "\n"
     lines = []
     for child, st, is_link in entries:
@@ -372,14 +384,16 @@ def _upload_limit(settings: Settings, user: User, n: Node, upload: bool = True) 
     free = max(settings.storage_quota_mb * MB - used - held + credit, 0)
     full = quota.quota_message(settings, used, held, free)
     cap = settings.max_upload_mb * MB if upload else settings.storage_quota_mb * MB
-    cap_message = (f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload"
-                   if upload else full)
+    cap_message = (
+        f"Error: the file is larger than the {settings.max_upload_mb} MB allowed for one upload" if upload else full
+    )
     message = full if free < cap else cap_message
     return quota.Allowance(min(free, cap), settings, user.name, cap, cap_message, credit), message
 
 
-async def signed_upload(settings: Settings, grant: signing.Grant, chunks: AsyncIterable[bytes],
-                        length: int | None = None) -> int:
+async def signed_upload(
+    settings: Settings, grant: signing.Grant, chunks: AsyncIterable[bytes], length: int | None = None
+) -> int:
     """Store the body of a PUT to a signed upload URL (see signed_grant), atomically; returns its
     size. A declared Content-Length is reserved as it is; without one, all the upload may take."""
     try:
@@ -409,6 +423,7 @@ def write_bytes(settings: Settings, user: User, name: str, chunks: Iterable[byte
 
 
 # --- changing the tree ------------------------------------------------------------------------
+
 
 @_oserrors
 def mkdir(settings: Settings, user: User, name: str | None) -> str:
@@ -557,16 +572,22 @@ def _links_below(settings: Settings, n: Node) -> list[tuple[str, str]]:
     if os.path.islink(n.path):
         found = [str(n.path)]
     elif os.path.isdir(n.path):
-        found = [os.path.join(d, f) for d, dirs, files in os.walk(n.path) for f in dirs + files
-                 if os.path.islink(os.path.join(d, f))]
+        found = [
+            os.path.join(d, f)
+            for d, dirs, files in os.walk(n.path)
+            for f in dirs + files
+            if os.path.islink(os.path.join(d, f))
+        ]
     else:
         found = []
     links = []
     for path in found:
         real = os.path.realpath(path)
         if not _inside(real, root):
-            raise StarboxError(f"Error: {_uri_of(User(n.owner), n)} holds a link that leaves your storage "
-                               f"({os.path.relpath(path, root)}); remove it first")
+            raise StarboxError(
+                f"Error: {_uri_of(User(n.owner), n)} holds a link that leaves your storage "
+                f"({os.path.relpath(path, root)}); remove it first"
+            )
         links.append((path, real))
     return links
 
@@ -590,8 +611,7 @@ def mv(settings: Settings, user: User, src_name: str | None, to: str | None) -> 
     # they were, relative targets at another depth would point elsewhere: at another user's file
     # or at secrets/). A target inside what moves moves with it.
     links = _links_below(settings, src)
-    real_src, real_dst = os.path.realpath(src.path), os.path.join(os.path.realpath(dst.path.parent),
-                                                                  dst.path.name)
+    real_src, real_dst = os.path.realpath(src.path), os.path.join(os.path.realpath(dst.path.parent), dst.path.name)
     dst.path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(src.path, dst.path)
     for path, real in links:
@@ -645,8 +665,7 @@ def tag(settings: Settings, user: User, name: str | None, text: str | None) -> s
 
 
 @_oserrors
-def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
-         is_vospace: bool = False) -> str:
+def load(settings: Settings, user: User, name: str | None, endpoint: str | None, is_vospace: bool = False) -> str:
     """Fetch a URL (or, with is_vospace, a storage name) into `name`."""
     if not endpoint or not endpoint.strip():
         raise StarboxError("Error: no endpoint given")
@@ -656,8 +675,9 @@ def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
         if is_vospace:
             cp(settings, user, endpoint, name)
             return "OK"
-        raise StarboxError("Error: the endpoint must be an http:// or https:// URL "
-                           "(or a storage name with is_vospace=True)")
+        raise StarboxError(
+            "Error: the endpoint must be an http:// or https:// URL (or a storage name with is_vospace=True)"
+        )
     n = _node(settings, user, name, write=True)
     if not n.parts:
         raise StarboxError("Error: name a file to load into, e.g. vos://data.csv")
@@ -674,6 +694,7 @@ def load(settings: Settings, user: User, name: str | None, endpoint: str | None,
 
 # --- staged uploads for /query/import ---------------------------------------------------------
 
+
 def _append(part: Path, path: Path) -> None:
     """Append a chunk to a staged file; if that fails half-way, the file is cut back as it was."""
     with open(path, "ab") as out, open(part, "rb") as src:
@@ -687,8 +708,14 @@ def _append(part: Path, path: Path) -> None:
             raise
 
 
-async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
-               chunks: AsyncIterable[bytes], length: int | None = None) -> str:
+async def xfer(
+    settings: Settings,
+    user: User,
+    filename: str | None,
+    init: bool,
+    chunks: AsyncIterable[bytes],
+    length: int | None = None,
+) -> str:
     """Append one POST's body to the staged file (a new file when `init`). Staged files count
     against the owner's quota (the chunk is reserved before it is read) and live
     staging_ttl_hours after their last chunk."""
@@ -705,9 +732,17 @@ async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
         if have >= cap or (length is not None and have + length > cap):
             raise TooLarge(message)
         with anyio.CancelScope(shield=True):
-            held = await anyio.to_thread.run_sync(functools.partial(
-                quota.take, settings, user.name, at_most=min(cap - have, XFER_CHUNK_MAX), at_most_message=message,
-                expected=length, credit=old if init else 0))
+            held = await anyio.to_thread.run_sync(
+                functools.partial(
+                    quota.take,
+                    settings,
+                    user.name,
+                    at_most=min(cap - have, XFER_CHUNK_MAX),
+                    at_most_message=message,
+                    expected=length,
+                    credit=old if init else 0,
+                )
+            )
         try:
             with _PartFile(path, held.bytes, held.message, held=held) as part:
                 async for chunk in chunks:
@@ -730,6 +765,7 @@ async def xfer(settings: Settings, user: User, filename: str | None, init: bool,
 
 
 # --- profiles ---------------------------------------------------------------------------------
+
 
 def profiles(profile: str | None = None, fmt: str | None = "text"):
     """All profiles as text lines, or one profile as a dict (JSON)."""

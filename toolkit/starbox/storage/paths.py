@@ -33,7 +33,7 @@ from starbox.storage.quota import PART_PREFIX  # temporary files of atomic write
 from starbox.storage_home import RESERVED_PREFIX
 
 PUBLIC = "public"
-META_NAME = ".starbox-meta.json"      # per-user metadata (tags); never listed
+META_NAME = ".starbox-meta.json"  # per-user metadata (tags); never listed
 HIDDEN = (PART_PREFIX, META_NAME)
 _SCHEME = re.compile(r"^([A-Za-z0-9_.\-]*):(.*)$", re.S)
 _OWNER = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
@@ -45,8 +45,8 @@ class Node:
     """A parsed storage name: whose tree, which path inside it, and where that is on disk."""
 
     owner: str
-    parts: tuple[str, ...]   # components below the owner's root; () is the root itself
-    path: Path               # storage_home.root(owner) / parts (links not followed)
+    parts: tuple[str, ...]  # components below the owner's root; () is the root itself
+    path: Path  # storage_home.root(owner) / parts (links not followed)
 
     @property
     def rel(self) -> str:
@@ -78,7 +78,7 @@ def split(user: User, uri: str) -> tuple[str, tuple[str, ...]]:
         if rest.startswith("//"):
             rest = rest[2:]
             if rest.startswith("/") and not rest.startswith("//"):
-                rest = rest[1:]           # vos:///a is vos://a (the client's ///-to-// rule)
+                rest = rest[1:]  # vos:///a is vos://a (the client's ///-to-// rule)
         if scheme.lower() in ("", "vos"):
             owner = user.name
         elif _OWNER.match(scheme):
@@ -113,8 +113,9 @@ def node(settings: Settings, user: User, uri: str, *, write: bool = False, follo
     """
     owner, parts = split(user, uri)
     if user.anonymous and owner == user.name:
-        raise Forbidden("Error: anonymous users have no storage of their own; log in, "
-                        "or read <user>://public/... files")
+        raise Forbidden(
+            "Error: anonymous users have no storage of their own; log in, or read <user>://public/... files"
+        )
     if write and user.anonymous:
         raise Forbidden("Error: anonymous users cannot write to storage; log in first")
     mine = owner == user.name
@@ -149,8 +150,14 @@ class _PartFile:
     the size is declared) and given back once the file has landed or is gone. `held`: a
     reservation the caller took (and gives back) that this file counts against."""
 
-    def __init__(self, path: Path, limit: int | None, limit_message: str | None, expected: int | None = None,
-                 held: "quota.Reservation | None" = None):
+    def __init__(
+        self,
+        path: Path,
+        limit: int | None,
+        limit_message: str | None,
+        expected: int | None = None,
+        held: "quota.Reservation | None" = None,
+    ):
         self.path = Path(path)
         self.reservation = None
         if held is None and isinstance(limit, quota.Allowance):
@@ -196,8 +203,14 @@ class _PartFile:
             self.tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, chunks: Iterable[bytes], *, limit: int | None = None,
-                 limit_message: str | None = None, expected: int | None = None) -> int:
+def write_atomic(
+    path: Path,
+    chunks: Iterable[bytes],
+    *,
+    limit: int | None = None,
+    limit_message: str | None = None,
+    expected: int | None = None,
+) -> int:
     """Write chunks to a temporary file beside `path`, then rename it into place; returns the
     number of bytes. If anything goes wrong (an exception in the chunks, more than `limit`
     bytes, a full disk) the temporary file is removed and `path` is untouched. A quota
@@ -214,8 +227,14 @@ def write_atomic(path: Path, chunks: Iterable[bytes], *, limit: int | None = Non
     return part.size
 
 
-async def write_atomic_async(path: Path, chunks: AsyncIterable[bytes], *, limit: int | None = None,
-                             limit_message: str | None = None, expected: int | None = None) -> int:
+async def write_atomic_async(
+    path: Path,
+    chunks: AsyncIterable[bytes],
+    *,
+    limit: int | None = None,
+    limit_message: str | None = None,
+    expected: int | None = None,
+) -> int:
     """write_atomic for an async stream of chunks (an HTTP request body); same guarantees.
     Reserving and releasing take a lock and walk the tree: they run in a worker thread."""
     with anyio.CancelScope(shield=True):  # a reservation taken is a reservation given back
@@ -246,5 +265,17 @@ def quota_free(settings: Settings, user: User) -> int:
     return quota.free(settings, user.name)
 
 
-__all__ = ["Node", "node", "resolve", "split", "write_atomic", "write_atomic_async", "quota_free", "usage",
-           "PUBLIC", "HIDDEN", "PART_PREFIX", "META_NAME"]
+__all__ = [
+    "Node",
+    "node",
+    "resolve",
+    "split",
+    "write_atomic",
+    "write_atomic_async",
+    "quota_free",
+    "usage",
+    "PUBLIC",
+    "HIDDEN",
+    "PART_PREFIX",
+    "META_NAME",
+]

@@ -34,15 +34,15 @@ from starbox.errors import TooLarge
 from starbox.settings import Settings
 
 MB = 1024 * 1024
-PART_PREFIX = storage_home.PART_PREFIX   # temporary files of writes (paths imports it from here)
-ORPHAN_AGE = 3600.0              # s before a dead write's temporary file is removed
-SWEEP_EVERY = 600.0              # s between sweeps of everyone's expired staged files
+PART_PREFIX = storage_home.PART_PREFIX  # temporary files of writes (paths imports it from here)
+ORPHAN_AGE = 3600.0  # s before a dead write's temporary file is removed
+SWEEP_EVERY = 600.0  # s between sweeps of everyone's expired staged files
 _sweep_lock = threading.Lock()
 _last_sweep = 0.0
 
 
 def _ledger_dir(settings: Settings) -> Path:
-    return settings.storage_dir / "quota"   # storage_home.remove() deletes <user>.json and .lock
+    return settings.storage_dir / "quota"  # storage_home.remove() deletes <user>.json and .lock
 
 
 @contextmanager
@@ -90,7 +90,7 @@ def part_id(name: str) -> str | None:
     """The reservation id in a temporary file's name (.starbox-part-<id>-...), if any."""
     if not name.startswith(PART_PREFIX):
         return None
-    rid, sep, _ = name[len(PART_PREFIX):].partition("-")
+    rid, sep, _ = name[len(PART_PREFIX) :].partition("-")
     return rid if sep else None
 
 
@@ -138,8 +138,10 @@ def free(settings: Settings, username: str, credit: int = 0) -> int:
 def quota_message(settings: Settings, used: int, held: int, room: int) -> str:
     allowed = settings.storage_quota_mb * MB
     held_text = f", {held / MB:.1f} MB held by uploads in progress" if held else ""
-    return (f"Error: storage quota exceeded: {used / MB:.1f} MB used of {allowed / MB:.1f} MB allowed"
-            f"{held_text} ({room / MB:.1f} MB free); staged uploads count too")
+    return (
+        f"Error: storage quota exceeded: {used / MB:.1f} MB used of {allowed / MB:.1f} MB allowed"
+        f"{held_text} ({room / MB:.1f} MB free); staged uploads count too"
+    )
 
 
 class Reservation:
@@ -169,8 +171,15 @@ class Reservation:
         self.release()
 
 
-def take(settings: Settings, username: str, *, at_most: int, at_most_message: str,
-         expected: int | None = None, credit: int = 0) -> Reservation:
+def take(
+    settings: Settings,
+    username: str,
+    *,
+    at_most: int,
+    at_most_message: str,
+    expected: int | None = None,
+    credit: int = 0,
+) -> Reservation:
     """Reserve room for one write of `expected` bytes (or, unknown, as much as is free up to
     `at_most`), or refuse with 413 saying what is used, held and free. `credit` is what the
     write frees when it lands (the old size of a file it replaces)."""
@@ -212,15 +221,27 @@ class Allowance(int):
     def __new__(cls, value: int, settings: Settings, username: str, cap: int, cap_message: str, credit: int):
         self = super().__new__(cls, max(int(value), 0))
         self.settings, self.username, self.cap, self.cap_message, self.credit = (
-            settings, username, cap, cap_message, credit)
+            settings,
+            username,
+            cap,
+            cap_message,
+            credit,
+        )
         return self
 
     def reserve(self, expected: int | None = None) -> Reservation:
-        return take(self.settings, self.username, at_most=self.cap, at_most_message=self.cap_message,
-                    expected=expected, credit=self.credit)
+        return take(
+            self.settings,
+            self.username,
+            at_most=self.cap,
+            at_most_message=self.cap_message,
+            expected=expected,
+            credit=self.credit,
+        )
 
 
 # --- staged uploads -----------------------------------------------------------------------------
+
 
 def sweep(settings: Settings, force: bool = False) -> None:
     """Everyone's expired staged files, at most every SWEEP_EVERY seconds per process."""

@@ -38,7 +38,7 @@ class Grant:
     method: str
     expires: int
     uid: int | None = None
-    session: str | None = None   # a prefix of the session token's stored hash
+    session: str | None = None  # a prefix of the session token's stored hash
 
     def uri(self) -> str:
         return ("vos://" if self.user == self.owner else f"{self.owner}://") + self.rel
@@ -56,7 +56,7 @@ def _mac(settings: Settings, payload: str) -> str:
     return _b64(hmac.new(keys.signing_key(settings), payload.encode(), hashlib.sha256).digest())
 
 
-SESSION_CHARS = 16   # of the token's SHA-256 (hex): enough to name a session, not the whole hash
+SESSION_CHARS = 16  # of the token's SHA-256 (hex): enough to name a session, not the whole hash
 
 
 def session_of(token: str | None) -> str | None:
@@ -67,8 +67,9 @@ def session_of(token: str | None) -> str | None:
     return hashlib.sha256(parsed[2][3:].encode()).hexdigest()[:SESSION_CHARS]
 
 
-def sign(settings: Settings, user: User, node: Node, method: str, *, expires: float | None = None,
-         session: str | None = None) -> str:
+def sign(
+    settings: Settings, user: User, node: Node, method: str, *, expires: float | None = None, session: str | None = None
+) -> str:
     """A URL on settings.service_url that lets `user` GET or PUT `node` until `expires` (epoch s),
     while the session `session` (see session_of) stays open."""
     if method not in METHODS:
@@ -91,8 +92,15 @@ def verify(settings: Settings, token: str, method: str) -> Grant:
         raise Forbidden("Error: this storage link is not valid (bad signature)")
     try:
         data = json.loads(_unb64(payload))
-        grant = Grant(str(data["u"]), str(data["o"]), str(data["p"]), str(data["m"]), int(data["e"]),
-                      int(data["i"]) if "i" in data else None, str(data["s"]) if data.get("s") else None)
+        grant = Grant(
+            str(data["u"]),
+            str(data["o"]),
+            str(data["p"]),
+            str(data["m"]),
+            int(data["e"]),
+            int(data["i"]) if "i" in data else None,
+            str(data["s"]) if data.get("s") else None,
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
         raise Forbidden("Error: this storage link is not valid") from None
     if grant.method != method:
@@ -117,5 +125,7 @@ def check_live(conn: psycopg.Connection, grant: Grant) -> None:
     if ended:
         raise Forbidden("Error: this storage link was revoked: its account has expired")
     if not grant.session or not session_open:
-        raise Forbidden("Error: this storage link was revoked: the session that asked for it has ended "
-                        "(logout or a password change); log in and ask for a new one")
+        raise Forbidden(
+            "Error: this storage link was revoked: the session that asked for it has ended "
+            "(logout or a password change); log in and ask for a new one"
+        )

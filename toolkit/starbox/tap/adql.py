@@ -24,7 +24,8 @@ from starbox.accounts import User
 from starbox.errors import StarboxError, Unauthorized
 from starbox.query.prepare import prepare
 
-TOKEN = re.compile(r"""
+TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<comment>--[^\n]*|/\*.*?\*/)
   | (?P<string>'(?:[^']|'')*')
@@ -34,13 +35,18 @@ TOKEN = re.compile(r"""
   | (?P<name>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<op><->|<=|>=|<>|!=|\|\||!@|<@|@>|!<@|&&|::)
   | (?P<other>.)
-""", re.X | re.S)
+""",
+    re.X | re.S,
+)
 
 # Functions queryparser's grammar cannot parse with column arguments, passed as UDFs instead.
 HIDDEN_FUNCTIONS = {"LOWER", "UPPER", "COALESCE", "NULLIF", "CHAR_LENGTH", "CHARACTER_LENGTH", "OCTET_LENGTH"}
 PLACEHOLDER = "sbx__"
-CAST_TYPES = re.compile(r"^(SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE PRECISION|TIMESTAMP|"
-                        r"CHAR(ACTER)?\s*(\(\s*\d+\s*\))?|VARCHAR\s*(\(\s*\d+\s*\))?)$", re.I)
+CAST_TYPES = re.compile(
+    r"^(SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE PRECISION|TIMESTAMP|"
+    r"CHAR(ACTER)?\s*(\(\s*\d+\s*\))?|VARCHAR\s*(\(\s*\d+\s*\))?)$",
+    re.I,
+)
 
 
 @dataclass
@@ -104,6 +110,7 @@ class Pieces:
     """A text rewritten piece by piece, with where each piece came from: (position in the
     original, whether the piece is the original text itself). Positions in the rewritten text
     map back, so the parser's place in what it was given is the place in what the user typed."""
+
     source: str = ""
     out: list[str] = field(default_factory=list)
     origin: list[tuple[int, bool]] = field(default_factory=list)
@@ -136,6 +143,7 @@ class Pieces:
 
 # -- before queryparser ----------------------------------------------------------------------
 
+
 def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
     """The ADQL with what queryparser cannot parse hidden; the CAST target types, by number.
     `pieces` gets where each piece of the result came from."""
@@ -160,8 +168,10 @@ def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
             if not m:
                 raise StarboxError(f"Error: ADQL syntax error at column {t.pos + 1}: CAST needs (value AS type)")
             if not CAST_TYPES.match(m.group(2).strip()):
-                raise StarboxError(f"Error: CAST to {m.group(2).strip()} is not supported (column {t.pos + 1}); "
-                                   "use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n) or TIMESTAMP")
+                raise StarboxError(
+                    f"Error: CAST to {m.group(2).strip()} is not supported (column {t.pos + 1}); "
+                    "use SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n) or TIMESTAMP"
+                )
             casts.append(m.group(2).strip())
             inner, _ = shim(m.group(1))
             out.add(f"{PLACEHOLDER}cast_{len(casts) - 1}({inner})", t.pos, False)
@@ -209,6 +219,7 @@ def _flatten_polygon(toks: list[Tok], open_i: int, close_i: int) -> str | None:
 
 # -- after queryparser -----------------------------------------------------------------------
 
+
 def unshim(sql: str, casts: list[str]) -> str:
     toks = tokens(sql)
     out: list[str] = []
@@ -217,7 +228,7 @@ def unshim(sql: str, casts: list[str]) -> str:
         if i in pending:
             out.append(pending.pop(i))
         if t.kind == "name" and t.text.lower().startswith(PLACEHOLDER):
-            name = t.text[len(PLACEHOLDER):].lower()
+            name = t.text[len(PLACEHOLDER) :].lower()
             if name.startswith("cast_"):
                 nxt = _significant(toks, i)
                 pending[_close(toks, nxt)] = f" AS {casts[int(name[5:])]}"
@@ -250,12 +261,18 @@ def rename(sql: str, user: User) -> tuple[str, set[str]]:
             continue
         dot = _significant(toks, i)
         prev = _significant(toks, i, -1)
-        qualifier = (t.kind in ("name", "quoted") and dot < len(toks) and toks[dot].text == "."
-                     and not (prev >= 0 and toks[prev].text == "."))
+        qualifier = (
+            t.kind in ("name", "quoted")
+            and dot < len(toks)
+            and toks[dot].text == "."
+            and not (prev >= 0 and toks[prev].text == ".")
+        )
         if qualifier and _ident(t) == "mydb":
             if user.anonymous:
-                raise Unauthorized("Error: mydb tables need a logged-in user: send your token "
-                                   "(X-DL-AuthToken or Authorization: Bearer)")
+                raise Unauthorized(
+                    "Error: mydb tables need a logged-in user: send your token "
+                    "(X-DL-AuthToken or Authorization: Bearer)"
+                )
             out.append(user.schema)
             continue
         if qualifier and _ident(t) == "tap_upload":
@@ -284,13 +301,14 @@ def _translate(adql: str, user: User, original: Pieces | None = None) -> str:
     return unshim(prepared.sql, casts)
 
 
-def _located(exc: adql_translate.AdqlSyntaxError, shimmed: str, pieces: Pieces,
-             original: Pieces | None) -> adql_translate.AdqlSyntaxError:
+def _located(
+    exc: adql_translate.AdqlSyntaxError, shimmed: str, pieces: Pieces, original: Pieces | None
+) -> adql_translate.AdqlSyntaxError:
     """The parser's errors with their places in the user's text."""
     text = original.source if original is not None else pieces.source
     errors = []
     for line, col, tok in exc.errors:
-        p = sum(len(x) + 1 for x in shimmed.split("\n")[:max(line, 1) - 1]) + col
+        p = sum(len(x) + 1 for x in shimmed.split("\n")[: max(line, 1) - 1]) + col
         p, same = pieces.back(p)
         if original is not None:
             p, exact = original.back(p)
@@ -313,8 +331,31 @@ _templates_lock = threading.Lock()
 TEMPLATES = 512
 
 
-_UNARY_AFTER = {"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", "/", "AND", "OR", "NOT",
-                "BETWEEN", "SELECT", "WHERE", "ON", "TOP", "IN", "HAVING"}
+_UNARY_AFTER = {
+    "(",
+    ",",
+    "=",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "<>",
+    "!=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "AND",
+    "OR",
+    "NOT",
+    "BETWEEN",
+    "SELECT",
+    "WHERE",
+    "ON",
+    "TOP",
+    "IN",
+    "HAVING",
+}
 
 
 def _template(adql: str) -> tuple[str, list[str], Pieces] | None:
@@ -449,7 +490,7 @@ def _with_clause(adql: str, toks: list[Tok]) -> tuple[int, list[tuple[str, str]]
         name, i = toks[i].text, i + 1
         if i < len(toks) and toks[i].text == "(":
             close = _close(toks, i)
-            name += adql[toks[i].pos:toks[close].pos + 1]
+            name += adql[toks[i].pos : toks[close].pos + 1]
             i = close + 1
         if i + 1 >= len(toks) or toks[i].upper != "AS" or toks[i + 1].text != "(":
             raise _with_error(toks, i)
@@ -502,13 +543,16 @@ def _split_tail(adql: str, toks: list[Tok], start: int) -> tuple[str, str]:
     for i in range(start, len(toks)):
         t = toks[i]
         depth += (t.text == "(") - (t.text == ")")
-        if depth == 0 and (t.upper == "OFFSET" or (t.upper == "ORDER" and i + 1 < len(toks)
-                                                   and toks[i + 1].upper == "BY")):
-            tail = adql[t.pos:].strip()
+        if depth == 0 and (
+            t.upper == "OFFSET" or (t.upper == "ORDER" and i + 1 < len(toks) and toks[i + 1].upper == "BY")
+        ):
+            tail = adql[t.pos :].strip()
             if not _TAIL.match(tail):
-                raise StarboxError(f"Error: ADQL syntax error at column {t.pos + 1}: after UNION, INTERSECT "
-                                   "or EXCEPT, ORDER BY takes output column names or numbers (and OFFSET a "
-                                   "number); to sort on anything else, wrap the set operation in "
-                                   "SELECT * FROM (...) AS t")
+                raise StarboxError(
+                    f"Error: ADQL syntax error at column {t.pos + 1}: after UNION, INTERSECT "
+                    "or EXCEPT, ORDER BY takes output column names or numbers (and OFFSET a "
+                    "number); to sort on anything else, wrap the set operation in "
+                    "SELECT * FROM (...) AS t"
+                )
             return _part(adql, toks[start].pos, t.pos), tail
     return _part(adql, toks[start].pos), ""

@@ -32,8 +32,10 @@ _ARG = rf"(?:{_COL}|{_NUM})"
 
 
 def _point(n: str) -> str:
-    return (rf"spoint\s*\(\s*RADIANS\s*\(\s*(?P<x{n}>{_ARG})\s*\)\s*,"
-            rf"\s*RADIANS\s*\(\s*(?P<y{n}>{_ARG})\s*\)\s*\)")
+    return (
+        rf"spoint\s*\(\s*RADIANS\s*\(\s*(?P<x{n}>{_ARG})\s*\)\s*,"
+        rf"\s*RADIANS\s*\(\s*(?P<y{n}>{_ARG})\s*\)\s*\)"
+    )
 
 
 _RADIUS = r"RADIANS\s*\(\s*(?P<r>[^()]*?)\s*\)"
@@ -51,12 +53,13 @@ NOT_ALIAS = JOIN_WORDS | END_WORDS | {"ON", "USING", "AS"}
 
 @dataclass
 class TableIndex:
-    q3c: set[tuple[str, str]] = field(default_factory=set)      # (ra, dec) column pairs
+    q3c: set[tuple[str, str]] = field(default_factory=set)  # (ra, dec) column pairs
     spoint: set[tuple[str, str]] = field(default_factory=set)
     rows: float = 0.0
 
 
 # -- which tables a query reads --------------------------------------------------------------
+
 
 def _ident(t: Tok) -> str:
     return t.text[1:-1] if t.kind == "quoted" else t.text.lower()
@@ -137,7 +140,8 @@ def load_indexes(conn, tables: set[tuple[str, str]]) -> dict[tuple[str, str], Ta
         "SELECT r.schema_name, r.name, r.row_estimate, pg_get_indexdef(i.indexrelid)"
         " FROM starbox_lookup.relations r LEFT JOIN pg_index i ON i.indrelid = r.oid"
         " WHERE (r.schema_name, r.name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-        ([s for s, _ in tables], [t for _, t in tables])).fetchall()
+        ([s for s, _ in tables], [t for _, t in tables]),
+    ).fetchall()
     for schema, table, reltuples, indexdef in rows:
         info = out.setdefault((schema, table), TableIndex())
         info.rows = float(reltuples or 0)
@@ -165,9 +169,10 @@ def cached_indexes(open_conn, tables: set[tuple[str, str]]) -> dict[tuple[str, s
 
 # -- the rewriting ---------------------------------------------------------------------------
 
+
 @dataclass
 class _Pos:
-    x: str                         # SQL text of the two coordinates
+    x: str  # SQL text of the two coordinates
     y: str
     table: tuple[str, str] | None  # where the columns come from (None: unknown or constants)
     const: bool
@@ -258,7 +263,9 @@ class Rewriter:
         p, lo, hi = self.pos(m, "1"), self.pos(m, "2"), self.pos(m, "3")
         if m.group("op").startswith("!") or not (lo.const and hi.const) or p.const:
             return m.group(0)
-        exact = f"{p.spoint()} <@ sbox(spoint(radians({lo.x}), radians({lo.y})), spoint(radians({hi.x}), radians({hi.y})))"
+        exact = (
+            f"{p.spoint()} <@ sbox(spoint(radians({lo.x}), radians({lo.y})), spoint(radians({hi.x}), radians({hi.y})))"
+        )
         if self._index(p, "spoint"):
             return exact
         if self._index(p, "q3c"):

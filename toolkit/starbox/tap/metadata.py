@@ -30,12 +30,12 @@ COMPUTED = {
 def _load(pools) -> dict:
     with pools.metadata() as conn:
         rows = registry.column_origins(conn)
-        geometry_types = dict(conn.execute("SELECT oid, typname FROM pg_type WHERE typname = ANY(%s)",
-                                           (list(GEOMETRIES),)).fetchall())
+        geometry_types = dict(
+            conn.execute("SELECT oid, typname FROM pg_type WHERE typname = ANY(%s)", (list(GEOMETRIES),)).fetchall()
+        )
     by_oid: dict[int, dict[int, dict]] = {}
     for oid, attnum, unit, ucd, utype, xtype, description in rows:
-        by_oid.setdefault(oid, {})[attnum] = dict(unit=unit, ucd=ucd, utype=utype, xtype=xtype,
-                                                 description=description)
+        by_oid.setdefault(oid, {})[attnum] = dict(unit=unit, ucd=ucd, utype=utype, xtype=xtype, description=description)
     return by_oid, geometry_types
 
 
@@ -51,23 +51,28 @@ def column_meta(pools, columns: list[formats.Column]) -> list[dict | None]:
             _cache.update(at=time.monotonic(), by_oid=by_oid, misses=oids - set(by_oid), geometry_types=geometry_types)
     with _lock:
         by_oid = _cache["by_oid"]
-        return [by_oid.get(c.table_oid, {}).get(c.table_col) if c.table_oid else COMPUTED.get(c.name)
-                for c in columns]
+        return [by_oid.get(c.table_oid, {}).get(c.table_col) if c.table_oid else COMPUTED.get(c.name) for c in columns]
 
 
 def result_fields(pools, columns: list[formats.Column]) -> list[Field]:
     unique = formats.arrow_schema(columns)  # the names the data carries (ra, ra_1 for repeats)
     metas = column_meta(pools, columns)
     geometry_types = _cache["geometry_types"]
-    return [geometry_field(f.name, geometry_types[c.type_oid], meta) if c.type_oid in geometry_types
-            else field_for(f.name, f.type, meta) for f, c, meta in zip(unique, columns, metas)]
+    return [
+        geometry_field(f.name, geometry_types[c.type_oid], meta)
+        if c.type_oid in geometry_types
+        else field_for(f.name, f.type, meta)
+        for f, c, meta in zip(unique, columns, metas)
+    ]
 
 
 # -- VOSI tables -----------------------------------------------------------------------------
 
-VOSI_NS = ('xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
-           ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
-           ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+VOSI_NS = (
+    'xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
+    ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+)
 
 
 def _el(tag: str, value) -> str:
@@ -76,17 +81,31 @@ def _el(tag: str, value) -> str:
 
 def _table_xml(table_row, cols, keys, detail: bool = True) -> str:
     _, _, _, name, ttype, description, utype = table_row
-    out = [f'<table type={quoteattr(ttype or "table")}>', _el("name", name), _el("description", description),
-           _el("utype", utype)]
+    out = [
+        f"<table type={quoteattr(ttype or 'table')}>",
+        _el("name", name),
+        _el("description", description),
+        _el("utype", utype),
+    ]
     if detail:
-        for (_, cname, cdesc, unit, ucd, cutype, datatype, arraysize, xtype, principal, indexed, std) in cols:
-            attrs = [f"arraysize={quoteattr(arraysize)}" if arraysize else "",
-                     f"extendedType={quoteattr(xtype)}" if xtype else ""]
-            out += ["<column>", _el("name", cname), _el("description", cdesc), _el("unit", unit), _el("ucd", ucd),
-                    _el("utype", cutype),
-                    f'<dataType xsi:type="vs:VOTableType" {" ".join(a for a in attrs if a)}>{escape(datatype)}</dataType>',
-                    "<flag>indexed</flag>" if indexed else "", "<flag>primary</flag>" if principal else "",
-                    "<flag>std</flag>" if std else "", "</column>"]
+        for _, cname, cdesc, unit, ucd, cutype, datatype, arraysize, xtype, principal, indexed, std in cols:
+            attrs = [
+                f"arraysize={quoteattr(arraysize)}" if arraysize else "",
+                f"extendedType={quoteattr(xtype)}" if xtype else "",
+            ]
+            out += [
+                "<column>",
+                _el("name", cname),
+                _el("description", cdesc),
+                _el("unit", unit),
+                _el("ucd", ucd),
+                _el("utype", cutype),
+                f'<dataType xsi:type="vs:VOTableType" {" ".join(a for a in attrs if a)}>{escape(datatype)}</dataType>',
+                "<flag>indexed</flag>" if indexed else "",
+                "<flag>primary</flag>" if principal else "",
+                "<flag>std</flag>" if std else "",
+                "</column>",
+            ]
         for key_id in dict.fromkeys(k[0] for k in keys):
             rows = [k for k in keys if k[0] == key_id]
             _, _, target, kdesc, kutype, _, _ = rows[0]

@@ -6,8 +6,8 @@ bodies (TAP UPLOAD) are read here, so the service needs no extra dependency for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from starbox.errors import StarboxError, TooLarge
@@ -18,7 +18,7 @@ MAX_BODY = (64 << 20) + (1 << 20)  # the upload limit plus room for the other pa
 @dataclass
 class Params:
     values: dict[str, list[str]] = field(default_factory=dict)  # upper-case name -> values
-    files: dict[str, bytes] = field(default_factory=dict)        # multipart parts that were files
+    files: dict[str, bytes] = field(default_factory=dict)  # multipart parts that were files
 
     def get(self, name: str, default: str | None = None) -> str | None:
         vals = self.values.get(name.upper())
@@ -57,8 +57,10 @@ def parse(query_string: str, content_type: str | None, body: bytes) -> Params:
         for k, v in parse_qsl(text, keep_blank_values=True):
             p.add(k, v)
     else:
-        raise StarboxError(f"Error: unsupported request body type {ctype!r}; send "
-                           "application/x-www-form-urlencoded or multipart/form-data")
+        raise StarboxError(
+            f"Error: unsupported request body type {ctype!r}; send "
+            "application/x-www-form-urlencoded or multipart/form-data"
+        )
     return p
 
 
@@ -103,5 +105,4 @@ def _multipart(p: Params, content_type: str, body: bytes) -> None:
             try:
                 p.add(name, data.decode(charset, "replace"))
             except LookupError:  # a charset Python does not know: the client's mistake, not a 500
-                raise StarboxError(f"Error: the multipart part {name!r} has an unknown charset "
-                                   f"{charset!r}") from None
+                raise StarboxError(f"Error: the multipart part {name!r} has an unknown charset {charset!r}") from None

@@ -24,7 +24,7 @@ from starbox.tap.params import Params
 
 @dataclass(frozen=True)
 class OutputFormat:
-    name: str            # votable, csv, tsv, fits, parquet
+    name: str  # votable, csv, tsv, fits, parquet
     media_type: str
     serialization: str = "BINARY2"
 
@@ -36,17 +36,23 @@ class OutputFormat:
 VOTABLE = OutputFormat("votable", votable.MEDIA_TYPE)
 # FORMAT / RESPONSEFORMAT values (lower case, without spaces) -> format.
 FORMATS = {
-    "votable": VOTABLE, "application/x-votable+xml": VOTABLE, "text/xml": VOTABLE, "votable/b2": VOTABLE,
-    "votableb2": VOTABLE, "application/x-votable+xml;serialization=binary2": VOTABLE,
+    "votable": VOTABLE,
+    "application/x-votable+xml": VOTABLE,
+    "text/xml": VOTABLE,
+    "votable/b2": VOTABLE,
+    "votableb2": VOTABLE,
+    "application/x-votable+xml;serialization=binary2": VOTABLE,
     "votable/td": OutputFormat("votable", votable.MEDIA_TYPE, "TABLEDATA"),
     "votabletd": OutputFormat("votable", votable.MEDIA_TYPE, "TABLEDATA"),
     "application/x-votable+xml;serialization=tabledata": OutputFormat("votable", votable.MEDIA_TYPE, "TABLEDATA"),
     "text/xml;serialization=tabledata": OutputFormat("votable", votable.MEDIA_TYPE, "TABLEDATA"),
-    "csv": OutputFormat("csv", "text/csv"), "text/csv": OutputFormat("csv", "text/csv"),
+    "csv": OutputFormat("csv", "text/csv"),
+    "text/csv": OutputFormat("csv", "text/csv"),
     "text/csv;header=present": OutputFormat("csv", "text/csv"),
     "tsv": OutputFormat("tsv", "text/tab-separated-values"),
     "text/tab-separated-values": OutputFormat("tsv", "text/tab-separated-values"),
-    "fits": OutputFormat("fits", "application/fits"), "application/fits": OutputFormat("fits", "application/fits"),
+    "fits": OutputFormat("fits", "application/fits"),
+    "application/fits": OutputFormat("fits", "application/fits"),
     "parquet": OutputFormat("parquet", "application/vnd.apache.parquet"),
     "application/vnd.apache.parquet": OutputFormat("parquet", "application/vnd.apache.parquet"),
     "application/x-parquet": OutputFormat("parquet", "application/vnd.apache.parquet"),
@@ -115,6 +121,7 @@ def from_params(p: Params, settings) -> TapQuery:
 
 # -- ADQL -> the SQL that runs -----------------------------------------------------------------
 
+
 def to_sql(pools, user: User, q: TapQuery, cut: int | None = None) -> Prepared:
     """ADQL -> PostgreSQL: names, indexes, uploads, and a LIMIT of `cut` rows."""
     sql, used = adql.translate(q.query, user)
@@ -136,8 +143,9 @@ def locate(message: str, query: str) -> str:
         return message
     full = m.group(1)
     name = full.split(".")[-1]
-    hit = (re.search(rf"(?<![\w.]){re.escape(full)}\b", query, re.I)
-           or re.search(rf"(?<![\w.]){re.escape(name)}\b|(?<=\.){re.escape(name)}\b", query, re.I))
+    hit = re.search(rf"(?<![\w.]){re.escape(full)}\b", query, re.I) or re.search(
+        rf"(?<![\w.]){re.escape(name)}\b|(?<=\.){re.escape(name)}\b", query, re.I
+    )
     if not hit:
         return message
     line = query.count("\n", 0, hit.start()) + 1
@@ -152,11 +160,15 @@ def refusal(exc: StarboxError, query: str | None) -> StarboxError:
 
 # -- output ------------------------------------------------------------------------------------
 
+
 def _infos(q: TapQuery) -> list[str]:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [votable.info("QUERY", q.query), votable.info("REQUEST_DATE", now),
-            votable.info("SERVICE_PROTOCOL", "1.1", "ivo://ivoa.net/std/TAP"),
-            votable.info("MAXREC", str(q.maxrec))]
+    return [
+        votable.info("QUERY", q.query),
+        votable.info("REQUEST_DATE", now),
+        votable.info("SERVICE_PROTOCOL", "1.1", "ivo://ivoa.net/std/TAP"),
+        votable.info("MAXREC", str(q.maxrec)),
+    ]
 
 
 def encoder(pools, q: TapQuery, outcome: votable.Outcome, ucds: dict | None = None) -> formats.Format:
@@ -176,8 +188,14 @@ def encoder(pools, q: TapQuery, outcome: votable.Outcome, ucds: dict | None = No
         return formats.Format(fmt.name, fmt.media_type, base.suffix, delimiter=base.delimiter)
 
     def encode_votable(columns, batches):
-        yield from votable.write(fields_of(columns), batches, maxrec=q.maxrec, serialization=fmt.serialization,
-                                 infos=_infos(q), outcome=outcome)
+        yield from votable.write(
+            fields_of(columns),
+            batches,
+            maxrec=q.maxrec,
+            serialization=fmt.serialization,
+            infos=_infos(q),
+            outcome=outcome,
+        )
 
     def encode_parquet(columns, batches):
         yield from _parquet(fields_of(columns), columns, batches, q.maxrec, outcome)
@@ -199,9 +217,12 @@ def _parquet(fields, columns, batches, maxrec, outcome) -> Iterator[bytes]:
     import pyarrow.parquet as pq
 
     schema = formats.arrow_schema(columns)
-    schema = pa.schema([f.with_metadata({k: v for k, v in (("unit", m.unit), ("ucd", m.ucd),
-                                                           ("description", m.description)) if v})
-                        for f, m in zip(schema, fields)])
+    schema = pa.schema(
+        [
+            f.with_metadata({k: v for k, v in (("unit", m.unit), ("ucd", m.ucd), ("description", m.description)) if v})
+            for f, m in zip(schema, fields)
+        ]
+    )
     sink = formats._Sink()
     with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema) as writer:
         for batch in _limited(batches, maxrec, outcome):
@@ -233,8 +254,9 @@ def _fits(fields, columns, batches, maxrec, outcome) -> bytes:
     return buf.getvalue()
 
 
-def stream(pools, user: User, q: TapQuery, timeout_s: int, row_cap: int, open_conn=None, ucds: dict | None = None
-           ) -> tuple[OutputFormat, Iterator[bytes], votable.Outcome]:
+def stream(
+    pools, user: User, q: TapQuery, timeout_s: int, row_cap: int, open_conn=None, ucds: dict | None = None
+) -> tuple[OutputFormat, Iterator[bytes], votable.Outcome]:
     """Run the query; the first chunk is computed before this returns, so errors raise here."""
     outcome = votable.Outcome()
     # CSV and TSV have no place for DALI's overflow mark: they get exactly MAXREC rows (the
@@ -242,8 +264,12 @@ def stream(pools, user: User, q: TapQuery, timeout_s: int, row_cap: int, open_co
     cut = q.maxrec if q.fmt.text else q.maxrec + 1
     try:
         prepared = to_sql(pools, user, q, cut)
-        _, chunks = run.stream(open_conn or (lambda: pools.user(user)), prepared, encoder(pools, q, outcome, ucds),
-                               run.Limits(timeout_s, max(cut, row_cap)))  # LIMIT cut does the cutting
+        _, chunks = run.stream(
+            open_conn or (lambda: pools.user(user)),
+            prepared,
+            encoder(pools, q, outcome, ucds),
+            run.Limits(timeout_s, max(cut, row_cap)),
+        )  # LIMIT cut does the cutting
     except StarboxError as exc:
         raise refusal(exc, q.query) from None
     return q.fmt, chunks, outcome

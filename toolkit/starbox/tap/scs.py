@@ -22,7 +22,9 @@ SCS_UCDS = {"id": "ID_MAIN", "ra": "POS_EQ_RA_MAIN", "dec": "POS_EQ_DEC_MAIN"}
 def error_document(message: str) -> bytes:
     """SCS 1.03 section 3: an INFO named Error; DALI's QUERY_STATUS too, for newer clients."""
     doc = votable.error_document(message).decode()
-    return doc.replace("<RESOURCE ", f'<INFO ID="Error" name="Error" value={quoteattr(message)}/>\n<RESOURCE ', 1).encode()
+    return doc.replace(
+        "<RESOURCE ", f'<INFO ID="Error" name="Error" value={quoteattr(message)}/>\n<RESOURCE ', 1
+    ).encode()
 
 
 def _number(p: Params, name: str, low: float, high: float) -> float:
@@ -43,8 +45,9 @@ def find_table(pools, schema: str, table: str) -> dict:
     for t in metadata.positional_tables(pools):
         if t["table"].lower() == name:
             return t
-    raise NotFound(f"Error: no cone search for {schema}.{table}: not a published table with a position "
-                   f"(see /scs for the list)")
+    raise NotFound(
+        f"Error: no cone search for {schema}.{table}: not a published table with a position (see /scs for the list)"
+    )
 
 
 def _columns(pools, t: dict, verb: int) -> list[str]:
@@ -67,15 +70,16 @@ def cone(pools, settings, user: User, schema: str, table: str, p: Params):
     if verb_raw.strip() not in ("1", "2", "3"):
         raise StarboxError(f"Error: VERB must be 1, 2 or 3, not {verb_raw!r}")
     cols = _columns(pools, t, int(verb_raw))
-    adql = (f"SELECT {', '.join(_quote(c) for c in cols)} FROM {t['table']} "
-            f"WHERE 1 = CONTAINS(POINT('ICRS', {_quote(t['ra'])}, {_quote(t['dec'])}), "
-            f"CIRCLE('ICRS', {ra!r}, {dec!r}, {sr!r}))")
+    adql = (
+        f"SELECT {', '.join(_quote(c) for c in cols)} FROM {t['table']} "
+        f"WHERE 1 = CONTAINS(POINT('ICRS', {_quote(t['ra'])}, {_quote(t['dec'])}), "
+        f"CIRCLE('ICRS', {ra!r}, {dec!r}, {sr!r}))"
+    )
     q = query.TapQuery(adql, query.VOTABLE, settings.tap_maxrec)
     ucds = {t["ra"]: SCS_UCDS["ra"], t["dec"]: SCS_UCDS["dec"]}
     if t["id"]:
         ucds[t["id"]] = SCS_UCDS["id"]
-    fmt, chunks, _ = query.stream(pools, user, q, settings.sync_timeout(user.anonymous), settings.row_cap,
-                                    ucds=ucds)
+    fmt, chunks, _ = query.stream(pools, user, q, settings.sync_timeout(user.anonymous), settings.row_cap, ucds=ucds)
     return fmt.media_type, chunks
 
 

@@ -23,25 +23,32 @@ from starbox.errors import StarboxError, TooLarge
 from starbox.settings import Settings
 from starbox.tap.adql import upload_table
 
-MAX_BYTES = 64 << 20      # per request, all uploads together
-MAX_ROWS = 1_000_000      # per uploaded table
+MAX_BYTES = 64 << 20  # per request, all uploads together
+MAX_ROWS = 1_000_000  # per uploaded table
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-FETCH_DEADLINE = 60.0     # seconds an UPLOAD by URL may take
+FETCH_DEADLINE = 60.0  # seconds an UPLOAD by URL may take
 _fetching: ContextVar[tuple[object, bool]] = ContextVar("starbox_tap_fetching", default=(Settings(), True))
 
 # VOTable datatype -> PostgreSQL array element type
 PG_TYPES = {
-    "boolean": "boolean", "bit": "boolean", "unsignedByte": "smallint", "short": "smallint",
-    "int": "integer", "long": "bigint", "float": "real", "double": "double precision",
-    "char": "text", "unicodeChar": "text",
+    "boolean": "boolean",
+    "bit": "boolean",
+    "unsignedByte": "smallint",
+    "short": "smallint",
+    "int": "integer",
+    "long": "bigint",
+    "float": "real",
+    "double": "double precision",
+    "char": "text",
+    "unicodeChar": "text",
 }
 
 
 @dataclass
 class Uploaded:
-    name: str                          # the table name in TAP_UPLOAD
-    columns: list[tuple[str, str]]     # (column name, PostgreSQL type)
-    values: list[list]                 # one Python list per column
+    name: str  # the table name in TAP_UPLOAD
+    columns: list[tuple[str, str]]  # (column name, PostgreSQL type)
+    values: list[list]  # one Python list per column
     rows: int
 
 
@@ -56,8 +63,9 @@ def parse_param(value: str | None) -> list[tuple[str, str]]:
         if not NAME.match(name):
             raise StarboxError(f"Error: invalid upload table name {name!r}: use letters, digits and underscores")
         if not uri.startswith(("param:", "http://", "https://")):
-            raise StarboxError(f"Error: UPLOAD {name}: use param:part (a part of a multipart POST) or an "
-                               f"http(s) URL, not {uri!r}")
+            raise StarboxError(
+                f"Error: UPLOAD {name}: use param:part (a part of a multipart POST) or an http(s) URL, not {uri!r}"
+            )
         out.append((name, uri))
     names = [n.lower() for n, _ in out]
     if len(set(names)) != len(names):
@@ -68,7 +76,7 @@ def parse_param(value: str | None) -> list[tuple[str, str]]:
 def resolve(name: str, uri: str, files: dict[str, bytes]) -> bytes:
     """The VOTable an UPLOAD names: a multipart part, or a document fetched by URL."""
     if uri.startswith("param:"):
-        part = uri[len("param:"):]
+        part = uri[len("param:") :]
         if part not in files:
             raise StarboxError(f"Error: UPLOAD {name}: the request has no multipart part named {part!r}")
         return files[part]
@@ -82,8 +90,14 @@ def fetch(name: str, url: str) -> bytes:
 
     settings, anonymous = _fetching.get()
     try:
-        return outbound.fetch_bytes(settings, url, limit=MAX_BYTES, deadline=FETCH_DEADLINE, anonymous=anonymous,
-                                    too_large=f"Error: {url} is larger than {MAX_BYTES >> 20} MB")
+        return outbound.fetch_bytes(
+            settings,
+            url,
+            limit=MAX_BYTES,
+            deadline=FETCH_DEADLINE,
+            anonymous=anonymous,
+            too_large=f"Error: {url} is larger than {MAX_BYTES >> 20} MB",
+        )
     except StarboxError as exc:
         raise type(exc)(f"Error: UPLOAD {name}: " + str(exc).removeprefix("Error: ")) from None
 
@@ -169,8 +183,10 @@ def attach(sql: str, used: set[str], uploads: dict[str, bytes]) -> str:
     known = {n.lower(): n for n in uploads}
     missing = sorted(used - set(known))
     if missing:
-        raise StarboxError(f"Error: the query reads TAP_UPLOAD.{missing[0]}, but no table of that name was "
-                           f"uploaded (UPLOAD={missing[0]},param:partname)")
+        raise StarboxError(
+            f"Error: the query reads TAP_UPLOAD.{missing[0]}, but no table of that name was "
+            f"uploaded (UPLOAD={missing[0]},param:partname)"
+        )
     total = sum(len(v) for v in uploads.values())
     if total > MAX_BYTES:
         raise TooLarge(f"Error: the uploads are larger than {MAX_BYTES >> 20} MB together")
@@ -179,5 +195,5 @@ def attach(sql: str, used: set[str], uploads: dict[str, bytes]) -> str:
         return sql
     own = _WITH.match(sql)  # the query's own WITH list goes on after the uploads
     if own:
-        return "WITH " + ",\n".join(parts) + ",\n" + sql[own.end():]
+        return "WITH " + ",\n".join(parts) + ",\n" + sql[own.end() :]
     return "WITH " + ",\n".join(parts) + "\n" + sql

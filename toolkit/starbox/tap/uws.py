@@ -24,10 +24,12 @@ from starbox.storage.paths import write_atomic
 from starbox.tap import query, upload, votable
 from starbox.tap.params import Params
 
-NS = ('xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.org/1999/xlink"'
-      ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+NS = (
+    'xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.org/1999/xlink"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+)
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING")
-MAX_WAIT_S = 60           # the longest a WAIT blocks (UWS lets the service choose)
+MAX_WAIT_S = 60  # the longest a WAIT blocks (UWS lets the service choose)
 MAX_LIFETIME = dt.timedelta(days=30)
 # Parameters that are not the job's TAP parameters when posted to a job.
 CONTROL = {"PHASE", "ACTION", "DESTRUCTION", "EXECUTIONDURATION", "WAIT"}
@@ -45,11 +47,14 @@ def parse_time(value: str, what: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise StarboxError(f"Error: {what} must be an ISO 8601 time such as 2030-01-31T12:00:00Z, not {value!r}") from None
+        raise StarboxError(
+            f"Error: {what} must be an ISO 8601 time such as 2030-01-31T12:00:00Z, not {value!r}"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 # -- creating and changing jobs ------------------------------------------------------------------
+
 
 def create(runner, settings, user: User, p: Params) -> str:
     """A new TAP job from the posted parameters; queued at once when PHASE=RUN."""
@@ -58,8 +63,9 @@ def create(runner, settings, user: User, p: Params) -> str:
     _check_uploads(settings, user, uploads)
     cap = settings.async_timeout(user.anonymous)
     timeout = _duration(p.get("EXECUTIONDURATION"), cap) if "EXECUTIONDURATION" in p else cap
-    spec = JobSpec(query=tap.get("query", ""), lang="adql", ofmt=_ofmt(tap), timeout_s=timeout, kind="tap",
-                   params={"tap": tap})
+    spec = JobSpec(
+        query=tap.get("query", ""), lang="adql", ofmt=_ofmt(tap), timeout_s=timeout, kind="tap", params={"tap": tap}
+    )
     jobid = runner.submit(user, spec, run_now=False)
     fields = {}
     if uploads:
@@ -94,8 +100,7 @@ def _check_uploads(settings, user: User, uploads: dict[str, bytes], kept: int = 
         return
     mb = settings.anon_job_mb
     if kept + sum(len(data) for data in uploads.values()) > mb << 20:
-        raise TooLarge(f"Error: an anonymous job may keep at most {mb} MB of uploaded tables; "
-                       "upload less, or log in")
+        raise TooLarge(f"Error: an anonymous job may keep at most {mb} MB of uploaded tables; upload less, or log in")
 
 
 def _saved_bytes(runner, job: dict) -> int:
@@ -142,7 +147,9 @@ def post(runner, settings, user: User, jobid: str, p: Params) -> str:
     if "DESTRUCTION" in p:
         runner.update(user, jobid, destruction=_destruction(p.get("DESTRUCTION")))
     if "EXECUTIONDURATION" in p:
-        runner.update(user, jobid, timeout_s=_duration(p.get("EXECUTIONDURATION"), settings.async_timeout(user.anonymous)))
+        runner.update(
+            user, jobid, timeout_s=_duration(p.get("EXECUTIONDURATION"), settings.async_timeout(user.anonymous))
+        )
     tap = {k: v for k, v in p.as_dict().items() if k.upper() not in CONTROL}
     uploads = _upload_parts(p)
     _check_uploads(settings, user, uploads, _saved_bytes(runner, job) if uploads else 0)
@@ -191,6 +198,7 @@ def purge(runner) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 
+
 def execute(runner, jobid: str, job: dict, user: User):
     """The worker's part (starbox.jobs.EXECUTORS['tap']): run the query into a result file."""
     settings = runner.settings
@@ -203,8 +211,9 @@ def execute(runner, jobid: str, job: dict, user: User):
     if saved:  # the parts were saved under names of our own
         p.values["UPLOAD"] = [";".join(f"{n},param:upload-{n}" for n in saved)]
     q = query.from_params(p, settings)
-    fmt, chunks, outcome = query.stream(runner.pools, user, q, job["timeout_s"], settings.row_cap,
-                                        open_conn=lambda: runner.connection(jobid, user))
+    fmt, chunks, outcome = query.stream(
+        runner.pools, user, q, job["timeout_s"], settings.row_cap, open_conn=lambda: runner.connection(jobid, user)
+    )
     suffix = {"votable": "xml", "csv": "csv", "tsv": "tsv", "fits": "fits", "parquet": "parquet"}[fmt.name]
     path = runner.dir / f"{jobid}.{suffix}"
 
@@ -221,6 +230,7 @@ def execute(runner, jobid: str, job: dict, user: User):
 
 
 # -- documents ----------------------------------------------------------------------------------
+
 
 def _el(tag: str, value) -> str:
     if value in (None, ""):
@@ -239,34 +249,56 @@ def media_type(job: dict) -> str:
 def job_xml(job: dict, base: str) -> bytes:
     tap = job["params"].get("tap") or {}
     href = f"{base}/async/{job['jobid']}"
-    params = "".join(f"<uws:parameter id={quoteattr(k)}>{escape(str(v))}</uws:parameter>"
-                     for k, v in sorted(tap.items()))
-    params += "".join(f"<uws:parameter id={quoteattr('upload')} byReference=\"true\">"
-                      f"{escape(href)}/parameters/upload/{escape(n)}</uws:parameter>"
-                      for n in (job["params"].get("uploads") or {}) if "upload" not in tap)
+    params = "".join(
+        f"<uws:parameter id={quoteattr(k)}>{escape(str(v))}</uws:parameter>" for k, v in sorted(tap.items())
+    )
+    params += "".join(
+        f'<uws:parameter id={quoteattr("upload")} byReference="true">'
+        f"{escape(href)}/parameters/upload/{escape(n)}</uws:parameter>"
+        for n in (job["params"].get("uploads") or {})
+        if "upload" not in tap
+    )
     results = ""
     if job["phase"] == "COMPLETED" and job["result_path"]:
         size = os.path.getsize(job["result_path"]) if os.path.exists(job["result_path"]) else None
-        attrs = f' mime-type={quoteattr(media_type(job))}' + (f' size="{size}"' if size is not None else "")
-        results = f'<uws:result id="result" xlink:type="simple" xlink:href={quoteattr(href + "/results/result")}{attrs}/>'
+        attrs = f" mime-type={quoteattr(media_type(job))}" + (f' size="{size}"' if size is not None else "")
+        results = (
+            f'<uws:result id="result" xlink:type="simple" xlink:href={quoteattr(href + "/results/result")}{attrs}/>'
+        )
     error = ""
     if job["phase"] == "ERROR":
-        error = (f'<uws:errorSummary type="fatal" hasDetail="true">'
-                 f'<uws:message>{escape(job["error"] or "Error: the job failed")}</uws:message></uws:errorSummary>')
+        error = (
+            f'<uws:errorSummary type="fatal" hasDetail="true">'
+            f"<uws:message>{escape(job['error'] or 'Error: the job failed')}</uws:message></uws:errorSummary>"
+        )
     elif job["phase"] == "ABORTED":
-        error = (f'<uws:errorSummary type="transient" hasDetail="false">'
-                 f'<uws:message>{escape(job["error"] or "aborted")}</uws:message></uws:errorSummary>')
+        error = (
+            f'<uws:errorSummary type="transient" hasDetail="false">'
+            f"<uws:message>{escape(job['error'] or 'aborted')}</uws:message></uws:errorSummary>"
+        )
     info = ""
     if job["result_rows"] is not None:
         info = f"<uws:jobInfo><rows>{job['result_rows']}</rows></uws:jobInfo>"
-    body = "".join([
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<uws:job {NS} version="1.1">',
-        _el("jobId", job["jobid"]), _el("runId", tap.get("runid")), _el("ownerId", job["owner"]),
-        _el("phase", job["phase"]), _el("quote", None), _el("creationTime", iso(job["created"])),
-        _el("startTime", iso(job["started"])), _el("endTime", iso(job["finished"])),
-        _el("executionDuration", job["timeout_s"]), _el("destruction", iso(job["destruction"])),
-        f"<uws:parameters>{params}</uws:parameters>", f"<uws:results>{results}</uws:results>",
-        error, info, "</uws:job>\n"])
+    body = "".join(
+        [
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<uws:job {NS} version="1.1">',
+            _el("jobId", job["jobid"]),
+            _el("runId", tap.get("runid")),
+            _el("ownerId", job["owner"]),
+            _el("phase", job["phase"]),
+            _el("quote", None),
+            _el("creationTime", iso(job["created"])),
+            _el("startTime", iso(job["started"])),
+            _el("endTime", iso(job["finished"])),
+            _el("executionDuration", job["timeout_s"]),
+            _el("destruction", iso(job["destruction"])),
+            f"<uws:parameters>{params}</uws:parameters>",
+            f"<uws:results>{results}</uws:results>",
+            error,
+            info,
+            "</uws:job>\n",
+        ]
+    )
     return body.encode()
 
 
@@ -292,10 +324,15 @@ def job_list(runner, user: User, base: str, p: Params) -> bytes:
         jobs = sorted(jobs, key=lambda j: j["created"], reverse=True)[:last]
     refs = "".join(
         f'<uws:jobref id={quoteattr(j["jobid"])} xlink:type="simple" xlink:href={quoteattr(base + "/async/" + j["jobid"])}>'
-        f'{_el("phase", j["phase"])}'
-        + (_el("runId", (j["params"].get("tap") or {}).get("runid")) if (j["params"].get("tap") or {}).get("runid") else "")
-        + f'{_el("ownerId", j["owner"])}{_el("creationTime", iso(j["created"]))}</uws:jobref>'
-        for j in jobs)
+        f"{_el('phase', j['phase'])}"
+        + (
+            _el("runId", (j["params"].get("tap") or {}).get("runid"))
+            if (j["params"].get("tap") or {}).get("runid")
+            else ""
+        )
+        + f"{_el('ownerId', j['owner'])}{_el('creationTime', iso(j['created']))}</uws:jobref>"
+        for j in jobs
+    )
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<uws:jobs {NS} version="1.1">{refs}</uws:jobs>\n'.encode()
 
 
@@ -303,8 +340,11 @@ def _part(job: dict, base: str, tag: str) -> bytes:
     """One element of the job document (parameters, results) as a document of its own."""
     doc = job_xml(job, base).decode()
     start, end = doc.index(f"<uws:{tag}>"), doc.index(f"</uws:{tag}>") + len(f"</uws:{tag}>")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            + doc[start:end].replace(f"<uws:{tag}>", f"<uws:{tag} {NS}>", 1) + "\n").encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        + doc[start:end].replace(f"<uws:{tag}>", f"<uws:{tag} {NS}>", 1)
+        + "\n"
+    ).encode()
 
 
 def parameters_xml(job: dict, base: str) -> bytes:

@@ -11,21 +11,39 @@ from starbox.tap import query, upload
 STARTED = dt.datetime.now(dt.timezone.utc)
 
 # ADQL features that work here (each one has a test in tests/test_tap.py or passes taplint).
-GEOMETRY = ["POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA",
-            "COORD1", "COORD2", "COORDSYS", "CENTROID"]
+GEOMETRY = [
+    "POINT",
+    "CIRCLE",
+    "BOX",
+    "POLYGON",
+    "CONTAINS",
+    "INTERSECTS",
+    "DISTANCE",
+    "AREA",
+    "COORD1",
+    "COORD2",
+    "COORDSYS",
+    "CENTROID",
+]
 FEATURES = {
     "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo": [(f, None) for f in GEOMETRY],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-string": [
-        ("LOWER", "lower-case a string"), ("UPPER", "upper-case a string"),
-        ("ILIKE", "case-insensitive LIKE")],
+        ("LOWER", "lower-case a string"),
+        ("UPPER", "upper-case a string"),
+        ("ILIKE", "case-insensitive LIKE"),
+    ],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-offset": [("OFFSET", "skip rows of the result")],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": [
-        ("UNION", "rows of either query"), ("INTERSECT", "rows of both queries"),
-        ("EXCEPT", "rows of the first query that are not in the second")],
+        ("UNION", "rows of either query"),
+        ("INTERSECT", "rows of both queries"),
+        ("EXCEPT", "rows of the first query that are not in the second"),
+    ],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table": [
-        ("WITH", "name a query and read it as a table in the main query")],
-    "ivo://ivoa.net/std/TAPRegExt#features-adql-type": [("CAST", "convert to SMALLINT, INTEGER, BIGINT, REAL, "
-                                                         "DOUBLE PRECISION, CHAR(n), VARCHAR(n), TIMESTAMP")],
+        ("WITH", "name a query and read it as a table in the main query")
+    ],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-type": [
+        ("CAST", "convert to SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n), TIMESTAMP")
+    ],
 }
 
 
@@ -37,16 +55,20 @@ def availability(pools) -> bytes:
         up, note = True, "Starbox TAP is accepting queries"
     except Exception as exc:  # any failure means not available; say which
         up, note = False, f"the database does not answer: {type(exc).__name__}"
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-            f"<vosi:available>{'true' if up else 'false'}</vosi:available>"
-            f"<vosi:upSince>{STARTED.strftime('%Y-%m-%dT%H:%M:%SZ')}</vosi:upSince>"
-            f"<vosi:note>{escape(note)}</vosi:note></vosi:availability>\n").encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
+        f"<vosi:available>{'true' if up else 'false'}</vosi:available>"
+        f"<vosi:upSince>{STARTED.strftime('%Y-%m-%dT%H:%M:%SZ')}</vosi:upSince>"
+        f"<vosi:note>{escape(note)}</vosi:note></vosi:availability>\n"
+    ).encode()
 
 
 def _vosi(standard: str, url: str) -> str:
-    return (f'<capability standardID="{standard}"><interface xsi:type="vs:ParamHTTP">'
-            f'<accessURL use="full">{escape(url)}</accessURL></interface></capability>')
+    return (
+        f'<capability standardID="{standard}"><interface xsi:type="vs:ParamHTTP">'
+        f'<accessURL use="full">{escape(url)}</accessURL></interface></capability>'
+    )
 
 
 def capabilities(base: str, settings, obscore: bool = True, anonymous: bool = False) -> bytes:
@@ -58,9 +80,12 @@ def capabilities(base: str, settings, obscore: bool = True, anonymous: bool = Fa
     retention_hard = settings.anon_job_lifetime if anonymous else 2592000
     langs = []
     for ftype, feats in FEATURES.items():
-        body = "".join(f"<feature><form>{escape(form)}</form>"
-                       + (f"<description>{escape(desc)}</description>" if desc else "") + "</feature>"
-                       for form, desc in feats)
+        body = "".join(
+            f"<feature><form>{escape(form)}</form>"
+            + (f"<description>{escape(desc)}</description>" if desc else "")
+            + "</feature>"
+            for form, desc in feats
+        )
         langs.append(f'<languageFeatures type="{ftype}">{body}</languageFeatures>')
     outputs = []
     for mime, aliases in query.ADVERTISED:
@@ -69,41 +94,48 @@ def capabilities(base: str, settings, obscore: bool = True, anonymous: bool = Fa
             ivo = ' ivo-id="ivo://ivoa.net/std/TAPRegExt#output-votable-binary2"'
         elif "TABLEDATA" in mime:
             ivo = ' ivo-id="ivo://ivoa.net/std/TAPRegExt#output-votable-td"'
-        outputs.append(f"<outputFormat{ivo}><mime>{escape(mime)}</mime>"
-                       + "".join(f"<alias>{escape(a)}</alias>" for a in aliases) + "</outputFormat>")
+        outputs.append(
+            f"<outputFormat{ivo}><mime>{escape(mime)}</mime>"
+            + "".join(f"<alias>{escape(a)}</alias>" for a in aliases)
+            + "</outputFormat>"
+        )
     tap = (
         '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">'
         '<interface role="std" version="1.1" xsi:type="vs:ParamHTTP">'
         f'<accessURL use="base">{escape(base)}</accessURL></interface>'
         + ('<dataModel ivo-id="ivo://ivoa.net/std/ObsCore#core-1.1">ObsCore-1.1</dataModel>' if obscore else "")
-        + '<language><name>ADQL</name>'
+        + "<language><name>ADQL</name>"
         '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>'
         '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>'
-        '<description>ADQL through queryparser-python3 on PostgreSQL with q3c and pgsphere. '
-        'mydb.t (or mydb://t) names a table of your MyDB when you send your token. '
-        'MAXREC overflow is marked in VOTable, FITS (QUERY_ST) and Parquet (QUERY_STATUS); '
-        'CSV and TSV have no place for the mark and hold exactly MAXREC rows.</description>'
-        + "".join(langs) + "</language>"
+        "<description>ADQL through queryparser-python3 on PostgreSQL with q3c and pgsphere. "
+        "mydb.t (or mydb://t) names a table of your MyDB when you send your token. "
+        "MAXREC overflow is marked in VOTable, FITS (QUERY_ST) and Parquet (QUERY_STATUS); "
+        "CSV and TSV have no place for the mark and hold exactly MAXREC rows.</description>"
+        + "".join(langs)
+        + "</language>"
         + "".join(outputs)
         + '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>'
         '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>'
         '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-https"/>'
-        f'<retentionPeriod><default>{retention}</default><hard>{retention_hard}</hard></retentionPeriod>'
-        f'<executionDuration><default>{duration}</default><hard>{duration}</hard></executionDuration>'
+        f"<retentionPeriod><default>{retention}</default><hard>{retention_hard}</hard></retentionPeriod>"
+        f"<executionDuration><default>{duration}</default><hard>{duration}</hard></executionDuration>"
         f'<outputLimit><default unit="row">{settings.tap_maxrec}</default>'
         f'<hard unit="row">{settings.tap_maxrec_max}</hard></outputLimit>'
         f'<uploadLimit><hard unit="byte">{upload.MAX_BYTES}</hard></uploadLimit>'
-        "</capability>")
-    doc = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-           '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
-           ' xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
-           ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
-           ' xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"'
-           ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-           + tap
-           + _vosi("ivo://ivoa.net/std/VOSI#capabilities", f"{base}/capabilities")
-           + _vosi("ivo://ivoa.net/std/VOSI#availability", f"{base}/availability")
-           + _vosi("ivo://ivoa.net/std/VOSI#tables-1.1", f"{base}/tables")
-           + _vosi("ivo://ivoa.net/std/DALI#examples", f"{base}/examples")
-           + "</vosi:capabilities>\n")
+        "</capability>"
+    )
+    doc = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
+        ' xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
+        ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
+        ' xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"'
+        ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        + tap
+        + _vosi("ivo://ivoa.net/std/VOSI#capabilities", f"{base}/capabilities")
+        + _vosi("ivo://ivoa.net/std/VOSI#availability", f"{base}/availability")
+        + _vosi("ivo://ivoa.net/std/VOSI#tables-1.1", f"{base}/tables")
+        + _vosi("ivo://ivoa.net/std/DALI#examples", f"{base}/examples")
+        + "</vosi:capabilities>\n"
+    )
     return doc.encode()

@@ -23,9 +23,11 @@ from starbox import db_errors
 
 MEDIA_TYPE = "application/x-votable+xml"
 NS = "http://www.ivoa.net/xml/VOTable/v1.3"
-HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<VOTABLE version="1.4" xmlns="{NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
-        f' xsi:schemaLocation="{NS} http://www.ivoa.net/xml/VOTable/v1.3">\n')
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    f'<VOTABLE version="1.4" xmlns="{NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    f' xsi:schemaLocation="{NS} http://www.ivoa.net/xml/VOTable/v1.3">\n'
+)
 
 # Arrow type -> (VOTable datatype, numpy big-endian dtype, width in bytes)
 _FIXED = {
@@ -52,8 +54,16 @@ class Field:
     geometry: str | None = None  # a pgsphere value written as a DALI point, circle or polygon
 
     def xml(self) -> str:
-        attrs = {"name": self.name, "datatype": self.datatype, "arraysize": self.arraysize, "unit": self.unit,
-                 "ucd": self.ucd, "utype": self.utype, "xtype": self.xtype, **self.extra}
+        attrs = {
+            "name": self.name,
+            "datatype": self.datatype,
+            "arraysize": self.arraysize,
+            "unit": self.unit,
+            "ucd": self.ucd,
+            "utype": self.utype,
+            "xtype": self.xtype,
+            **self.extra,
+        }
         text = " ".join(f"{k}={quoteattr(str(v))}" for k, v in attrs.items() if v not in (None, ""))
         if not self.description:
             return f"<FIELD {text}/>"
@@ -63,8 +73,9 @@ class Field:
 def field_for(name: str, arrow_type: pa.DataType, meta: dict | None = None) -> Field:
     """The FIELD of a result column: the datatype from the data, the rest from TAP_SCHEMA."""
     meta = meta or {}
-    base = dict(unit=meta.get("unit"), ucd=meta.get("ucd"), utype=meta.get("utype"),
-                description=meta.get("description"))
+    base = dict(
+        unit=meta.get("unit"), ucd=meta.get("ucd"), utype=meta.get("utype"), description=meta.get("description")
+    )
     if arrow_type in _FIXED:
         return Field(name, _FIXED[arrow_type][0], None, xtype=meta.get("xtype"), **base)
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
@@ -81,8 +92,16 @@ _COORD = re.compile(r"(-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)(d?)")
 def geometry_field(name: str, pg_type: str, meta: dict | None = None) -> Field:
     xtype, arraysize = GEOMETRIES[pg_type]
     meta = meta or {}
-    return Field(name, "double", arraysize, unit="deg", ucd=meta.get("ucd"), description=meta.get("description"),
-                 xtype=xtype, geometry=xtype)
+    return Field(
+        name,
+        "double",
+        arraysize,
+        unit="deg",
+        ucd=meta.get("ucd"),
+        description=meta.get("description"),
+        xtype=xtype,
+        geometry=xtype,
+    )
 
 
 def _coords(text: str | None) -> list[float] | None:
@@ -101,21 +120,35 @@ def info(name: str, value: str, text: str | None = None) -> str:
 def error_document(message: str, infos: Iterable[str] = ()) -> bytes:
     """A DALI error document: QUERY_STATUS ERROR with the message."""
     body = "".join(f"{i}\n" for i in infos)
-    return (HEAD + '<RESOURCE type="results">\n' + info("QUERY_STATUS", "ERROR", message) + "\n"
-            + body + "</RESOURCE>\n</VOTABLE>\n").encode()
+    return (
+        HEAD
+        + '<RESOURCE type="results">\n'
+        + info("QUERY_STATUS", "ERROR", message)
+        + "\n"
+        + body
+        + "</RESOURCE>\n</VOTABLE>\n"
+    ).encode()
 
 
 @dataclass
 class Outcome:
     """What the writer found out while writing: rows written and whether MAXREC cut the result."""
+
     rows: int = 0
     overflow: bool = False
     error: str | None = None
 
 
-def write(fields: list[Field], batches: Iterator[pa.RecordBatch], *, maxrec: int | None = None,
-          serialization: str = "BINARY2", infos: Iterable[str] = (), outcome: Outcome | None = None,
-          resource_extra: str = "") -> Iterator[bytes]:
+def write(
+    fields: list[Field],
+    batches: Iterator[pa.RecordBatch],
+    *,
+    maxrec: int | None = None,
+    serialization: str = "BINARY2",
+    infos: Iterable[str] = (),
+    outcome: Outcome | None = None,
+    resource_extra: str = "",
+) -> Iterator[bytes]:
     """The VOTable document, chunk by chunk. `batches` may hold one row more than maxrec (the
     query asks for maxrec + 1): that row is dropped and marks the overflow."""
     out = outcome or Outcome()
@@ -145,9 +178,12 @@ def write(fields: list[Field], batches: Iterator[pa.RecordBatch], *, maxrec: int
                 yield base64.b64encode(data[:cut]) + b"\n"
     except Exception as exc:  # the query failed mid-stream: say so after the table (DALI 5.4.2)
         out.error = db_errors.message_of(exc)
-    tail = ["</TABLEDATA></DATA>" if tabledata else
-            (base64.b64encode(carry).decode() + "\n" if carry else "") + "</STREAM></BINARY2></DATA>",
-            "\n</TABLE>\n"]
+    tail = [
+        "</TABLEDATA></DATA>"
+        if tabledata
+        else (base64.b64encode(carry).decode() + "\n" if carry else "") + "</STREAM></BINARY2></DATA>",
+        "\n</TABLE>\n",
+    ]
     if out.error:
         tail.append(info("QUERY_STATUS", "ERROR", out.error) + "\n")
     elif out.overflow:
@@ -195,6 +231,7 @@ def _settle_fields(fields: list[Field], first: pa.RecordBatch | None) -> list[Fi
 
 # -- BINARY2 ---------------------------------------------------------------------------------
 
+
 def _binary2(fields: list[Field], batch: pa.RecordBatch) -> bytes:
     """Rows of BINARY2: a null bitmap, then each value big-endian; strings as length + bytes."""
     n = batch.num_rows
@@ -209,7 +246,7 @@ def _binary2(fields: list[Field], batch: pa.RecordBatch) -> bytes:
     # One C++ pass joins the pieces of each row; its data buffer is the rows back to back.
     rows = pc.binary_join_element_wise(*parts, b"") if len(parts) > 1 else parts[0]
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=n + 1, offset=rows.offset * 4)
-    return rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    return rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 def _fixed_binary(data: bytes, width: int, n: int) -> pa.Array:
@@ -229,8 +266,11 @@ def _binary2_column(f: Field, col: pa.Array, n: int) -> list[pa.Array]:
         data = pa.array([np.array(v or [], dtype=">f8").tobytes() for v in values], pa.binary())
         return [_fixed_binary(lengths.tobytes(), 4, n), data]
     if t == pa.bool_():
-        values = np.where(col.is_null().to_numpy(zero_copy_only=False), b"?",
-                          np.where(col.fill_null(False).to_numpy(zero_copy_only=False), b"T", b"F"))
+        values = np.where(
+            col.is_null().to_numpy(zero_copy_only=False),
+            b"?",
+            np.where(col.fill_null(False).to_numpy(zero_copy_only=False), b"T", b"F"),
+        )
         return [_fixed_binary(values.astype("S1").tobytes(), 1, n)]
     if t in _FIXED:
         _, dtype, width = _FIXED[t]
@@ -260,6 +300,7 @@ def _as_text(col: pa.Array) -> pa.Array:
 
 
 # -- TABLEDATA -------------------------------------------------------------------------------
+
 
 def _tabledata(fields: list[Field], batch: pa.RecordBatch) -> bytes:
     columns = [_td_geometry(col) if f.geometry else _td_column(col) for f, col in zip(fields, batch.columns)]

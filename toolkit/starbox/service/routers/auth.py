@@ -7,8 +7,8 @@ from fastapi.responses import PlainTextResponse
 
 from starbox import accounts
 from starbox.errors import StarboxError, Unauthorized
-from starbox.service.app import HELLO
 from starbox.service import flags, login_limit
+from starbox.service.app import HELLO
 from starbox.service.deps import current_user, token_of
 
 router = APIRouter(default_response_class=PlainTextResponse)
@@ -111,8 +111,9 @@ def has_access(request: Request, user: str = "", resource: str = "") -> str:
 
 
 @router.get("/passwordReset")
-def password_reset(request: Request, username: str = "", token: str = "",
-                   x_dl_password: str = Header("", alias="X-DL-Password")) -> str:
+def password_reset(
+    request: Request, username: str = "", token: str = "", x_dl_password: str = Header("", alias="X-DL-Password")
+) -> str:
     """Change a password: a user changes their own (with their token); the session ends."""
     user = current_user(request)
     with _state(request) as conn:

@@ -54,8 +54,12 @@ async def notebooks(request: Request) -> JSONResponse:
     """GitHub's push webhook: publish the lesson notebooks when their branch moves."""
     settings = request.app.state.settings
     if webhook.webhook_secret(settings, create=False) is None:
-        return _answer(404, "refused", "no webhook secret is configured on this appliance: the admin runs "
-                                       "`starbox notebooks webhook` to make one and set it in GitHub")
+        return _answer(
+            404,
+            "refused",
+            "no webhook secret is configured on this appliance: the admin runs "
+            "`starbox notebooks webhook` to make one and set it in GitHub",
+        )
     size = request.headers.get("content-length")
     if size and size.isdigit() and int(size) > MAX_BODY:
         return _answer(413, "refused", "payload larger than 25 MB")
@@ -66,8 +70,11 @@ async def notebooks(request: Request) -> JSONResponse:
             return _answer(413, "refused", "payload larger than 25 MB")
         raise
     if not webhook.signature_ok(settings, body, request.headers.get("x-hub-signature-256")):
-        return _answer(401, "refused", "missing or bad X-Hub-Signature-256 (HMAC-SHA256 of the body "
-                                       "with the secret in secrets/webhook.secret)")
+        return _answer(
+            401,
+            "refused",
+            "missing or bad X-Hub-Signature-256 (HMAC-SHA256 of the body with the secret in secrets/webhook.secret)",
+        )
     event = request.headers.get("x-github-event", "push")
     try:
         payload = _payload(body, request.headers.get("content-type", "application/json"))

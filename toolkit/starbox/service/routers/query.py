@@ -16,9 +16,9 @@ from starbox.jobs import JobSpec
 from starbox.mydb import table_name
 from starbox.query import Limits, formats, prepare, run_to_mydb, stream
 from starbox.results import is_storage_uri, save_to_storage
+from starbox.service import flags
 from starbox.service.admission import Streamed
 from starbox.service.app import HELLO
-from starbox.service import flags
 from starbox.service.deps import current_user
 
 router = APIRouter(default_response_class=PlainTextResponse)
@@ -42,10 +42,17 @@ def hello() -> str:
 
 
 @router.api_route("/query", methods=["GET", "POST"])
-async def query(request: Request, user: User = Depends(current_user), sql: str | None = None,
-                adql: str | None = None, ofmt: str = "csv", out: str | None = None, drop: str = "False",
-                profile: str = "default",
-                x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest")):
+async def query(
+    request: Request,
+    user: User = Depends(current_user),
+    sql: str | None = None,
+    adql: str | None = None,
+    ofmt: str = "csv",
+    out: str | None = None,
+    drop: str = "False",
+    profile: str = "default",
+    x_dl_timeoutrequest: str | None = Header(None, alias="X-DL-TimeoutRequest"),
+):
     """Run SQL or ADQL: the rows in the asked format, to storage (out=vos://), to MyDB
     (out=mydb://), or as an async job (async=True)."""
     s = request.app.state.settings
@@ -55,9 +62,14 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
         out = ""
     fmt = formats.get(ofmt)  # refuse an unknown format before any work
     if is_async:
-        spec = JobSpec(query=adql or sql or "", lang="adql" if adql else "sql", ofmt=fmt.name,
-                       out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
-                       drop=flags.parse(drop, False, "drop"), timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)))
+        spec = JobSpec(
+            query=adql or sql or "",
+            lang="adql" if adql else "sql",
+            ofmt=fmt.name,
+            out_uri=out if (out.startswith("mydb://") or is_storage_uri(out, user)) else None,
+            drop=flags.parse(drop, False, "drop"),
+            timeout_s=_timeout(x_dl_timeoutrequest, s.async_timeout(user.anonymous)),
+        )
         return await run_in_threadpool(_submit, request, user, spec, sql, adql)
     limits = Limits(_timeout(x_dl_timeoutrequest, s.sync_timeout(user.anonymous)), s.row_cap)
     if out.startswith("mydb://") and user.anonymous:
@@ -69,7 +81,9 @@ async def query(request: Request, user: User = Depends(current_user), sql: str |
         prepared = prepare(user, sql=sql, adql=adql)
         if out.startswith("mydb://"):
             with pools.user(user) as conn:
-                run_to_mydb(conn, prepared, user.schema, table_name(user, out).name, flags.parse(drop, False, "drop"), limits)
+                run_to_mydb(
+                    conn, prepared, user.schema, table_name(user, out).name, flags.parse(drop, False, "drop"), limits
+                )
             return "OK"
         if out and is_storage_uri(out, user):
             return _save(request, user, prepared, fmt.name, limits, out)
@@ -139,7 +153,8 @@ def profiles(request: Request, profile: str | None = None, format: str = "text")
 
 
 @router.get("/services")
-def services(request: Request, name: str | None = None, type: str | None = None, mode: str = "list",
-             profile: str = "default") -> str:
+def services(
+    request: Request, name: str | None = None, type: str | None = None, mode: str = "list", profile: str = "default"
+) -> str:
     """The services this Starbox offers (Data Lab's service list)."""
     return metadata.services(request.app.state.settings, name, type, mode)

@@ -26,8 +26,14 @@ def _when(value) -> str:
 
 
 @router.get("/findJobs")
-def find_jobs(request: Request, jobid: str | None = None, format: str = "text", status: str = "all",
-              option: str = "list", user: User = Depends(current_user)) -> str:
+def find_jobs(
+    request: Request,
+    jobid: str | None = None,
+    format: str = "text",
+    status: str = "all",
+    option: str = "list",
+    user: User = Depends(current_user),
+) -> str:
     """The user's async jobs, filtered by id, status and time."""
     jobs = request.app.state.jobs
     if option == "delete" and user.anonymous and not jobid:  # every anonymous caller's jobs at once: no
@@ -37,10 +43,19 @@ def find_jobs(request: Request, jobid: str | None = None, format: str = "text", 
         return f"deleted {jobs.delete(user, found)} job(s)"
     if format == "json":
         # The client turns ' into " and strips the outer characters before json.loads.
-        records = [{"jobid": j["jobid"], "start": _when(j["started"] or j["created"]), "end": _when(j["finished"]),
-                    "status": j["phase"]} for j in found]
+        records = [
+            {
+                "jobid": j["jobid"],
+                "start": _when(j["started"] or j["created"]),
+                "end": _when(j["finished"]),
+                "status": j["phase"],
+            }
+            for j in found
+        ]
         return '"' + repr(records) + '"'
     lines = [f"{'JobID':<22}{'Start':<21}{'End':<21}Status"]
-    lines += [f"{j['jobid']:<22}{_when(j['started'] or j['created']):<21}{_when(j['finished']):<21}{j['phase']}"
-              for j in found]
+    lines += [
+        f"{j['jobid']:<22}{_when(j['started'] or j['created']):<21}{_when(j['finished']):<21}{j['phase']}"
+        for j in found
+    ]
     return "\n".join(lines) + "\n"

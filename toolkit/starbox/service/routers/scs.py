@@ -41,5 +41,9 @@ async def cone(request: Request, schema: str, table: str):
     except (StarboxError, psycopg.Error) as exc:
         refusal = exc if isinstance(exc, StarboxError) else db_error(exc)
         retry_after = getattr(refusal, "retry_after", None)
-        return Response(scs.error_document(str(refusal)), status_code=refusal.status, media_type=votable.MEDIA_TYPE,
-                        headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
+        return Response(
+            scs.error_document(str(refusal)),
+            status_code=refusal.status,
+            media_type=votable.MEDIA_TYPE,
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+        )

@@ -15,8 +15,8 @@ from starlette.requests import ClientDisconnect
 
 from starbox.accounts import User
 from starbox.errors import StarboxError
-from starbox.service.app import HELLO
 from starbox.service import flags
+from starbox.service.app import HELLO
 from starbox.service.deps import current_user, token_of
 from starbox.storage import ops
 
@@ -56,8 +56,9 @@ def stat(request: Request, name: str | None = None, user: User = Depends(current
 
 
 @router.get("/access")
-def access(request: Request, name: str | None = None, mode: str | None = None,
-           user: User = Depends(current_user)) -> str:
+def access(
+    request: Request, name: str | None = None, mode: str | None = None, user: User = Depends(current_user)
+) -> str:
     """True if the caller may read (or write, mode=w) the node."""
     return flags.answer(ops.access(_settings(request), user, name, mode))
 
@@ -93,8 +94,9 @@ def download(request: Request, token: str, filename: str = "") -> FileResponse:
 @router.put("/file/{token}/{filename:path}", max_body_size=STREAMED_BODY_MAX)
 async def upload(request: Request, token: str, filename: str = "") -> str:
     """Upload through a signed URL (counted against the quota as it streams)."""
-    grant = await anyio.to_thread.run_sync(ops.signed_grant, _settings(request), token, "put",
-                                           request.app.state.pools.state_conn)
+    grant = await anyio.to_thread.run_sync(
+        ops.signed_grant, _settings(request), token, "put", request.app.state.pools.state_conn
+    )
     try:
         await ops.signed_upload(_settings(request), grant, request.stream(), _length(request))
     except ClientDisconnect:
@@ -110,65 +112,98 @@ def mkdir(request: Request, dir: str | None = None, user: User = Depends(current
 
 
 @router.get("/rm")
-def rm(request: Request, file: str | None = None, name: str | None = None,
-       user: User = Depends(current_user)) -> Response:
+def rm(
+    request: Request, file: str | None = None, name: str | None = None, user: User = Depends(current_user)
+) -> Response:
     """Remove a file."""
     ops.rm(_settings(request), user, file if file is not None else name)
     return Response(status_code=204)
 
 
 @router.get("/rmdir")
-def rmdir(request: Request, dir: str | None = None, name: str | None = None,
-          user: User = Depends(current_user)) -> Response:
+def rmdir(
+    request: Request, dir: str | None = None, name: str | None = None, user: User = Depends(current_user)
+) -> Response:
     """Remove an empty folder."""
     ops.rmdir(_settings(request), user, dir if dir is not None else name)
     return Response(status_code=204)
 
 
 @router.get("/cp")
-def cp(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
-       user: User = Depends(current_user)) -> str:
+def cp(
+    request: Request,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+    user: User = Depends(current_user),
+) -> str:
     """Copy a file (counted against the quota)."""
     return ops.cp(_settings(request), user, from_, to)
 
 
 @router.get("/mv")
-def mv(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
-       user: User = Depends(current_user)) -> str:
+def mv(
+    request: Request,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+    user: User = Depends(current_user),
+) -> str:
     """Move or rename a file or folder."""
     return ops.mv(_settings(request), user, from_, to)
 
 
 @router.get("/ln")
-def ln(request: Request, from_: str | None = Query(None, alias="from"), to: str | None = None,
-       user: User = Depends(current_user)) -> Response:
+def ln(
+    request: Request,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+    user: User = Depends(current_user),
+) -> Response:
     """Make a link to a file."""
     ops.ln(_settings(request), user, from_, to)
     return PlainTextResponse("OK", status_code=201)
 
 
 @router.get("/tag")
-def tag(request: Request, name: str | None = None, file: str | None = None, tag: str | None = None,
-        user: User = Depends(current_user)) -> str:
+def tag(
+    request: Request,
+    name: str | None = None,
+    file: str | None = None,
+    tag: str | None = None,
+    user: User = Depends(current_user),
+) -> str:
     """Set a file's tag."""
     return ops.tag(_settings(request), user, name if name is not None else file, tag)
 
 
 @router.get("/load")
-def load(request: Request, name: str | None = None, endpoint: str | None = None,
-         is_vospace: str | None = None, user: User = Depends(current_user)) -> str:
+def load(
+    request: Request,
+    name: str | None = None,
+    endpoint: str | None = None,
+    is_vospace: str | None = None,
+    user: User = Depends(current_user),
+) -> str:
     """Have the service fetch a public URL (or copy a storage file) into storage."""
     return ops.load(_settings(request), user, name, endpoint, flags.parse(is_vospace, False, "is_vospace"))
 
 
 @router.post("/xfer", max_body_size=STREAMED_BODY_MAX)
-async def xfer(request: Request, user: User = Depends(current_user),
-               x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
-               x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer")) -> str:
+async def xfer(
+    request: Request,
+    user: User = Depends(current_user),
+    x_dl_filename: str | None = Header(None, alias="X-DL-FileName"),
+    x_dl_initxfer: str | None = Header(None, alias="X-DL-InitXfer"),
+) -> str:
     """Stage a file in chunks for the MyDB imports (X-DL-FileName, X-DL-InitXfer)."""
     try:
-        return await ops.xfer(_settings(request), user, x_dl_filename, flags.parse(x_dl_initxfer, False, "X-DL-InitXfer"), request.stream(),
-                              _length(request))
+        return await ops.xfer(
+            _settings(request),
+            user,
+            x_dl_filename,
+            flags.parse(x_dl_initxfer, False, "X-DL-InitXfer"),
+            request.stream(),
+            _length(request),
+        )
     except ClientDisconnect:
         raise StarboxError("Error: the upload was interrupted; this chunk was not stored") from None
 
@@ -185,5 +220,7 @@ def profiles(profile: str | None = None, format: str | None = "text") -> Respons
 @router.get("/services")
 def services() -> str:
     """The storage services (Starbox has one)."""
-    return "\n                    name   svc   description\n                --------   ----  --------\n" \
-           "                     vos   vos   Starbox local storage (vos://, <user>://public/)\n"
+    return (
+        "\n                    name   svc   description\n                --------   ----  --------\n"
+        "                     vos   vos   Starbox local storage (vos://, <user>://public/)\n"
+    )

@@ -17,7 +17,7 @@ from starbox.service.admission import Streamed
 from starbox.service.app import body_too_large
 from starbox.service.deps import current_user
 from starbox.service.inputs import NUL_MESSAGE
-from starbox.tap import examples, metadata, params, query, upload, uws, votable, vosi
+from starbox.tap import examples, metadata, params, query, upload, uws, vosi, votable
 
 router = APIRouter(max_body_size=params.MAX_BODY)  # bodies carry UPLOAD tables
 XML = "text/xml"
@@ -33,8 +33,9 @@ def _error(exc: StarboxError) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="starbox"'} if exc.status == 401 else {}
     if getattr(exc, "retry_after", None) is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    return Response(votable.error_document(str(exc)), status_code=exc.status, media_type=votable.MEDIA_TYPE,
-                    headers=headers)
+    return Response(
+        votable.error_document(str(exc)), status_code=exc.status, media_type=votable.MEDIA_TYPE, headers=headers
+    )
 
 
 async def _params(request: Request) -> params.Params:
@@ -83,11 +84,14 @@ def _state(request: Request):
 def root(request: Request) -> str:
     """The TAP service's home: what it offers and where."""
     base = _base(request)
-    return (f"Starbox TAP 1.1 service\n\n  sync:  {base}/sync\n  async: {base}/async\n"
-            f"  {base}/capabilities  {base}/tables  {base}/availability  {base}/examples\n")
+    return (
+        f"Starbox TAP 1.1 service\n\n  sync:  {base}/sync\n  async: {base}/async\n"
+        f"  {base}/capabilities  {base}/tables  {base}/availability  {base}/examples\n"
+    )
 
 
 # -- sync -------------------------------------------------------------------------------------
+
 
 @router.api_route("/sync", methods=["GET", "POST"])
 async def sync(request: Request):
@@ -95,14 +99,16 @@ async def sync(request: Request):
     settings, pools, _ = _state(request)
 
     def work(p, user):
-        fmt, chunks, _ = query.stream(pools, user, query.from_params(p, settings),
-                                      settings.sync_timeout(user.anonymous), settings.row_cap)
+        fmt, chunks, _ = query.stream(
+            pools, user, query.from_params(p, settings), settings.sync_timeout(user.anonymous), settings.row_cap
+        )
         return Streamed(chunks, fmt.media_type)
 
     return await _run(request, work, query=True)
 
 
 # -- async (UWS) --------------------------------------------------------------------------------
+
 
 @router.get("/async")
 async def job_list(request: Request):
@@ -218,6 +224,7 @@ async def job_result(request: Request, jobid: str):
 
 # -- VOSI and examples ---------------------------------------------------------------------------
 
+
 @router.get("/availability")
 async def availability(request: Request):
     """VOSI availability: up or not."""
@@ -228,8 +235,10 @@ async def availability(request: Request):
 async def capabilities(request: Request):
     """VOSI capabilities: the TAP, ADQL and upload features and limits."""
     settings = request.app.state.settings
-    return await _run(request, lambda p, user: Response(vosi.capabilities(_base(request), settings, anonymous=user.anonymous),
-                                                        media_type=XML))
+    return await _run(
+        request,
+        lambda p, user: Response(vosi.capabilities(_base(request), settings, anonymous=user.anonymous), media_type=XML),
+    )
 
 
 @router.get("/tables")
@@ -259,5 +268,6 @@ async def table(request: Request, name: str):
 async def examples_doc(request: Request):
     """DALI examples: ADQL queries that run on this Starbox's catalogs."""
     pools = request.app.state.pools
-    return await _run(request, lambda p, user: Response(examples.document(pools, _base(request)),
-                                                        media_type="application/xhtml+xml"))
+    return await _run(
+        request, lambda p, user: Response(examples.document(pools, _base(request)), media_type="application/xhtml+xml")
+    )

@@ -230,9 +230,10 @@ def test_webhook_without_a_secret_answers_404_and_makes_none(svc, no_webhook_sec
 
 
 def test_webhook_body_is_bounded_while_it_streams(svc):
+    from starbox import keys
     from starbox.notebooks import webhook
 
-    secret = webhook.webhook_secret(svc.settings)  # the admin's `starbox notebooks webhook`
+    secret = keys.webhook_secret(svc.settings)  # the admin's `starbox notebooks webhook`
     service = psutil.Process(svc.proc.pid)
     before = service.memory_info().rss
     r = post_hook(svc, chunked(30 << 20))  # no Content-Length, unsigned: 413, not 401

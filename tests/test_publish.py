@@ -26,6 +26,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import ROOT, free_port, make_settings, settings_env, start_service
+from starbox import keys
 from starbox.errors import StarboxError
 from starbox.notebooks import getlatest as gl
 from starbox.notebooks import harness, state, versions, webhook
@@ -252,7 +253,7 @@ def hook(starbox, tmp_path_factory):
     for path, aside in saved:
         if os.path.lexists(path):
             os.rename(path, aside)
-    webhook.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 404
+    keys.webhook_secret(s)  # the admin's `starbox notebooks webhook`: without a secret, 404
     proc = start_service(s, STARBOX_LESSONS_REPO=str(repo), STARBOX_LESSONS_TEST="true")
     try:
         yield s, repo
@@ -281,7 +282,7 @@ def send(s, payload: dict, *, signature: str | None = "good", delivery: str | No
     headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
                "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
     if signature == "good":
-        headers["X-Hub-Signature-256"] = webhook.sign(secret or webhook.webhook_secret(s), body)
+        headers["X-Hub-Signature-256"] = webhook.sign(secret or keys.webhook_secret(s), body)
     elif signature is not None:
         headers["X-Hub-Signature-256"] = signature
     return httpx.post(f"{s.service_url}/hooks/notebooks", content=body, headers=headers, timeout=30)
@@ -322,7 +323,7 @@ def test_webhook_signature(hook):
     form = urlencode({"payload": json.dumps({"zen": "form", "hook_id": 2})}).encode()
     r = httpx.post(f"{s.service_url}/hooks/notebooks", content=form, timeout=30, headers={
         "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "ping",
-        "X-Hub-Signature-256": webhook.sign(webhook.webhook_secret(s), form)})
+        "X-Hub-Signature-256": webhook.sign(keys.webhook_secret(s), form)})
     assert r.status_code == 200 and r.json()["reason"] == "pong"
 
 
@@ -360,7 +361,7 @@ def test_webhook_publishes_then_ignores_replays_and_other_branches(hook):
     assert pub.current(s) == live and live_text(s, "README.txt") == "from the webhook\n"
     assert not pub.status(s)["running"]
     no_delivery = httpx.post(f"{s.service_url}/hooks/notebooks", content=b"{}", timeout=10, headers={
-        "X-GitHub-Event": "push", "X-Hub-Signature-256": webhook.sign(webhook.webhook_secret(s), b"{}")})
+        "X-GitHub-Event": "push", "X-Hub-Signature-256": webhook.sign(keys.webhook_secret(s), b"{}")})
     assert no_delivery.status_code == 400
 
 

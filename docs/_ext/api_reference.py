@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+import generated
+
 MARKER = "{api-reference}"
 
 
@@ -51,11 +53,5 @@ def api_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-def _fill(app, docname, source):
-    if MARKER in source[0]:
-        source[0] = source[0].replace(MARKER, api_markdown())
-
-
 def setup(app):
-    app.connect("source-read", _fill)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return generated.replace_marker(app, MARKER, api_markdown)

@@ -7,6 +7,8 @@ to the code is documented by the next build.
 
 from __future__ import annotations
 
+import generated
+
 MARKER = "{cli-reference}"
 
 
@@ -32,11 +34,5 @@ def cli_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fill(app, docname, source):
-    if MARKER in source[0]:
-        source[0] = source[0].replace(MARKER, cli_markdown())
-
-
 def setup(app):
-    app.connect("source-read", _fill)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return generated.replace_marker(app, MARKER, cli_markdown)

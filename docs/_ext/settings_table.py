@@ -12,6 +12,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+import generated
+
 MARKER = "{settings-table}"
 # Notes in the code that name the issue a setting came from say nothing to a reader of the manual.
 _ISSUE_NOTE = re.compile(r" ?\((?:issue|Issue) \d+[^)]*\)|^Issue \d+ items? [\d, and]+")
@@ -63,11 +65,5 @@ def settings_markdown() -> str:
     return "\n".join(out)
 
 
-def _fill(app, docname, source):
-    if MARKER in source[0]:
-        source[0] = source[0].replace(MARKER, settings_markdown())
-
-
 def setup(app):
-    app.connect("source-read", _fill)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return generated.replace_marker(app, MARKER, settings_markdown)

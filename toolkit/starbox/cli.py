@@ -44,7 +44,7 @@ def up(
     ),
 ):
     """Build what is missing, start everything and print how to connect; Ctrl-C stops it."""
-    from starbox import processes
+    from starbox import jupyter, processes
 
     s = _settings()
     console.print(f"[bold]Starbox[/] in {s.home}")
@@ -55,7 +55,7 @@ def up(
         console.print(line, highlight=False)
     if not foreground:
         return
-    children = [processes.service(s), *processes.optional_children(s)]
+    children = [processes.service(s), *jupyter.children(s)]
 
     def stop():
         for child in reversed(children):
@@ -74,8 +74,6 @@ def up(
         raise
     for line in appliance.service_help(s):
         console.print(line, highlight=False)
-    from starbox import jupyter
-
     for line in jupyter.help_lines(s):
         console.print(line, highlight=False)
     appliance.wait_in_foreground(s, stop, children=children, log=console.print)

@@ -74,14 +74,3 @@ def service(settings: Settings) -> Child:
         f"http://{settings.service_host}:{settings.service_port}/auth/",
         settings.log_dir / "service.log",
     )
-
-
-def optional_children(settings: Settings) -> list[Child]:
-    """JupyterLab and Voila, once starbox.jupyter exists (it defines children(settings))."""
-    try:
-        from starbox import jupyter
-    except ModuleNotFoundError as exc:
-        if exc.name == "starbox.jupyter":
-            return []
-        raise
-    return jupyter.children(settings)

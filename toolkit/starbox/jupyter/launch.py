@@ -8,12 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from starbox import keys
 from starbox.notebooks import getlatest
 from starbox.processes import Child
 from starbox.settings import Settings
 
 from .account import ensure_local_user
-from .paths import LESSON_COPY, WELCOME, appliance_dir, apps_dir, state_dir, token_file, voila_hostnames, work_dir
+from .paths import LESSON_COPY, WELCOME, appliance_dir, apps_dir, state_dir, voila_hostnames, work_dir
 from .workspace import ensure_workspace
 
 
@@ -34,7 +35,7 @@ def _base_env(settings: Settings) -> list[str]:
 
 
 def _launcher(settings: Settings, what: str, args: list[str]) -> list[str]:
-    argv = [sys.executable, "-m", "starbox.jupyter", what, "--token-file", str(token_file(settings))]
+    argv = [sys.executable, "-m", "starbox.jupyter", what, "--token-file", str(keys.local_token_file(settings))]
     for item in _base_env(settings):
         argv += ["--env", item]
     return argv + ["--", *args]

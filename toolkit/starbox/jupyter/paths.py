@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from starbox import keys
 from starbox.settings import Settings
 
 READ_ONLY_DIR = "notebooks-latest"  # inside the work folder: the published lessons
@@ -29,14 +28,6 @@ def work_dir(settings: Settings) -> Path:
 def state_dir(settings: Settings) -> Path:
     """HOME, JUPYTER_CONFIG_DIR and the runtime folder of the Jupyter processes."""
     return settings.home / "jupyter"
-
-
-def token_file(settings: Settings) -> Path:
-    return keys.local_token_file(settings)
-
-
-def password_file(settings: Settings) -> Path:
-    return keys.local_password_file(settings)
 
 
 def lab_url(settings: Settings) -> str:

@@ -127,10 +127,10 @@ def webhook_cmd(
     show_secret: Annotated[bool, typer.Option("--show-secret", help="Print the secret too.")] = False,
 ) -> None:
     """How to point a GitHub webhook at this appliance."""
-    from . import sources, webhook
+    from . import sources
 
     s = _settings()
-    secret = webhook.webhook_secret(s)  # made now if missing, so it can be pasted into GitHub
+    secret = keys.webhook_secret(s)  # made now if missing, so it can be pasted into GitHub
     console.print(f"Payload URL   {s.service_url}/hooks/notebooks  (must be reachable from GitHub)")
     console.print("Content type  application/json")
     console.print(

@@ -17,10 +17,6 @@ from starbox.settings import Settings
 from .sources import is_url, source
 from .state import state_dir
 
-# The shared secret GitHub signs push events with lives in keys; `create=False` (the webhook
-# itself): None when there is none, so no request from outside makes one.
-webhook_secret = keys.webhook_secret
-
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -28,7 +24,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def signature_ok(settings: Settings, body: bytes, header: str | None) -> bool:
     """X-Hub-Signature-256 check, constant-time."""
-    secret = webhook_secret(settings, create=False)
+    secret = keys.webhook_secret(settings, create=False)  # a request from outside makes none
     if not header or secret is None:
         return False
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from starbox import keys
 from starbox.notebooks import publish, webhook
 
 router = APIRouter()
@@ -53,7 +54,7 @@ def _payload(body: bytes, content_type: str):
 async def notebooks(request: Request) -> JSONResponse:
     """GitHub's push webhook: publish the lesson notebooks when their branch moves."""
     settings = request.app.state.settings
-    if webhook.webhook_secret(settings, create=False) is None:
+    if keys.webhook_secret(settings, create=False) is None:
         return _answer(
             404,
             "refused",

@@ -79,8 +79,8 @@ if [ "$(cat "$page_out/.built" 2>/dev/null)" != "$page_digest" ]; then
   echo "$page_digest" > "$page_out/.built"
 fi
 
-# The user manual (docs/), served by the service at /docs/: built when Sphinx is installed (the
-# test extra has it), rebuilt only when its sources or the documented toolkit change.
+# The user manual (docs/), served by the service at /docs/: built with Sphinx (a dependency of the
+# package, so `make up` has it too), rebuilt only when its sources or the documented toolkit change.
 docs_out=docs/_build/html
 if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
   docs_digest=$(find docs -path docs/_build -prune -o -type f -print | sort | xargs cat \
@@ -98,5 +98,5 @@ if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
     fi
   fi
 else
-  echo "==> the user manual needs Sphinx (appliance/install.sh --test installs it); /docs/ says how to build it"
+  echo "==> the user manual needs Sphinx (a dependency of the package: rerun appliance/install.sh); /docs/ says how to build it"
 fi

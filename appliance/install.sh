@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The install steps shared by `make up`, `make test`, the Dockerfile, Binder and the Nix flake.
-# Usage: appliance/install.sh [--test] [--no-apt] [--no-venv]
-#   --test     also install what the test suite needs (browser, STILTS, test libraries)
+# Usage: appliance/install.sh [--test] [--hub] [--no-apt] [--no-venv]
+#   --test     also install what the test suite needs (browser, STILTS, test libraries; and --hub)
+#   --hub      also install what shared mode needs (`starbox up --shared`): JupyterHub's proxy and
+#              the labs' own Python environment, root-owned and readable by every user
 #   --no-apt   skip Debian packages (Binder installs them from binder/apt.txt)
 #   --no-venv  install the Python packages into the current interpreter (images)
 # It only does work that is missing, so a second run takes a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-with_test=0 apt=1 venv=1
+with_test=0 with_hub=0 apt=1 venv=1
 for arg in "$@"; do
   case "$arg" in
-    --test) with_test=1 ;;
+    --test) with_test=1; with_hub=1 ;;
+    --hub) with_hub=1 ;;
     --no-apt) apt=0 ;;
     --no-venv) venv=0 ;;
     *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
@@ -99,4 +102,35 @@ if "$python" -c "import sphinx, myst_parser" 2>/dev/null; then
   fi
 else
   echo "==> the user manual needs Sphinx (a dependency of the package: rerun appliance/install.sh); /docs/ says how to build it"
+fi
+
+# Shared mode: JupyterHub's configurable-http-proxy (pinned in its package-lock.json), and the
+# labs' Python environment at hub_env. The labs run as users' own Unix users, so it is built
+# from the system's Python (every user can run it; a Python under /root cannot), owned by root,
+# and holds a copy of the toolkit, refreshed when the toolkit changes.
+if [ "$with_hub" = 1 ]; then
+  proxy=appliance/hub-proxy
+  proxy_digest=$(cat "$proxy/package.json" "$proxy/package-lock.json" | sha256sum | cut -c1-16)
+  if [ "$(cat "$proxy/node_modules/.built" 2>/dev/null)" != "$proxy_digest" ]; then
+    echo "==> installing JupyterHub's proxy"
+    (cd "$proxy" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$proxy_digest" > "$proxy/node_modules/.built"
+  fi
+  hub_env=$("$python" -c 'from starbox import settings; print(settings.get().hub_env)')
+  system_python=/usr/bin/python3
+  [ -x "$system_python" ] || system_python=$(command -v python3)
+  if [ ! -x "$hub_env/bin/python" ]; then
+    echo "==> creating the labs' environment in $hub_env"
+    mkdir -p "$(dirname "$hub_env")"
+    "$system_python" -m venv "$hub_env"
+  fi
+  hub_digest=$( (cat pyproject.toml; find toolkit -name '*.py' -newer /dev/null -print0 | sort -z | xargs -0 cat) \
+    | sha256sum | cut -c1-16)
+  if [ "$(cat "$hub_env/.starbox-installed" 2>/dev/null)" != "$hub_digest" ]; then
+    echo "==> installing Starbox into the labs' environment"
+    "$hub_env/bin/python" -m pip install -q --disable-pip-version-check . jupyterhub==6.1.1
+    "$hub_env/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
+    echo "$hub_digest" > "$hub_env/.starbox-installed"
+  fi
+  chmod -R go-w "$hub_env"
 fi

@@ -297,6 +297,12 @@ def verify_password(conn: psycopg.Connection, username: str, password: str) -> U
 
 def login(conn: psycopg.Connection, username: str, password: str) -> str:
     """A new token for the user, or StarboxError('Invalid password') and the like."""
+    return issue_token(conn, check_login(conn, username, password))
+
+
+def check_login(conn: psycopg.Connection, username: str, password: str) -> User:
+    """The user these credentials log in, or StarboxError with the reason in plain words (the
+    same words for the API's login and the hub's login page)."""
     if not password:
         raise StarboxError("No password supplied")
     user = verify_password(conn, username, password)
@@ -312,7 +318,7 @@ def login(conn: psycopg.Connection, username: str, password: str) -> str:
         if ended:
             raise StarboxError(f"Account expired on {expires:%Y-%m-%d %H:%M %Z}; ask your instructor")
         raise StarboxError("Invalid password")
-    return issue_token(conn, user)
+    return user
 
 
 def issue_token(conn: psycopg.Connection, user: User) -> str:
@@ -378,6 +384,34 @@ def token_lasts(conn: psycopg.Connection, token: str, days: int) -> bool:
         (days, _sha(secret[3:]), name),
     ).fetchone()
     return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the hub needs to know of an account: may it act now, its class and when that ends."""
+
+    active: bool
+    class_name: str | None
+    expires: dt.datetime | None
+
+
+def standing(conn: psycopg.Connection, username: str) -> Standing | None:
+    """The account's standing, or None when there is no such account."""
+    row = conn.execute(
+        f"SELECT {ACTIVE}, a.class, a.expires FROM starbox.accounts a WHERE a.username = %s", (username,)
+    ).fetchone()
+    return Standing(bool(row[0]), row[1], row[2]) if row else None
+
+
+def inactive_among(conn: psycopg.Connection, usernames: list[str]) -> list[str]:
+    """Those of `usernames` that may not act now: disabled, ended, or no longer an account."""
+    active = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT a.username FROM starbox.accounts a WHERE a.username = ANY(%s) AND {ACTIVE}", (list(usernames),)
+        )
+    }
+    return sorted(set(usernames) - active)
 
 
 def user_exists(conn: psycopg.Connection, username: str) -> bool:

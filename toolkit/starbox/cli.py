@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -42,9 +43,16 @@ def up(
         True,
         help="Start the services and stay in the foreground until Ctrl-C; --no-foreground only prepares the database.",
     ),
+    shared: Optional[bool] = typer.Option(
+        None,
+        "--shared/--personal",
+        help="Shared: JupyterHub with Starbox logins on the public HTTPS port; personal (the default, "
+        "or the `shared` setting): one JupyterLab on this computer without a login.",
+    ),
 ):
     """Build what is missing, start everything and print how to connect; Ctrl-C stops it."""
     from starbox import jupyter, processes
+    from starbox.jupyter.hub import launch as hub_launch
 
     s = _settings()
     console.print(f"[bold]Starbox[/] in {s.home}")
@@ -55,7 +63,13 @@ def up(
         console.print(line, highlight=False)
     if not foreground:
         return
-    children = [processes.service(s), *jupyter.children(s)]
+    if shared is not None and shared != s.shared:
+        s = dataclasses.replace(s, shared=shared)
+    if s.shared:
+        jupyter.ensure_local_user(s)  # Voilà's kernels run as it
+        children = [processes.service(s), jupyter.voila_child(s), hub_launch.hub_child(s)]
+    else:
+        children = [processes.service(s), *jupyter.children(s)]
 
     def stop():
         for child in reversed(children):
@@ -74,7 +88,11 @@ def up(
         raise
     for line in appliance.service_help(s):
         console.print(line, highlight=False)
-    for line in jupyter.help_lines(s):
+    if s.shared:
+        lines = hub_launch.help_lines(s)
+    else:
+        lines = jupyter.help_lines(s)
+    for line in lines:
         console.print(line, highlight=False)
     appliance.wait_in_foreground(s, stop, children=children, log=console.print)
 
@@ -284,6 +302,41 @@ def replica_promote():
 
     replica.promote(_settings())
     console.print("promoted: this is the primary now; `starbox up` serves it")
+
+
+hub_app = typer.Typer(help="The shared mode's hub: its CA, users and their labs.", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("ca")
+def hub_ca():
+    """Print the box's CA certificate (PEM), for students' browsers to trust."""
+    from starbox.jupyter.hub import tls
+
+    sys.stdout.write(tls.ca_pem(_settings()))
+
+
+@hub_app.command("users")
+def hub_users():
+    """The hub's users: their class, whether their lab runs, and their last activity."""
+    from starbox.jupyter.hub import admin
+
+    table = Table(title="Hub users")
+    for col in ("user", "class", "lab", "last activity"):
+        table.add_column(col)
+    for u in admin.users(_settings()):
+        server = (u.get("servers") or {}).get("")
+        state = "starting" if server and not server.get("ready") else ("running" if server else "")
+        table.add_row(u["name"], ", ".join(u.get("groups", [])), state, u.get("last_activity") or "")
+    console.print(table)
+
+
+@hub_app.command("stop")
+def hub_stop(name: str = typer.Argument(..., help="The account whose lab stops.")):
+    """Stop one user's lab (their files stay)."""
+    from starbox.jupyter.hub import admin
+
+    console.print(f"{name}: {admin.stop(_settings(), name)}")
 
 
 accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)

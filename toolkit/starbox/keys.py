@@ -18,6 +18,8 @@ SIGNING_KEY = "signing.key"  # HMAC key of storage links
 ROLES_KEY = "roles.key"  # derives each database role's password; marks a home as used
 POSTGRES_PASSWORD = "postgres.password"  # the embedded cluster's superuser (written at initdb)
 WEBHOOK_SECRET = "webhook.secret"  # what GitHub signs push events with
+HUB_PROXY_TOKEN = "hub-proxy.token"  # the hub's key to its proxy's API
+HUB_ADMIN_TOKEN = "hub-admin.token"  # the `starbox hub` commands' key to the hub's API
 
 
 def path(settings: Settings, name: str) -> Path:
@@ -68,6 +70,15 @@ def webhook_secret(settings: Settings, create: bool = True) -> str | None:
     if not create and not path(settings, WEBHOOK_SECRET).is_file():
         return None
     return _secret(settings, WEBHOOK_SECRET)
+
+
+def hub_proxy_token(settings: Settings) -> str:
+    return _secret(settings, HUB_PROXY_TOKEN)
+
+
+def hub_admin_token(settings: Settings) -> str:
+    """The hub service `starbox-admin`'s API token (a least-privilege role: hub/config.py)."""
+    return _secret(settings, HUB_ADMIN_TOKEN)
 
 
 def local_token_file(settings: Settings) -> Path:

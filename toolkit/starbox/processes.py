@@ -25,6 +25,7 @@ class Child:
     port: int
     ready_url: str
     log: Path
+    cwd: Path | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, settings: Settings, timeout: float = 60) -> None:
@@ -36,7 +37,7 @@ class Child:
         env = dict(os.environ, STARBOX_HOME=str(settings.home))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.cwd
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

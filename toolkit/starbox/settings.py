@@ -118,6 +118,42 @@ class Settings:
     # Each user's MyDB schema (tables, indexes, TOAST), checked after each write (0: no quota).
     mydb_quota_mb: int = 2048
 
+    # --- issue 13: the hub (`starbox up --shared`, starbox.jupyter.hub) ---
+    # Shared mode: JupyterHub with Starbox logins, one JupyterLab per account, behind one public
+    # HTTPS port on hub_address (0.0.0.0: every interface). hub_http_port redirects plain HTTP
+    # to it (0: no redirect). Everything else (hub API, proxy API, service, Voila) stays on loopback.
+    shared: bool = False
+    hub_address: str = "0.0.0.0"
+    hub_port: int = 8443
+    hub_http_port: int = 8080
+    hub_api_port: int = 8081
+    hub_proxy_api_port: int = 8001
+    # The site's own certificate and key (PEM files); empty: the box makes its own CA and a
+    # certificate for its host name and addresses (`starbox hub ca` prints the CA).
+    hub_cert: str = ""
+    hub_key: str = ""
+    # Unix user names for accounts: this prefix plus the account name (at most 32 characters).
+    hub_user_prefix: str = "sb-"
+    # Where hub users' homes are made.
+    hub_homes: Path = Path("/home")
+    # The labs' Python environment (root-owned, read-only to users; appliance/install.sh --hub
+    # builds it) and the folder of what every user may read (lessons, kernels, lab settings).
+    hub_env: Path = Path("/opt/starbox/lab")
+    hub_share: Path = Path("/opt/starbox/share")
+    # Idle servers stop after this many seconds: class accounts, and everyone else (researchers).
+    # Idle kernels stop after hub_kernel_idle_s; a busy kernel is never stopped.
+    hub_class_idle_s: int = 3600
+    hub_idle_s: int = 3 * 86_400
+    hub_kernel_idle_s: int = 7200
+    hub_cull_every_s: int = 60
+    # Spawns in flight at once (more get "try again in a minute"), and how long a spawn may take.
+    hub_spawn_limit: int = 8
+    hub_spawn_timeout_s: int = 180
+    # Memory a lab may use (MB; enforced where systemd runs, shown in the lab everywhere), and
+    # the memory that must stay free for a new lab to start.
+    hub_mem_limit_mb: int = 2048
+    hub_min_free_mb: int = 1024
+
     # Derived locations: everything the appliance writes lives under home.
     @property
     def pgdata(self) -> Path:

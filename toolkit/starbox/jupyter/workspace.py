@@ -7,6 +7,8 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -81,9 +83,9 @@ def _notebook_title(path: Path) -> str:
     return path.stem.replace("_", " ")
 
 
-def _lesson_list(work: Path) -> str:
-    """Markdown links to every lesson in the writable copy, by Data Lab folder."""
-    root = work / LESSON_COPY
+def _lesson_list(root: Path) -> str:
+    """Markdown links to every lesson under `root` (the writable copy, or the published lessons
+    the copy is made of), by Data Lab folder; the links lead into the copy, lessons/."""
     notebooks = (
         sorted(
             p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not NEW_BESIDE.search(p.name)
@@ -105,29 +107,40 @@ def _lesson_list(work: Path) -> str:
         heading = LESSON_FOLDERS.get(folder, folder.replace("_", " ")) if folder else "Other lessons"
         lines.append(f"### {heading}\n")
         for nb in groups[folder]:
-            link = quote(nb.relative_to(work).as_posix())
+            link = quote(f"{LESSON_COPY}/{nb.relative_to(root).as_posix()}")
             lines.append(f"- [{_notebook_title(nb)}]({link})")
         lines.append("")
     return "\n".join(lines).strip()
 
 
-def write_welcome(settings: Settings) -> Path:
-    """Build Welcome.ipynb from the template in appliance/jupyter, with the lesson links filled in."""
-    work = work_dir(settings)
+@dataclass(frozen=True)
+class WelcomeLinks:
+    """Where the welcome page's links lead: the apps, one app, the manual."""
+
+    apps: str
+    app: Callable[[str], str]
+    manual: str
+
+
+def personal_links(settings: Settings) -> WelcomeLinks:
+    return WelcomeLinks(voila_url(settings), lambda nb: app_url(settings, nb), manual_url(settings))
+
+
+def welcome_text(settings: Settings, lessons: Path, user: str, work: str, links: WelcomeLinks) -> str:
+    """Welcome.ipynb from the template in appliance/jupyter, with the lesson links filled in."""
     template = json.loads((appliance_dir(settings) / WELCOME).read_text(encoding="utf-8"))
     values = {
-        "{{lessons}}": _lesson_list(work),
-        "{{voila_url}}": voila_url(settings),
-        "{{manual_url}}": manual_url(settings),
-        "{{user}}": settings.local_user,
-        "{{work_dir}}": str(work),
+        "{{lessons}}": _lesson_list(lessons),
+        "{{voila_url}}": links.apps,
+        "{{manual_url}}": links.manual,
+        "{{user}}": user,
+        "{{work_dir}}": work,
         "{{read_only_dir}}": READ_ONLY_DIR,
         "{{lesson_copy}}": LESSON_COPY,
     }
     apps = sorted(p.name for p in apps_dir(settings).glob("*.ipynb"))
     values["{{apps}}"] = (
-        "\n".join(f"- [{_notebook_title(apps_dir(settings) / a)}]({app_url(settings, a)})" for a in apps)
-        or "*none yet*"
+        "\n".join(f"- [{_notebook_title(apps_dir(settings) / a)}]({links.app(a)})" for a in apps) or "*none yet*"
     )
     # What the kernel will report, so that opening the page does not mark it changed.
     template["metadata"]["language_info"] = {
@@ -145,12 +158,23 @@ def write_welcome(settings: Settings) -> Path:
         for key, value in values.items():
             source = source.replace(key, value)
         cell["source"] = source
-    path = work / WELCOME
+    return json.dumps(template, indent=1, ensure_ascii=False) + "\n"
+
+
+def write_read_only(path: Path, text: str) -> Path:
+    """Write the page (0444), replacing an older one."""
     if path.exists():
         os.chmod(path, 0o644)
-    write_private(path, json.dumps(template, indent=1, ensure_ascii=False) + "\n")
+    write_private(path, text)
     os.chmod(path, 0o444)
     return path
+
+
+def write_welcome(settings: Settings) -> Path:
+    """The personal lab's welcome page, in the work folder."""
+    work = work_dir(settings)
+    text = welcome_text(settings, work / LESSON_COPY, settings.local_user, str(work), personal_links(settings))
+    return write_read_only(work / WELCOME, text)
 
 
 def ensure_workspace(settings: Settings) -> Path:

@@ -1,0 +1,257 @@
+"""Shared mode (issue 13): the real JupyterHub with its real proxy (configurable-http-proxy from
+npm) over HTTPS with the box's own CA, Starbox logins, labs as real Unix users."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import pwd
+import re
+import secrets
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from conftest import free_port, settings_env, until
+from starbox import accounts, database
+from starbox.jupyter.hub import config, tls, unix
+from starbox.jupyter.hub.paths import config_file, hub_dir, local_url, proxy_command
+from starbox.service.routers import MOUNTS
+from traitlets.config import Config
+
+ROOT = os.geteuid() == 0
+
+
+# --- unit: names, certificates, configuration -------------------------------------------------
+
+
+@pytest.mark.unit
+def test_unix_names_have_the_prefix_and_fit_linux(tmp_path):
+    from starbox import settings as settings_mod
+
+    s = settings_mod.load({"STARBOX_HOME": str(tmp_path), "STARBOX_HUB_USER_PREFIX": "sb-"})
+    assert unix.system_name(s, "root") == "sb-root"  # never an existing system user
+    long_a, long_b = "a" * 29 + "x", "a" * 29 + "y"
+    na, nb = unix.system_name(s, long_a), unix.system_name(s, long_b)
+    assert len(na) <= 32 and len(nb) <= 32 and na != nb and na.startswith("sb-aaaa")
+
+
+@pytest.mark.unit
+def test_the_box_certificate_is_signed_by_its_ca_and_names_the_box(tmp_path):
+    from starbox import settings as settings_mod
+
+    s = settings_mod.load({"STARBOX_HOME": str(tmp_path)})
+    cert = tls.ensure(s)
+    assert oct(cert.key.stat().st_mode & 0o777) == "0o600"
+    ctx = ssl.create_default_context(cafile=str(cert.ca))
+    # the chain verifies and names 127.0.0.1: a TLS handshake against a local server
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(cert.cert), str(cert.key))
+    import socket
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve():
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls_conn:
+                    tls_conn.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as client:
+                assert client.version()
+                client.send(b"x")
+        t.join(5)
+    again = tls.ensure(s)  # kept while the names hold
+    assert again.cert.read_bytes() == cert.cert.read_bytes()
+    assert tls.ca_pem(s).startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.unit
+def test_a_missing_site_certificate_is_a_clear_refusal(tmp_path):
+    from starbox import settings as settings_mod
+    from starbox.errors import StarboxError
+
+    s = settings_mod.load(
+        {"STARBOX_HOME": str(tmp_path), "STARBOX_HUB_CERT": "/nope.pem", "STARBOX_HUB_KEY": "/nope.key"}
+    )
+    with pytest.raises(StarboxError, match="hub_cert setting names /nope.pem"):
+        tls.ensure(s)
+
+
+@pytest.mark.unit
+def test_the_public_port_carries_the_service_and_the_apps(tmp_path):
+    from starbox import settings as settings_mod
+
+    s = settings_mod.load({"STARBOX_HOME": str(tmp_path)})
+    routes = config.extra_routes(s)
+    for _, prefix in MOUNTS:
+        assert routes[prefix + "/"] == f"http://127.0.0.1:{s.service_port}"
+    assert routes["/apps/"] == f"http://127.0.0.1:{s.voila_port}"
+    c = Config()
+    config.apply(c, s)
+    assert c.JupyterHub.bind_url == f"https://0.0.0.0:{s.hub_port}/"
+    assert c.JupyterHub.hub_bind_url.startswith("http://127.0.0.1:")
+    assert c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:")
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.Spawner.disable_user_config is True
+    names = {r["name"]: set(r["scopes"]) for r in c.JupyterHub.load_roles}
+    assert "admin:servers" not in names["starbox-expiry"] and "delete:servers" in names["starbox-expiry"]
+
+
+# --- system: the real hub ---------------------------------------------------------------------
+
+
+def _login(base: str, ca: Path, user: str, password: str) -> tuple[httpx.Client, httpx.Response]:
+    c = httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=60)
+    c.get(f"{base}/hub/login")
+    r = c.post(f"{base}/hub/login", data={"username": user, "password": password, "_xsrf": c.cookies.get("_xsrf")})
+    return c, r
+
+
+def _login_error(r: httpx.Response) -> str:
+    """The message the login page shows (JupyterHub's login_error box)."""
+    m = re.search(r'class="login_error">\s*(.*?)\s*</', r.text, re.S)
+    return html.unescape(m.group(1).strip()) if m else f"no message: {r.status_code}"
+
+
+@pytest.fixture(scope="module")
+def hub(service):
+    if not ROOT:
+        pytest.skip("the hub makes Unix users: it runs as root (CI does)")
+    s0 = service.settings
+    if not proxy_command(s0).exists() or not (s0.hub_env / "bin" / "jupyterhub-singleuser").exists():
+        pytest.fail("shared mode is not installed: appliance/install.sh --hub")
+    tag = secrets.token_hex(2)
+    share = Path(f"/opt/starbox/test-share-{tag}")
+    extra = {
+        "STARBOX_HUB_PORT": str(free_port()),
+        "STARBOX_HUB_HTTP_PORT": "0",
+        "STARBOX_HUB_API_PORT": str(free_port()),
+        "STARBOX_HUB_PROXY_API_PORT": str(free_port()),
+        "STARBOX_HUB_SHARE": str(share),
+        "STARBOX_HUB_USER_PREFIX": f"sbt{tag}-",
+    }
+    s = dataclasses.replace(
+        s0,
+        hub_port=int(extra["STARBOX_HUB_PORT"]),
+        hub_http_port=0,
+        hub_api_port=int(extra["STARBOX_HUB_API_PORT"]),
+        hub_proxy_api_port=int(extra["STARBOX_HUB_PROXY_API_PORT"]),
+        hub_share=share,
+        hub_user_prefix=extra["STARBOX_HUB_USER_PREFIX"],
+    )
+    env = settings_env(s0) | extra
+    state = hub_dir(s)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = (s.log_dir / f"jupyterhub-test-{tag}.log").open("ab")
+    jupyterhub = Path(sys.executable).with_name("jupyterhub")
+    proc = subprocess.Popen(
+        [str(jupyterhub), "-f", str(config_file(s))],
+        env=env,
+        cwd=state,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    names = [f"hubst{tag}a", f"hubst{tag}b"]
+    with database.connect_admin(s) as conn:
+        for n in names:
+            accounts.add(conn, s, n, "hub-pass-1")
+    try:
+        assert until(lambda: _answers(f"http://127.0.0.1:{s.hub_api_port}/hub/api/"), timeout=90), (
+            "the hub did not start"
+        )
+        yield s, names
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        for n in names:
+            user = unix.lookup(s, n)
+            if user:
+                subprocess.run(["pkill", "-KILL", "-u", user.pw_name])
+            time.sleep(0.5)
+            unix.remove_user(s, n)
+            with database.connect_admin(s) as conn:
+                if accounts.uid_of(conn, n) is not None:
+                    accounts.remove(conn, n)
+        subprocess.run(["rm", "-rf", str(share)])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.system
+def test_a_student_logs_in_over_https_and_gets_a_lab_as_their_own_unix_user(hub):
+    s, (alice, bob) = hub
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    c, wrong = _login(base, ca, alice, "not-the-password")
+    assert wrong.status_code == 403 and "Invalid password" in _login_error(wrong)
+
+    c, r = _login(base, ca, alice, "hub-pass-1")
+    assert r.status_code == 302, _login_error(r)
+    c.get(f"{base}/hub/spawn", follow_redirects=True)
+
+    def lab_up() -> bool:
+        c.get(f"{base}/user/{alice}/lab", follow_redirects=True)
+        return c.get(f"{base}/user/{alice}/api/status").status_code == 200
+
+    assert until(lab_up, timeout=120), "the lab did not come up"
+    entry = pwd.getpwnam(unix.system_name(s, alice))
+    owners = {
+        p.uids().real
+        for p in psutil.process_iter()
+        if "jupyterhub-singleuser" in " ".join(p.cmdline() or []) and p.uids().real == entry.pw_uid
+    }
+    assert owners == {entry.pw_uid}  # the lab runs as the student, not root
+    home = Path(entry.pw_dir)
+    assert home.stat().st_mode & 0o777 == 0o700
+    token = (home / ".datalab" / f"id_token.{alice}").read_text().strip()
+    assert (home / ".datalab" / f"id_token.{alice}").stat().st_mode & 0o777 == 0o600
+    with database.connect_admin(s) as conn:
+        assert accounts.resolve(conn, token) == accounts.User(alice, accounts.uid_of(conn, alice))
+    assert "status = loggedin" in (home / ".datalab" / "dl.conf").read_text()
+    assert (home / "Welcome.ipynb").exists()
+
+    # the Data Lab API through the same public port, with the lab's token
+    valid = httpx.get(
+        f"{base}/auth/isValidToken",
+        headers={"X-DL-AuthToken": token},
+        verify=ssl.create_default_context(cafile=str(ca)),
+    )
+    assert valid.status_code == 200 and valid.text.strip() == "True"
+
+    # another student cannot look into this home
+    unix.ensure_user(s, bob)
+    peek = subprocess.run(
+        ["runuser", "-u", unix.system_name(s, bob), "--", "ls", str(home)], capture_output=True, text=True
+    )
+    assert peek.returncode != 0 and "Permission denied" in peek.stderr
+
+    # an account that ends: its login is refused, its lab stops within 60 s, its token dies
+    with database.connect_admin(s) as conn:
+        accounts.set_disabled(conn, alice)
+    assert until(lambda: c.get(f"{base}/user/{alice}/api/status").status_code != 200, timeout=60)
+    assert until(lambda: not any(p.uids().real == entry.pw_uid for p in psutil.process_iter()), timeout=30)
+    _, again = _login(base, ca, alice, "hub-pass-1")
+    assert again.status_code == 403 and "Account is disabled" in _login_error(again)
+    with database.connect_admin(s) as conn:
+        assert accounts.resolve(conn, token) is None

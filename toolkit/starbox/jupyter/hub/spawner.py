@@ -1,0 +1,182 @@
+"""Each account's JupyterLab, as its own Unix user (JupyterHub's LocalProcessSpawner).
+
+Before the server starts (`start`, in the hub, as root): the account's Unix user is made if
+missing (unix.py), the share is refreshed (share.py), the box must have memory to spare, a new
+Starbox token is issued for this server, and the home is prepared *as the user* (seed.py). The
+server is the lab environment's `jupyterhub-singleuser` (root-owned, read-only to users, no user
+configuration honoured), with Starbox's contents manager (notebooks-latest/ and the welcome page
+read-only), kernels over IPC, idle kernels culled (busy ones never) and the server stopping itself
+after the idle time of its kind of account. However it ends, its token is revoked (clear_state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+
+import psutil
+from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
+
+from starbox import accounts, database
+from starbox import settings as settings_mod
+
+from ..paths import WELCOME
+from ..workspace import WelcomeLinks, welcome_text
+from . import share, unix
+from .paths import lessons_link
+
+SEED_TIMEOUT = 120  # s; a first copy of the lessons takes a few seconds
+
+
+class StarboxSpawner(LocalProcessSpawner):
+    """LocalProcessSpawner for Starbox accounts: Unix user `<prefix><account>`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._settings = settings_mod.get()
+        self.starbox_token = ""
+
+    # --- who the server runs as -------------------------------------------------------------
+    def system_user(self) -> str:
+        return unix.system_name(self._settings, self.user.name)
+
+    def make_preexec_fn(self, name):
+        return set_user_setuid(self.system_user())
+
+    def user_env(self, env):
+        import pwd
+
+        entry = pwd.getpwnam(self.system_user())
+        env.update(USER=entry.pw_name, LOGNAME=entry.pw_name, HOME=entry.pw_dir, SHELL=entry.pw_shell)
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        s, home = self._settings, env["HOME"]
+        env.update(
+            PATH=f"{s.hub_env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            STARBOX_URL=s.service_url,
+            STARBOX_TOKEN=self.starbox_token,
+            STARBOX_HOME=f"{home}/.starbox",
+            STARBOX_LESSON_COPY=f"{home}/lessons",
+            JUPYTER_CONFIG_PATH=str(s.hub_share / "config"),
+            JUPYTER_PLATFORM_DIRS="1",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def get_args(self):
+        s = self._settings
+        idle = s.hub_class_idle_s if self._class_name() else s.hub_idle_s
+        return [
+            *super().get_args(),
+            "--ServerApp.contents_manager_class=starbox.jupyter.contents.LessonsContentsManager",
+            f"--LabApp.app_settings_dir={s.hub_share / 'lab-settings'}",
+            f"--ServerApp.shutdown_no_activity_timeout={idle}",
+            f"--MappingKernelManager.cull_idle_timeout={s.hub_kernel_idle_s}",
+            "--MappingKernelManager.cull_interval=60",
+            "--MappingKernelManager.cull_connected=True",
+            "--MappingKernelManager.cull_busy=False",
+            "--KernelManager.transport=ipc",
+        ]
+
+    def _class_name(self) -> str | None:
+        return next((g.name for g in self.user.groups), None)
+
+    # --- state kept across hub restarts: the pid (LocalProcessSpawner) and this server's token --
+    def load_state(self, state):
+        super().load_state(state)
+        self.starbox_token = state.get("starbox_token", "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.starbox_token:
+            state["starbox_token"] = self.starbox_token
+        return state
+
+    def clear_state(self):
+        """The server is gone (stopped, culled, stopped itself, failed to start): its token dies."""
+        super().clear_state()
+        token, self.starbox_token = self.starbox_token, ""
+        if token:  # called from the event loop too: the database work goes to a thread
+            threading.Thread(target=self._revoke_token, args=(token,), daemon=True).start()
+
+    # --- start and stop -----------------------------------------------------------------------
+    def _admit(self) -> None:
+        free_mb = psutil.virtual_memory().available >> 20
+        if free_mb < self._settings.hub_min_free_mb:
+            raise SpawnException(
+                f"The box is full right now ({free_mb} MB of memory free): try again in a few minutes, "
+                "or ask your instructor to stop idle labs.",
+                reason="capacity",
+            )
+
+    def _issue_token(self) -> str:
+        with database.connect_admin(self._settings) as conn:
+            uid = accounts.uid_of(conn, self.user.name)
+            if uid is None:
+                raise SpawnException("Your Starbox account no longer exists.", reason="account")
+            return accounts.issue_token(conn, accounts.User(self.user.name, uid))
+
+    def _revoke_token(self, token: str) -> None:
+        try:
+            with database.connect_admin(self._settings) as conn:
+                accounts.logout(conn, token)
+        except Exception:  # the database down: the token still ends with its lifetime
+            self.log.exception("could not revoke the token of %s's server", self.user.name)
+
+    def _seed(self, entry) -> None:
+        s = self._settings
+        version = share.sync(s)
+        links = WelcomeLinks("/apps/", lambda nb: f"/apps/voila/render/{nb}", "/docs/")
+        lessons = s.hub_share / "notebooks-latest"
+        welcome = welcome_text(s, lessons, self.user.name, "your home folder", links)
+        request = {
+            "account": self.user.name,
+            "token": self.starbox_token,
+            "service_url": s.service_url,
+            "welcome": welcome,
+            "lessons": str(lessons_link(s)) if version else None,
+        }
+        env = {
+            "HOME": entry.pw_dir,
+            "USER": entry.pw_name,
+            "PATH": f"{s.hub_env / 'bin'}:/usr/bin:/bin",
+            "STARBOX_HOME": f"{entry.pw_dir}/.starbox",
+            "STARBOX_URL": s.service_url,
+        }
+        done = subprocess.run(
+            [str(s.hub_env / "bin" / "python"), "-m", "starbox.jupyter.hub.seed"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=entry.pw_dir,
+            preexec_fn=set_user_setuid(entry.pw_name),
+            timeout=SEED_TIMEOUT,
+        )
+        if done.returncode != 0:
+            self.log.error("preparing %s's home failed: %s", self.user.name, done.stderr[-2000:])
+            raise SpawnException(
+                f"Your home folder could not be prepared ({WELCOME} and the lessons); "
+                "try again, and tell your instructor if it happens again.",
+                reason="home",
+            )
+
+    def _prepare(self) -> None:
+        self._admit()
+        entry = unix.ensure_user(self._settings, self.user.name)
+        self.starbox_token = self._issue_token()
+        try:
+            self._seed(entry)
+        except BaseException:
+            self._revoke_token(self.starbox_token)
+            self.starbox_token = ""
+            raise
+
+    async def start(self):
+        self.mem_limit = self._settings.hub_mem_limit_mb << 20  # shown in the lab as MEM_LIMIT
+        await asyncio.to_thread(self._prepare)
+        return await super().start()

@@ -20,6 +20,7 @@ import psutil
 import pytest
 from conftest import free_port, settings_env, until
 from starbox import accounts, database
+from starbox.jupyter import ensure_local_user, voila_child
 from starbox.jupyter.hub import config, tls, unix
 from starbox.jupyter.hub.paths import config_file, hub_dir, local_url, proxy_command
 from starbox.service.routers import MOUNTS
@@ -168,6 +169,9 @@ def hub(service):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    voila = voila_child(dataclasses.replace(s, shared=True), preheat=False, name=f"voila-hub-{tag}")
+    ensure_local_user(s)
+    voila.start(s)
     names = [f"hubst{tag}a", f"hubst{tag}b"]
     with database.connect_admin(s) as conn:
         for n in names:
@@ -180,6 +184,7 @@ def hub(service):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
+        voila.stop()
         for n in names:
             user = unix.lookup(s, n)
             if user:
@@ -255,3 +260,14 @@ def test_a_student_logs_in_over_https_and_gets_a_lab_as_their_own_unix_user(hub)
     assert again.status_code == 403 and "Account is disabled" in _login_error(again)
     with database.connect_admin(s) as conn:
         assert accounts.resolve(conn, token) is None
+
+
+@pytest.mark.system
+def test_the_apps_need_no_login_on_the_public_port(hub):
+    s, _ = hub
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    verify = ssl.create_default_context(cafile=str(ca))
+    apps = sorted(p.name for p in (s.project_root / "voila_apps").glob("*.ipynb"))
+    page = httpx.get(f"{base}/apps/voila/render/{apps[0]}", verify=verify, timeout=120)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert httpx.get(f"{base}/apps/starbox/pools", verify=verify).json()["preheat"] is False

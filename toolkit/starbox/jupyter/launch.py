@@ -14,7 +14,17 @@ from starbox.processes import Child
 from starbox.settings import Settings
 
 from .account import ensure_local_user
-from .paths import LESSON_COPY, WELCOME, appliance_dir, apps_dir, state_dir, voila_hostnames, work_dir
+from .paths import (
+    LESSON_COPY,
+    WELCOME,
+    appliance_dir,
+    apps_dir,
+    state_dir,
+    voila_base,
+    voila_hostnames,
+    voila_url,
+    work_dir,
+)
 from .workspace import ensure_workspace
 
 
@@ -76,6 +86,7 @@ def voila_argv(
         "--Voila.open_browser=False",
         f"--VoilaConfiguration.preheat_kernel={preheat}",
         f"--StarboxVoila.local_hostnames={','.join(voila_hostnames(settings))}",
+        f"--Voila.base_url={voila_base(settings)}",
     ]
     if pool_size is not None:
         args.append(f"--VoilaConfiguration.default_pool_size={pool_size}")
@@ -106,7 +117,7 @@ def voila_child(
         "Voilà",
         voila_argv(settings, preheat, pool_size, root, template),
         settings.voila_port,
-        f"http://127.0.0.1:{settings.voila_port}/starbox/pools",
+        f"{voila_url(settings)}starbox/pools",
         settings.log_dir / f"{name}.log",
     )
 
@@ -124,7 +135,7 @@ def pool_status(settings: Settings, port: int | None = None, timeout: float = 5)
     import httpx
 
     port = port or settings.voila_port
-    return httpx.get(f"http://127.0.0.1:{port}/starbox/pools", timeout=timeout).json()
+    return httpx.get(f"http://127.0.0.1:{port}{voila_base(settings)}starbox/pools", timeout=timeout).json()
 
 
 def wait_warm(settings: Settings, port: int | None = None, timeout: float = 120) -> dict:

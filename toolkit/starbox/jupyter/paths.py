@@ -34,12 +34,18 @@ def lab_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.jupyter_port}/lab"
 
 
+def voila_base(settings: Settings) -> str:
+    """Voilà's base URL: the root in personal mode; /apps/ in shared mode, where the hub's public
+    port routes that path to it (hub/config.py)."""
+    return "/apps/" if settings.shared else "/"
+
+
 def voila_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.voila_port}/"
+    return f"http://127.0.0.1:{settings.voila_port}{voila_base(settings)}"
 
 
 def app_url(settings: Settings, notebook: str) -> str:
-    return f"http://127.0.0.1:{settings.voila_port}/voila/render/{quote(notebook)}"
+    return f"{voila_url(settings)}voila/render/{quote(notebook)}"
 
 
 def manual_url(settings: Settings) -> str:

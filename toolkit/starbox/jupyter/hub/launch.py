@@ -28,4 +28,5 @@ def help_lines(settings: Settings) -> list[str]:
     return [
         f"JupyterHub: {public_url(settings)}/  (Starbox accounts log in; on this machine {local_url(settings)}/)",
         "  students' browsers trust it after importing the box's CA: starbox hub ca > starbox-ca.pem",
+        f"Voilà apps: {public_url(settings)}/apps/  (no login)",
     ]

@@ -131,14 +131,14 @@ class StarboxSpawner(LocalProcessSpawner):
         s = self._settings
         version = share.sync(s)
         links = WelcomeLinks("/apps/", lambda nb: f"/apps/voila/render/{nb}", "/docs/")
-        lessons = s.hub_share / "notebooks-latest"
+        lessons = lessons_link(s)
         welcome = welcome_text(s, lessons, self.user.name, "your home folder", links)
         request = {
             "account": self.user.name,
             "token": self.starbox_token,
             "service_url": s.service_url,
             "welcome": welcome,
-            "lessons": str(lessons_link(s)) if version else None,
+            "lessons": str(lessons) if version else None,
         }
         env = {
             "HOME": entry.pw_dir,

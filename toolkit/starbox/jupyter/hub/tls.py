@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starbox.errors import StarboxError
 from starbox.settings import Settings
 
+from ..paths import write_private
 from .paths import hub_dir
 
 CA_DAYS = 3650
@@ -57,13 +58,8 @@ def names() -> tuple[list[str], list[str]]:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(b"")
-    tmp.chmod(0o600)
-    tmp.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    tmp.replace(path)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private(path, pem.decode())  # 0600 from its first byte, swapped in whole
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from starbox.errors import StarboxError
 from starbox.processes import Child
 from starbox.settings import Settings
 
-from .paths import config_file, hub_dir, local_url, public_url
+from .paths import config_file, hub_dir, local_url, proxy_command, public_url
 
 
 def hub_child(settings: Settings) -> Child:
+    missing = [
+        p for p in (proxy_command(settings), settings.hub_env / "bin" / "jupyterhub-singleuser") if not p.exists()
+    ]
+    if missing:
+        raise StarboxError(f"shared mode is not installed ({missing[0]} is missing): run appliance/install.sh --hub")
     jupyterhub = Path(sys.executable).with_name("jupyterhub")
     hub_dir(settings).mkdir(parents=True, exist_ok=True, mode=0o700)
     return Child(

@@ -23,6 +23,7 @@ from starbox import accounts, database
 from starbox.jupyter import ensure_local_user, voila_child
 from starbox.jupyter.hub import config, tls, unix
 from starbox.jupyter.hub.paths import config_file, hub_dir, local_url, proxy_command
+from starbox.jupyter.workspace import ensure_lessons
 from starbox.service.routers import MOUNTS
 from traitlets.config import Config
 
@@ -171,8 +172,9 @@ def hub(service):
     )
     voila = voila_child(dataclasses.replace(s, shared=True), preheat=False, name=f"voila-hub-{tag}")
     ensure_local_user(s)
+    ensure_lessons(s)  # as `starbox up --shared` does on a first start
     voila.start(s)
-    names = [f"hubst{tag}a", f"hubst{tag}b"]
+    names = [f"hubst{tag}a", f"hubst{tag}b", f"hubst{tag}c"]
     with database.connect_admin(s) as conn:
         for n in names:
             accounts.add(conn, s, n, "hub-pass-1")
@@ -197,6 +199,17 @@ def hub(service):
         subprocess.run(["rm", "-rf", str(share)])
 
 
+def _start_lab(c: httpx.Client, base: str, name: str) -> None:
+    """Spawn the logged-in user's lab and go through its OAuth login, as a browser would."""
+    c.get(f"{base}/hub/spawn", follow_redirects=True)
+
+    def lab_up() -> bool:
+        c.get(f"{base}/user/{name}/lab", follow_redirects=True)
+        return c.get(f"{base}/user/{name}/api/status").status_code == 200
+
+    assert until(lab_up, timeout=120), f"{name}'s lab did not come up"
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code < 500
@@ -206,20 +219,14 @@ def _answers(url: str) -> bool:
 
 @pytest.mark.system
 def test_a_student_logs_in_over_https_and_gets_a_lab_as_their_own_unix_user(hub):
-    s, (alice, bob) = hub
+    s, (alice, bob, _) = hub
     base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
     c, wrong = _login(base, ca, alice, "not-the-password")
     assert wrong.status_code == 403 and "Invalid password" in _login_error(wrong)
 
     c, r = _login(base, ca, alice, "hub-pass-1")
     assert r.status_code == 302, _login_error(r)
-    c.get(f"{base}/hub/spawn", follow_redirects=True)
-
-    def lab_up() -> bool:
-        c.get(f"{base}/user/{alice}/lab", follow_redirects=True)
-        return c.get(f"{base}/user/{alice}/api/status").status_code == 200
-
-    assert until(lab_up, timeout=120), "the lab did not come up"
+    _start_lab(c, base, alice)
     entry = pwd.getpwnam(unix.system_name(s, alice))
     owners = {
         p.uids().real
@@ -271,3 +278,121 @@ def test_the_apps_need_no_login_on_the_public_port(hub):
     page = httpx.get(f"{base}/apps/voila/render/{apps[0]}", verify=verify, timeout=120)
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert httpx.get(f"{base}/apps/starbox/pools", verify=verify).json()["preheat"] is False
+
+
+# --- a student's browser: Debian's Chromium, trusting the box's CA as a student would ------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+# Run in the student's kernel: everything they must not reach, and what happened.
+PROBE = """
+import os, psycopg
+from starbox import settings
+s = settings.get()
+def probe(label, attempt):
+    try:
+        attempt()
+        print(label, "READ")
+    except (OSError, psycopg.Error):
+        print(label, "refused")
+probe("other-home", lambda: os.listdir({other_home!r}))
+probe("hub-environ", lambda: open("/proc/{hub_pid}/environ").read())
+probe("other-lab-environ", lambda: open("/proc/{other_pid}/environ").read())
+probe("secrets", lambda: os.listdir({secrets!r}))
+probe("superuser-tcp", lambda: psycopg.connect(host="127.0.0.1", port={pg_port}, user="postgres",
+                                               dbname={db!r}, connect_timeout=5).close())
+probe("superuser-socket", lambda: psycopg.connect(host={run_dir!r}, port={pg_port}, user="postgres",
+                                                  dbname={db!r}, connect_timeout=5).close())
+print("probe done")
+"""
+
+
+def _trusting_profile(home: Path, ca: Path) -> dict[str, str]:
+    """A HOME whose NSS database trusts the CA: what `starbox hub ca` tells students to import."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "--empty-password", "-d", f"sql:{nssdb}"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "starbox", "-t", "C,,", "-i", str(ca)], check=True)
+    return {"HOME": str(home), "PATH": os.environ["PATH"]}
+
+
+def _run_in_new_cell(page, code: str) -> None:
+    """Add a cell below the current one, type the code, run it (Shift+Enter)."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Shift+Enter")
+
+
+@pytest.mark.system
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_a_student_in_chromium_logs_in_runs_a_cone_search_and_reaches_nobody_else(hub, tmp_path, output_dir):
+    from playwright.sync_api import sync_playwright
+
+    s, (_, bob, carol) = hub
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    # bob has a running lab: carol's kernel must reach neither his home nor his processes
+    other, _ = _login(base, ca, bob, "hub-pass-1")
+    _start_lab(other, base, bob)
+    bob_user = pwd.getpwnam(unix.system_name(s, bob))
+    bob_pid = next(p.pid for p in psutil.process_iter() if p.uids().real == bob_user.pw_uid)
+    hub_pid = int((hub_dir(s) / "jupyterhub.pid").read_text())
+    shots = output_dir / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+            env=_trusting_profile(tmp_path / "student", ca),
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})  # no ignore_https_errors
+            page.set_default_timeout(120_000)
+            page.goto(f"{base}/hub/login")
+            page.fill("#username_input", carol)
+            page.fill("#password_input", "hub-pass-1")
+            page.click("#login_submit")
+            page.wait_for_url(re.compile(rf"/user/{carol}/lab/tree/Welcome.ipynb"))
+            page.wait_for_selector(".jp-RenderedMarkdown h1:has-text('Welcome to Starbox')")
+            page.screenshot(path=shots / "hub-welcome.png")
+
+            # the check cell: who am I, and a cone search around M31
+            cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").first
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            cell.locator(".jp-OutputArea-output", has_text=f"You are logged in as {carol}").wait_for()
+            cell.locator(".jp-OutputArea-output", has_text="Andromeda").wait_for()
+            rows = cell.locator(".jp-OutputArea-output table tbody tr")
+            assert rows.count() >= 2  # M31 and its companions within a degree
+
+            values = {
+                "other_home": bob_user.pw_dir,
+                "hub_pid": hub_pid,
+                "other_pid": bob_pid,
+                "secrets": str(s.secrets_dir),
+                "pg_port": s.pg_port,
+                "db": s.db_name,
+                "run_dir": str(s.run_dir),
+            }
+            cell.locator(".jp-InputArea-editor").click()
+            _run_in_new_cell(page, PROBE.format(**values))
+            done = page.locator(".jp-OutputArea-output", has_text="probe done")
+            done.wait_for()
+            report = done.inner_text()
+            page.screenshot(path=shots / "hub-probe.png")
+            for label in ("other-home", "hub-environ", "other-lab-environ", "secrets", "superuser-tcp", "superuser-socket"):
+                assert f"{label} refused" in report, report
+
+            # a lesson from the welcome page opens in the student's own copy
+            link = page.locator(".jp-RenderedMarkdown a[href*='lessons/']").first
+            name = Path(link.get_attribute("href").split("?")[0]).name
+            link.click()
+            page.locator(f".lm-TabBar-tab.lm-mod-current:has-text('{name}')").wait_for()
+            page.wait_for_function(
+                "() => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').length > 1"
+            )
+            page.screenshot(path=shots / "hub-lesson.png")
+        finally:
+            browser.close()

@@ -66,8 +66,7 @@ def up(
     if shared is not None and shared != s.shared:
         s = dataclasses.replace(s, shared=shared)
     if s.shared:
-        jupyter.ensure_local_user(s)  # Voilà's kernels run as it
-        children = [processes.service(s), jupyter.voila_child(s), hub_launch.hub_child(s)]
+        children = [processes.service(s), *hub_launch.shared_children(s)]
     else:
         children = [processes.service(s), *jupyter.children(s)]
 

@@ -9,7 +9,19 @@ from starbox.errors import StarboxError
 from starbox.processes import Child
 from starbox.settings import Settings
 
+from ..account import ensure_local_user
+from ..launch import voila_child
+from ..workspace import ensure_lessons
 from .paths import config_file, hub_dir, local_url, proxy_command, public_url
+
+
+def shared_children(settings: Settings) -> list[Child]:
+    """Voilà and the hub, once the lessons are published (a first start publishes them, as in
+    personal mode: every lab's notebooks-latest/ and lessons/ are copies of them)."""
+    hub = hub_child(settings)
+    ensure_local_user(settings)  # Voilà's kernels run as it
+    ensure_lessons(settings)
+    return [voila_child(settings), hub]
 
 
 def hub_child(settings: Settings) -> Child:

@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 from conftest import free_port, settings_env, until
-from starbox import accounts, database
+from starbox import accounts, database, storage_home
 from starbox.jupyter import ensure_local_user, voila_child
 from starbox.jupyter.hub import config, tls, unix
 from starbox.jupyter.hub.paths import config_file, hub_dir, local_url, proxy_command
@@ -250,6 +250,14 @@ def test_a_student_logs_in_over_https_and_gets_a_lab_as_their_own_unix_user(hub)
         verify=ssl.create_default_context(cafile=str(ca)),
     )
     assert valid.status_code == 200 and valid.text.strip() == "True"
+
+    # their Starbox storage is the folder storage/ in the lab: saved there, it is in vos://
+    lab_api = f"{base}/user/{alice}/api/contents"
+    xsrf = next(k.value for k in c.cookies.jar if k.name == "_xsrf" and k.path.startswith(f"/user/{alice}"))
+    saved = c.put(f"{lab_api}/storage/from-the-lab.txt", headers={"X-XSRFToken": xsrf},
+                  json={"type": "file", "format": "text", "content": "saved in the hub's lab\n"})
+    assert saved.status_code == 201, saved.text
+    assert (storage_home.root(s, alice) / "from-the-lab.txt").read_text() == "saved in the hub's lab\n"
 
     # another student cannot look into this home
     unix.ensure_user(s, bob)

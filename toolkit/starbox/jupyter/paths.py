@@ -11,6 +11,7 @@ from starbox.settings import Settings
 READ_ONLY_DIR = "notebooks-latest"  # inside the work folder: the published lessons
 WELCOME = "Welcome.ipynb"
 LESSON_COPY = "lessons"
+STORAGE_DIR = "storage"  # the Starbox storage, served by the lab (storage_folder.py)
 
 
 def appliance_dir(settings: Settings) -> Path:
@@ -77,3 +78,14 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def move_aside(folder: Path) -> None:
+    """A real folder named storage/ in a home would be hidden behind the storage folder: it is
+    renamed, never lost."""
+    target = folder / STORAGE_DIR
+    if target.exists() or target.is_symlink():
+        n = 0
+        while (moved := folder / f"{STORAGE_DIR}.moved-by-starbox{'.' + str(n) if n else ''}").exists():
+            n += 1
+        target.rename(moved)

@@ -24,6 +24,7 @@ from .paths import (
     appliance_dir,
     apps_dir,
     manual_url,
+    move_aside,
     state_dir,
     voila_url,
     work_dir,
@@ -188,6 +189,7 @@ def ensure_workspace(settings: Settings) -> Path:
             raise StarboxError(f"{view} should be a link to {settings.notebooks_latest}; move it away and start again")
         view.symlink_to(settings.notebooks_latest)
     copy_lessons(settings, work / LESSON_COPY)
+    move_aside(work)  # storage/ is the Starbox storage, served by the lab (storage_folder.py)
     write_welcome(settings)
     for sub in ("home", "config", "runtime"):
         (state_dir(settings) / sub).mkdir(parents=True, exist_ok=True)

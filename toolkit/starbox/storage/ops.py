@@ -238,16 +238,30 @@ def _entries(settings: Settings, user: User, n: Node) -> list[tuple[Node, os.sta
 
 @_oserrors
 def ls(settings: Settings, user: User, name: str | None = "vos://", fmt: str = "csv") -> str:
-    """A listing: `csv` (names joined by commas), `long` (ls -l style) or `short` (columns)."""
+    """A listing: `csv` (names joined by commas), `long` (ls -l style), `short` (columns), or
+    `json` (Starbox's own: name, type, size and mtime of each entry; JupyterLab's storage/ folder
+    reads it)."""
     fmt = (fmt or "csv").lower()
-    if fmt not in ("csv", "long", "short", "raw"):
-        raise StarboxError(f"Error: unknown listing format {fmt!r}; use csv, long or short")
+    if fmt not in ("csv", "long", "short", "raw", "json"):
+        raise StarboxError(f"Error: unknown listing format {fmt!r}; use csv, long, short or json")
     n = _node(settings, user, name or "vos://")
     _must_exist(n)
     entries = _entries(settings, user, n)
     names = [e[0].parts[-1] if e[0].parts else "" for e in entries]
     if fmt in ("csv", "raw"):
         return ",".join(names)
+    if fmt == "json":
+        return json.dumps(
+            [
+                {
+                    "name": name,
+                    "type": "directory" if stat_mod.S_ISDIR(st.st_mode) else "file",
+                    "size": 0 if stat_mod.S_ISDIR(st.st_mode) else st.st_size,
+                    "mtime": st.st_mtime,
+                }
+                for name, (_, st, _) in zip(names, entries)
+            ]
+        )
     if fmt == "short":
         if not names:
             return ""

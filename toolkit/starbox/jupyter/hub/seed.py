@@ -22,7 +22,7 @@ from pathlib import Path
 
 from starbox import settings as settings_mod
 
-from ..paths import LESSON_COPY, READ_ONLY_DIR, WELCOME, write_private
+from ..paths import LESSON_COPY, READ_ONLY_DIR, WELCOME, move_aside, write_private
 from ..workspace import copy_lessons, write_read_only
 
 
@@ -69,6 +69,7 @@ def seed(home: Path, request: dict) -> None:
         _link(home / READ_ONLY_DIR, lessons)
         copy_lessons(settings_mod.load(), home / LESSON_COPY)
     write_read_only(home / WELCOME, request["welcome"])
+    move_aside(home)  # storage/ is the Starbox storage, served by the lab (storage_folder.py)
 
 
 def main() -> None:

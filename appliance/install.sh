@@ -133,4 +133,17 @@ if [ "$with_hub" = 1 ]; then
     echo "$hub_digest" > "$hub_env/.starbox-installed"
   fi
   chmod -R go-w "$hub_env"
+  # The "Data Lab client" kernel: the real astro-datalab (old pins: its own environment), from the
+  # system's Python too, registered with the hub like any admin's kernel.
+  dl_env=$("$python" -c 'from starbox import settings; from starbox.jupyter.hub.paths import datalab_env; print(datalab_env(settings.get()))')
+  if [ ! -x "$dl_env/bin/python" ] || ! "$dl_env/bin/python" -c "import dl, ipykernel" 2>/dev/null; then
+    echo "==> installing the Data Lab client kernel into $dl_env"
+    mkdir -p "$(dirname "$dl_env")"
+    "$system_python" -m venv "$dl_env"
+    "$dl_env/bin/python" -m pip install -q --disable-pip-version-check astro-datalab==2.24.0 ipykernel==6.29.5
+  fi
+  cp appliance/hub/datalab_sitecustomize.py \
+    "$("$dl_env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sitecustomize.py"
+  chmod -R go-w,a+rX "$dl_env"
+  "$python" -c "from starbox.cli import main; main()" kernels add datalab "$dl_env/bin/python" --display-name "Data Lab client" >/dev/null
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import os
 import pwd
 import re
@@ -21,8 +22,8 @@ import pytest
 from conftest import free_port, settings_env, until
 from starbox import accounts, database, storage_home
 from starbox.jupyter import ensure_local_user, voila_child
-from starbox.jupyter.hub import config, tls, unix
-from starbox.jupyter.hub.paths import config_file, hub_dir, local_url, proxy_command
+from starbox.jupyter.hub import config, kernels, tls, unix
+from starbox.jupyter.hub.paths import config_file, datalab_env, hub_dir, local_url, proxy_command
 from starbox.jupyter.workspace import ensure_lessons
 from starbox.service.routers import MOUNTS
 from traitlets.config import Config
@@ -115,6 +116,32 @@ def test_the_public_port_carries_the_service_and_the_apps(tmp_path):
     assert "admin:servers" not in names["starbox-expiry"] and "delete:servers" in names["starbox-expiry"]
 
 
+@pytest.mark.unit
+def test_kernels_are_registered_only_when_the_labs_users_can_run_them(tmp_path):
+    from starbox import settings as settings_mod
+    from starbox.errors import StarboxError
+    from starbox.jupyter.hub import kernels
+
+    s = settings_mod.load({"STARBOX_HOME": str(tmp_path), "STARBOX_HUB_SHARE": str(tmp_path / "share")})
+    with pytest.raises(StarboxError, match="is not a kernel name"):
+        kernels.add(s, "Bad Name", Path(sys.executable))
+    with pytest.raises(StarboxError, match="lab environment's own Python"):
+        kernels.add(s, "python3", Path(sys.executable))
+    with pytest.raises(StarboxError, match="is not a Python interpreter"):
+        kernels.add(s, "nope", tmp_path / "no-python")
+    if ROOT:  # this test environment's python lives under /root: a lab's user cannot start it
+        with pytest.raises(StarboxError, match="cannot start a kernel for the labs' users|hub users cannot reach"):
+            kernels.add(s, "mine", Path(sys.executable))
+    assert kernels.names(s) == ["python3"]
+    lab_python = s.hub_env / "bin" / "python"
+    if lab_python.exists():
+        k = kernels.add(s, "extra", lab_python, "Extra env")
+        assert [x.name for x in kernels.listing(s)] == ["python3", "extra"] and k.display_name == "Extra env"
+        kernels.remove(s, "extra")
+    with pytest.raises(StarboxError, match="no registered kernel"):
+        kernels.remove(s, "extra")
+
+
 # --- system: the real hub ---------------------------------------------------------------------
 
 
@@ -138,6 +165,9 @@ def hub(service):
     s0 = service.settings
     if not proxy_command(s0).exists() or not (s0.hub_env / "bin" / "jupyterhub-singleuser").exists():
         pytest.fail("shared mode is not installed: appliance/install.sh --hub")
+    dl_python = datalab_env(s0) / "bin" / "python"
+    if not dl_python.exists():
+        pytest.fail("the Data Lab client kernel is not installed: appliance/install.sh --hub")
     tag = secrets.token_hex(2)
     share = Path(f"/opt/starbox/test-share-{tag}")
     extra = {
@@ -173,6 +203,7 @@ def hub(service):
     voila = voila_child(dataclasses.replace(s, shared=True), preheat=False, name=f"voila-hub-{tag}")
     ensure_local_user(s)
     ensure_lessons(s)  # as `starbox up --shared` does on a first start
+    kernels.add(s, "datalab", dl_python, "Data Lab client")  # as install.sh --hub does
     voila.start(s)
     names = [f"hubst{tag}a", f"hubst{tag}b", f"hubst{tag}c"]
     with database.connect_admin(s) as conn:
@@ -199,9 +230,17 @@ def hub(service):
         subprocess.run(["rm", "-rf", str(share)])
 
 
-def _start_lab(c: httpx.Client, base: str, name: str) -> None:
-    """Spawn the logged-in user's lab and go through its OAuth login, as a browser would."""
-    c.get(f"{base}/hub/spawn", follow_redirects=True)
+def _hub_xsrf(c: httpx.Client) -> str:
+    return next(k.value for k in c.cookies.jar if k.name == "_xsrf" and k.path.startswith("/hub"))
+
+
+def _start_lab(c: httpx.Client, base: str, name: str, **options: str) -> None:
+    """Spawn the logged-in user's lab (through the spawn form, when they get one) and go through
+    the lab's OAuth login, as a browser would."""
+    page = c.get(f"{base}/hub/spawn", follow_redirects=True)
+    if 'id="spawn_form"' in page.text:
+        form = {"_xsrf": _hub_xsrf(c), "kernel": "python3", "size": "standard", **options}
+        c.post(f"{base}/hub/spawn", data=form, follow_redirects=True)
 
     def lab_up() -> bool:
         c.get(f"{base}/user/{name}/lab", follow_redirects=True)
@@ -226,6 +265,13 @@ def test_a_student_logs_in_over_https_and_gets_a_lab_as_their_own_unix_user(hub)
 
     c, r = _login(base, ca, alice, "hub-pass-1")
     assert r.status_code == 302, _login_error(r)
+    # the spawn form offers the registered kernels and the sizes; anything else is a 400
+    form = c.get(f"{base}/hub/spawn").text
+    assert 'value="python3"' in form and 'value="standard"' in form
+    for bad in ({"kernel": "no-such-kernel"}, {"size": "enormous"}):
+        refused = c.post(f"{base}/hub/spawn", data={"_xsrf": _hub_xsrf(c), **bad})
+        assert refused.status_code == 400, refused.status_code
+        assert "is not a size you can choose" in refused.text or "No kernel is called" in refused.text
     _start_lab(c, base, alice)
     entry = pwd.getpwnam(unix.system_name(s, alice))
     owners = {
@@ -315,6 +361,23 @@ print("probe done")
 """
 
 
+DL_NOTEBOOK = {
+    "cells": [{
+        "cell_type": "code", "execution_count": None, "id": "dl1", "metadata": {}, "outputs": [],
+        "source": "from dl import authClient as ac, queryClient as qc\n"
+                  "print('dl is', ac.whoAmI())\n"
+                  "print(qc.query(sql=\"SELECT name, messier FROM openngc.objects WHERE messier = '031'\"))",
+    }],
+    "metadata": {"kernelspec": {"name": "datalab", "display_name": "Data Lab client", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def _ids(s, account: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(unix.system_name(s, account))
+    return entry.pw_uid, entry.pw_gid
+
+
 def _trusting_profile(home: Path, ca: Path) -> dict[str, str]:
     """A HOME whose NSS database trusts the CA: what `starbox hub ca` tells students to import."""
     nssdb = home / ".pki" / "nssdb"
@@ -362,6 +425,8 @@ def test_a_student_in_chromium_logs_in_runs_a_cone_search_and_reaches_nobody_els
             page.fill("#username_input", carol)
             page.fill("#password_input", "hub-pass-1")
             page.click("#login_submit")
+            page.wait_for_selector("#spawn_form")  # a researcher's account chooses; the defaults are fine
+            page.click("#spawn_form [type=submit]")
             page.wait_for_url(re.compile(rf"/user/{carol}/lab/tree/Welcome.ipynb"))
             page.wait_for_selector(".jp-RenderedMarkdown h1:has-text('Welcome to Starbox')")
             page.screenshot(path=shots / "hub-welcome.png")
@@ -402,5 +467,19 @@ def test_a_student_in_chromium_logs_in_runs_a_cone_search_and_reaches_nobody_els
                 "() => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').length > 1"
             )
             page.screenshot(path=shots / "hub-lesson.png")
+
+            # a notebook on the "Data Lab client" kernel: the real dl, logged in, pointed at this box
+            home = Path(pwd.getpwnam(unix.system_name(s, carol)).pw_dir)
+            check = home / "dl-check.ipynb"
+            check.write_text(json.dumps(DL_NOTEBOOK))
+            os.chown(check, *_ids(s, carol))
+            page.goto(f"{base}/user/{carol}/lab/tree/dl-check.ipynb")
+            page.locator("text=Data Lab client").first.wait_for()  # the notebook's kernel, in its toolbar
+            dl_cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").first
+            dl_cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            dl_cell.locator(".jp-OutputArea-output", has_text="NGC0224").wait_for()
+            assert f"dl is {carol}" in dl_cell.locator(".jp-OutputArea-output").first.inner_text()
+            page.screenshot(path=shots / "hub-datalab-kernel.png")
         finally:
             browser.close()

@@ -338,6 +338,45 @@ def hub_stop(name: str = typer.Argument(..., help="The account whose lab stops."
     console.print(f"{name}: {admin.stop(_settings(), name)}")
 
 
+kernels_app = typer.Typer(help="The kernels the hub's labs offer: list, add, remove.", no_args_is_help=True)
+app.add_typer(kernels_app, name="kernels")
+
+
+@kernels_app.command("list")
+def kernels_list():
+    """The kernels a lab may start (its spawn form offers these and no others)."""
+    from starbox.jupyter.hub import kernels
+
+    table = Table(title="Kernels")
+    for col in ("name", "shown as", "python"):
+        table.add_column(col)
+    for k in kernels.listing(_settings()):
+        table.add_row(k.name, k.display_name, k.python)
+    console.print(table)
+
+
+@kernels_app.command("add")
+def kernels_add(
+    name: str = typer.Argument(..., help="Short name: lower-case letters, digits, '.', '_', '-'."),
+    python: Path = typer.Argument(..., help="The environment's python; it needs ipykernel, readable to everyone."),
+    display_name: Optional[str] = typer.Option(None, help="What the lab's launcher shows (default: the name)."),
+):
+    """Register an environment as a kernel of every lab (labs started from now on see it)."""
+    from starbox.jupyter.hub import kernels
+
+    k = kernels.add(_settings(), name, python, display_name)
+    console.print(f"kernel {k.name} ({k.display_name}): {k.python}")
+
+
+@kernels_app.command("remove")
+def kernels_remove(name: str):
+    """Unregister a kernel (its environment stays where it is)."""
+    from starbox.jupyter.hub import kernels
+
+    kernels.remove(_settings(), name)
+    console.print(f"kernel {name} removed")
+
+
 accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 

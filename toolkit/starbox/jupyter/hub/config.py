@@ -5,7 +5,8 @@ calls `apply(c)`). What it sets and why:
   hub's and the proxy's APIs on loopback. Behind the port, besides /hub/ and /user/<name>/: the
   Voilà apps at /apps/ and the service's Data Lab API, TAP, cone search and manual at their usual
   paths, so a researcher's own client reaches the box through the same port;
-* Starbox logins (authenticator.py), labs as Unix users (spawner.py), labs keep running when the
+* Starbox logins (authenticator.py), labs as Unix users (spawner.py) with the registered
+  kernels (kernels.py; the real dl client in them pointed at this box), labs keep running when the
   hub restarts (cleanup_servers=False), spawn timeouts for a busy 2-core box and a cap on
   spawns in flight (a class logging in at once gets "try again" instead of a stalled hub);
 * services with least-privilege roles: `starbox-admin` (the `starbox hub` commands), `expiry`
@@ -21,7 +22,7 @@ from starbox import keys
 from starbox import settings as settings_mod
 from starbox.settings import Settings
 
-from . import tls
+from . import kernels, tls
 from .authenticator import StarboxAuthenticator
 from .paths import hub_dir, proxy_command
 from .spawner import StarboxSpawner
@@ -88,6 +89,7 @@ def apply(c, settings: Settings | None = None) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(state, 0o700)
     cert = tls.ensure(s)
+    kernels.point_datalab_clients(s)
 
     c.JupyterHub.bind_url = f"https://{s.hub_address}:{s.hub_port}/"
     c.JupyterHub.ssl_cert = str(cert.cert)

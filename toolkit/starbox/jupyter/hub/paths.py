@@ -22,6 +22,11 @@ def proxy_command(settings: Settings) -> Path:
     return settings.project_root / "appliance" / "hub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
+def datalab_env(settings: Settings) -> Path:
+    """The "Data Lab client" kernel's environment (built by appliance/install.sh --hub)."""
+    return settings.hub_env.parent / "kernels" / "datalab"
+
+
 def lessons_link(settings: Settings) -> Path:
     """The published lessons as hub users see them: a root-owned copy in the share."""
     return settings.hub_share / "notebooks-latest"

@@ -5,8 +5,9 @@ missing (unix.py), the share is refreshed (share.py), the box must have memory t
 Starbox token is issued for this server, and the home is prepared *as the user* (seed.py). The
 server is the lab environment's `jupyterhub-singleuser` (root-owned, read-only to users, no user
 configuration honoured), with Starbox's contents manager (notebooks-latest/ and the welcome page
-read-only), kernels over IPC, idle kernels culled (busy ones never) and the server stopping itself
-after the idle time of its kind of account. However it ends, its token is revoked (clear_state).
+read-only, storage/ the user's Starbox storage), the registered kernels only (kernels.py; the
+spawn form picks the default one and a size), kernels over IPC, idle kernels culled (busy ones
+never) and the server stopping itself after the idle time of its kind of account. However it ends, its token is revoked (clear_state).
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import threading
 
 import psutil
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
+from markupsafe import escape
+from tornado.web import HTTPError
 
 from starbox import accounts, database
 from starbox import settings as settings_mod
 
 from ..paths import WELCOME
 from ..workspace import WelcomeLinks, welcome_text
-from . import share, unix
+from . import kernels, share, unix
 from .paths import lessons_link
 
 SEED_TIMEOUT = 120  # s; a first copy of the lessons takes a few seconds
+SIZES = {"standard": 1, "large": 2}  # memory: times hub_mem_limit_mb (large: not for class accounts)
 
 
 class StarboxSpawner(LocalProcessSpawner):
@@ -62,6 +66,7 @@ class StarboxSpawner(LocalProcessSpawner):
             STARBOX_HOME=f"{home}/.starbox",
             STARBOX_LESSON_COPY=f"{home}/lessons",
             JUPYTER_CONFIG_PATH=str(s.hub_share / "config"),
+            JUPYTER_PATH=str(s.hub_share),  # the registered kernels (kernels.py)
             JUPYTER_PLATFORM_DIRS="1",
             PYTHONUNBUFFERED="1",
         )
@@ -80,10 +85,53 @@ class StarboxSpawner(LocalProcessSpawner):
             "--MappingKernelManager.cull_connected=True",
             "--MappingKernelManager.cull_busy=False",
             "--KernelManager.transport=ipc",
+            f"--MappingKernelManager.default_kernel_name={self._choice()[0]}",
+            *(f"--KernelSpecManager.allowed_kernelspecs={name}" for name in kernels.names(s)),
         ]
 
     def _class_name(self) -> str | None:
         return next((g.name for g in self.user.groups), None)
+
+    # --- the spawn form: a kernel for new notebooks and a size; only what is registered --------
+    def _sizes(self) -> list[str]:
+        return ["standard"] if self._class_name() else list(SIZES)
+
+    async def get_options_form(self):
+        """Researchers choose; a class account gets the defaults straight away (no form)."""
+        if self._class_name():
+            return ""
+        s = self._settings
+        kernel_options = "".join(
+            f'<option value="{escape(k.name)}">{escape(k.display_name)}</option>' for k in kernels.listing(s)
+        )
+        size_options = "".join(
+            f'<option value="{n}">{n}: {SIZES[n] * s.hub_mem_limit_mb} MB of memory</option>' for n in self._sizes()
+        )
+        return (
+            '<label for="sb-kernel">Kernel for new notebooks</label>'
+            f'<select class="form-control" name="kernel" id="sb-kernel">{kernel_options}</select>'
+            '<label for="sb-size">Size</label>'
+            f'<select class="form-control" name="size" id="sb-size">{size_options}</select>'
+            "<p>Every registered kernel is in the lab's launcher too.</p>"
+        )
+
+    def options_from_form(self, formdata):
+        return self._validated({k: (v[0] if v else "") for k, v in formdata.items() if k in ("kernel", "size")})
+
+    def _validated(self, options: dict) -> dict:
+        """{kernel, size}, each one of those offered; anything else is a 400 naming the choices."""
+        kernel = options.get("kernel") or kernels.BUILTIN
+        size = options.get("size") or "standard"
+        known = kernels.names(self._settings)
+        if kernel not in known:
+            raise HTTPError(400, f"No kernel is called {kernel!r} here; the kernels are: {', '.join(known)}")
+        if size not in self._sizes():
+            raise HTTPError(400, f"{size!r} is not a size you can choose; the sizes are: {', '.join(self._sizes())}")
+        return {"kernel": kernel, "size": size}
+
+    def _choice(self) -> tuple[str, str]:
+        chosen = self._validated(self.user_options or {})
+        return chosen["kernel"], chosen["size"]
 
     # --- state kept across hub restarts: the pid (LocalProcessSpawner) and this server's token --
     def load_state(self, state):
@@ -177,6 +225,10 @@ class StarboxSpawner(LocalProcessSpawner):
             raise
 
     async def start(self):
-        self.mem_limit = self._settings.hub_mem_limit_mb << 20  # shown in the lab as MEM_LIMIT
+        try:  # user_options from the API (no form) are checked here
+            _, size = self._choice()
+        except HTTPError as exc:
+            raise SpawnException(exc.log_message or "bad options", reason="options") from None
+        self.mem_limit = (SIZES[size] * self._settings.hub_mem_limit_mb) << 20  # MEM_LIMIT in the lab
         await asyncio.to_thread(self._prepare)
         return await super().start()

@@ -20,9 +20,9 @@ import httpx
 import psutil
 import pytest
 from conftest import free_port, settings_env, until
-from starbox import accounts, database, storage_home
+from starbox import account_removal, accounts, classes, database, storage_home
 from starbox.jupyter import ensure_local_user, voila_child
-from starbox.jupyter.hub import config, kernels, tls, unix
+from starbox.jupyter.hub import admin, config, kernels, tls, unix
 from starbox.jupyter.hub.paths import config_file, datalab_env, hub_dir, local_url, proxy_command
 from starbox.jupyter.workspace import ensure_lessons
 from starbox.service.routers import MOUNTS
@@ -158,8 +158,58 @@ def _login_error(r: httpx.Response) -> str:
     return html.unescape(m.group(1).strip()) if m else f"no message: {r.status_code}"
 
 
+class HubRun:
+    """The real hub (and its proxy) as `starbox up --shared` runs it, on free ports, with its own
+    share and Unix user prefix; `restart` stops it and starts it again, with changed settings."""
+
+    def __init__(self, s0, tag: str):
+        self.tag = tag
+        self.extra = {
+            "STARBOX_HUB_PORT": str(free_port()),
+            "STARBOX_HUB_HTTP_PORT": "0",
+            "STARBOX_HUB_API_PORT": str(free_port()),
+            "STARBOX_HUB_PROXY_API_PORT": str(free_port()),
+            "STARBOX_HUB_SHARE": f"/opt/starbox/test-share-{tag}",
+            "STARBOX_HUB_USER_PREFIX": f"sbt{tag}-",
+        }
+        self.base_env = settings_env(s0)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def settings(self):
+        from starbox import settings as settings_mod
+
+        return settings_mod.load(self.base_env | self.extra)
+
+    def start(self, **changes: str) -> None:
+        self.extra.update(changes)
+        s = self.settings
+        hub_dir(s).mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = (s.log_dir / f"jupyterhub-test-{self.tag}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config_file(s))],
+            env=self.base_env | self.extra,
+            cwd=hub_dir(s),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert until(lambda: _answers(f"http://127.0.0.1:{s.hub_api_port}/hub/api/"), timeout=90), (
+            "the hub did not start"
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # the hub stops its proxy; labs keep running (cleanup_servers=False)
+            self.proc.wait(60)
+
+    def restart(self, **changes: str) -> None:
+        self.stop()
+        self.start(**changes)
+
+
 @pytest.fixture(scope="module")
-def hub(service):
+def hub_run(service):
     if not ROOT:
         pytest.skip("the hub makes Unix users: it runs as root (CI does)")
     s0 = service.settings
@@ -168,66 +218,39 @@ def hub(service):
     dl_python = datalab_env(s0) / "bin" / "python"
     if not dl_python.exists():
         pytest.fail("the Data Lab client kernel is not installed: appliance/install.sh --hub")
-    tag = secrets.token_hex(2)
-    share = Path(f"/opt/starbox/test-share-{tag}")
-    extra = {
-        "STARBOX_HUB_PORT": str(free_port()),
-        "STARBOX_HUB_HTTP_PORT": "0",
-        "STARBOX_HUB_API_PORT": str(free_port()),
-        "STARBOX_HUB_PROXY_API_PORT": str(free_port()),
-        "STARBOX_HUB_SHARE": str(share),
-        "STARBOX_HUB_USER_PREFIX": f"sbt{tag}-",
-    }
-    s = dataclasses.replace(
-        s0,
-        hub_port=int(extra["STARBOX_HUB_PORT"]),
-        hub_http_port=0,
-        hub_api_port=int(extra["STARBOX_HUB_API_PORT"]),
-        hub_proxy_api_port=int(extra["STARBOX_HUB_PROXY_API_PORT"]),
-        hub_share=share,
-        hub_user_prefix=extra["STARBOX_HUB_USER_PREFIX"],
-    )
-    env = settings_env(s0) | extra
-    state = hub_dir(s)
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = (s.log_dir / f"jupyterhub-test-{tag}.log").open("ab")
-    jupyterhub = Path(sys.executable).with_name("jupyterhub")
-    proc = subprocess.Popen(
-        [str(jupyterhub), "-f", str(config_file(s))],
-        env=env,
-        cwd=state,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    voila = voila_child(dataclasses.replace(s, shared=True), preheat=False, name=f"voila-hub-{tag}")
+    run = HubRun(s0, secrets.token_hex(2))
+    s = run.settings
+    voila = voila_child(dataclasses.replace(s, shared=True), preheat=False, name=f"voila-hub-{run.tag}")
     ensure_local_user(s)
     ensure_lessons(s)  # as `starbox up --shared` does on a first start
     kernels.add(s, "datalab", dl_python, "Data Lab client")  # as install.sh --hub does
-    voila.start(s)
-    names = [f"hubst{tag}a", f"hubst{tag}b", f"hubst{tag}c"]
+    names = [f"hubst{run.tag}a", f"hubst{run.tag}b", f"hubst{run.tag}c"]
     with database.connect_admin(s) as conn:
         for n in names:
             accounts.add(conn, s, n, "hub-pass-1")
+    run.names = names
     try:
-        assert until(lambda: _answers(f"http://127.0.0.1:{s.hub_api_port}/hub/api/"), timeout=90), (
-            "the hub did not start"
-        )
-        yield s, names
+        run.start()
+        voila.start(s)
+        yield run
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(30)
+        if run.proc:
+            os.killpg(run.proc.pid, 15)
+            run.proc.wait(30)
         voila.stop()
+        with database.connect_admin(s) as conn:
+            made = [n for n in names if accounts.uid_of(conn, n) is not None]
+            made += [m for c in classes.list_classes(conn) if c.name.startswith(f"hubc{run.tag}")
+                     for m in classes.members(conn, c.name)]
+            account_removal.remove(conn, s, made)  # their Unix users and homes too
         for n in names:
-            user = unix.lookup(s, n)
-            if user:
-                subprocess.run(["pkill", "-KILL", "-u", user.pw_name])
-            time.sleep(0.5)
             unix.remove_user(s, n)
-            with database.connect_admin(s) as conn:
-                if accounts.uid_of(conn, n) is not None:
-                    accounts.remove(conn, n)
-        subprocess.run(["rm", "-rf", str(share)])
+        subprocess.run(["rm", "-rf", str(s.hub_share)])
+
+
+@pytest.fixture(scope="module")
+def hub(hub_run):
+    return hub_run.settings, hub_run.names
 
 
 def _hub_xsrf(c: httpx.Client) -> str:
@@ -483,3 +506,90 @@ def test_a_student_in_chromium_logs_in_runs_a_cone_search_and_reaches_nobody_els
             page.screenshot(path=shots / "hub-datalab-kernel.png")
         finally:
             browser.close()
+
+
+# --- restarts, prewarming, culling, a class's end: these change the hub's settings, so they come last
+
+
+def _lab_pids(s, account: str) -> set[int]:
+    uid = pwd.getpwnam(unix.system_name(s, account)).pw_uid
+    return {p.pid for p in psutil.process_iter(["uids", "cmdline", "status"])
+            if p.info["uids"] and p.info["uids"].real == uid and p.info["status"] != psutil.STATUS_ZOMBIE
+            and "jupyterhub-singleuser" in " ".join(p.info["cmdline"] or [])}
+
+
+@pytest.mark.system
+def test_a_hub_restart_keeps_the_labs_running_and_reachable(hub_run):
+    s = hub_run.settings
+    bob = hub_run.names[1]
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    c, _ = _login(base, ca, bob, "hub-pass-1")
+    _start_lab(c, base, bob)
+    before = _lab_pids(s, bob)
+    hub_run.restart()
+    assert until(lambda: c.get(f"{base}/user/{bob}/api/status").status_code == 200, timeout=90)
+    assert before and _lab_pids(s, bob) == before  # the same lab, never restarted
+
+
+def _run_quietly_for_minutes(c: httpx.Client, base: str, ca: Path, account: str) -> None:
+    """Start a kernel in the lab and have it work for 15 minutes without a word (sleep)."""
+    import uuid
+
+    import websocket
+
+    lab = f"{base}/user/{account}"
+    xsrf = next(k.value for k in c.cookies.jar if k.name == "_xsrf" and k.path.startswith(f"/user/{account}"))
+    kernel = c.post(f"{lab}/api/kernels", json={"name": "python3"}, headers={"X-XSRFToken": xsrf})
+    assert kernel.status_code == 201, kernel.text
+    cookies = "; ".join(f"{k.name}={k.value}" for k in c.cookies.jar)
+    ws = websocket.create_connection(
+        f"{lab.replace('https://', 'wss://')}/api/kernels/{kernel.json()['id']}/channels",
+        sslopt={"ca_certs": str(ca)}, header=[f"Cookie: {cookies}", f"X-XSRFToken: {xsrf}"], timeout=60,
+    )
+    header = {"msg_id": uuid.uuid4().hex, "session": uuid.uuid4().hex, "username": account,
+              "msg_type": "execute_request", "version": "5.3", "date": ""}
+    ws.send(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                        "content": {"code": "import time; time.sleep(900)", "silent": False, "store_history": False,
+                                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
+    while True:  # until the kernel says it is busy with that request
+        msg = json.loads(ws.recv())
+        if msg.get("msg_type") == "status" and msg["content"]["execution_state"] == "busy" \
+                and msg["parent_header"].get("msg_id") == header["msg_id"]:
+            break
+    ws.close()
+
+
+@pytest.mark.system
+def test_a_class_is_prewarmed_its_idle_labs_culled_its_busy_ones_kept_and_its_purge_removes_its_users(hub_run):
+    hub_run.restart(STARBOX_HUB_CLASS_IDLE_S="40")
+    s = hub_run.settings
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    klass = f"hubc{hub_run.tag}"
+    with database.connect_admin(s) as conn:
+        _, issued = classes.create(conn, s, klass, 2, 1)
+    (busy, busy_password), (idle, _) = issued
+
+    started = time.monotonic()
+    assert admin.prewarm(s, klass, log=lambda line: None) == {busy: "ready", idle: "ready"}
+    assert _lab_pids(s, busy) and _lab_pids(s, idle)
+    assert (Path(pwd.getpwnam(unix.system_name(s, idle)).pw_dir) / "Welcome.ipynb").exists()
+    with admin.client(s) as api:
+        assert api.get(f"/users/{idle}").json()["groups"] == [klass]
+
+    c, r = _login(base, ca, busy, busy_password)
+    assert r.status_code == 302, _login_error(r)
+    _start_lab(c, base, busy)  # running already: the class account goes straight to it
+    _run_quietly_for_minutes(c, base, ca, busy)
+
+    assert until(lambda: not _lab_pids(s, idle), timeout=150), "the idle class lab was not culled"
+    time.sleep(max(0.0, started + 90 - time.monotonic()))  # well past the 40 s idle time
+    assert _lab_pids(s, busy), "a lab whose kernel is working was culled"
+    assert c.get(f"{base}/user/{busy}/api/status").status_code == 200
+
+    # the class ends and is purged: its Unix users, homes and labs go with the accounts
+    homes = [Path(pwd.getpwnam(unix.system_name(s, n)).pw_dir) for n in (busy, idle)]
+    with database.connect_admin(s) as conn:
+        classes.remove(conn, s, klass)
+    assert unix.lookup(s, busy) is None and unix.lookup(s, idle) is None
+    assert not any(h.exists() for h in homes)
+    assert until(lambda: c.get(f"{base}/user/{busy}/api/status").status_code != 200, timeout=30)

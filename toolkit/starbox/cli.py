@@ -377,6 +377,18 @@ def kernels_remove(name: str):
     console.print(f"kernel {name} removed")
 
 
+@hub_app.command("prewarm")
+def hub_prewarm(class_name: str = typer.Argument(..., metavar="CLASS", help="The class whose labs start now.")):
+    """Start every lab of a class before it begins (they stop again after the class's idle time)."""
+    from starbox.jupyter.hub import admin
+
+    outcome = admin.prewarm(_settings(), class_name, log=lambda line: console.print(line, highlight=False))
+    ready = sum(1 for v in outcome.values() if v == "ready")
+    console.print(f"{ready} of {len(outcome)} labs of {class_name} are ready")
+    if ready < len(outcome):
+        raise typer.Exit(1)
+
+
 accounts_app = typer.Typer(help="User accounts: add, list, passwd, disable, remove.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 

@@ -24,7 +24,7 @@ from starbox.settings import Settings
 
 from . import kernels, tls
 from .authenticator import StarboxAuthenticator
-from .paths import hub_dir, proxy_command
+from .paths import activity_interval, hub_dir, proxy_command
 from .spawner import StarboxSpawner
 
 # The service's paths the public port carries (starbox.service.routers.MOUNTS and the manual).
@@ -37,6 +37,9 @@ ADMIN_SCOPES = [
     "read:servers",
     "servers",
     "admin:users",
+    "list:groups",
+    "read:groups",
+    "admin:groups",
     "delete:servers",
     "tokens",
     "shares",
@@ -110,6 +113,7 @@ def apply(c, settings: Settings | None = None) -> None:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.shutdown_on_logout = False
     c.JupyterHub.concurrent_spawn_limit = s.hub_spawn_limit
+    c.JupyterHub.last_activity_interval = activity_interval(s)
 
     c.JupyterHub.authenticator_class = StarboxAuthenticator
     c.Authenticator.manage_groups = True

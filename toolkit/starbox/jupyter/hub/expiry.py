@@ -1,11 +1,16 @@
-"""The hub service `expiry`: every EVERY_S seconds, the servers of accounts that may no longer act
-(disabled, their class ended, removed) are stopped through the hub's API. With the logins refused
-(authenticator.py) and their Starbox tokens refused by the service (accounts.ACTIVE), that ends
-an account's access within a minute of its end. Runs as a JupyterHub-managed service with its
-own token (JUPYTERHUB_API_TOKEN) and a role that may only list users and stop servers."""
+"""The hub service `expiry`: every EVERY_S seconds, through the hub's API, it stops
+* the servers of accounts that may no longer act (disabled, their class ended, removed). With the
+  logins refused (authenticator.py) and their Starbox tokens refused by the service
+  (accounts.ACTIVE), that ends an account's access within a minute of its end;
+* class accounts' labs idle for hub_class_idle_s (the idle-culler service stops everyone's after
+  hub_idle_s; one culler has one timeout). A lab whose kernels are working is never idle
+  (starbox.jupyter.busy).
+Runs as a JupyterHub-managed service with its own token (JUPYTERHUB_API_TOKEN) and a role that
+may only read users and stop servers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -35,21 +40,43 @@ def hub_users(client: httpx.Client) -> list[dict]:
         offset += len(items)
 
 
+def _idle_for(server: dict, now: dt.datetime) -> float:
+    last = server.get("last_activity") or server.get("started")
+    if not last:
+        return 0.0
+    return (now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds()
+
+
+def _stop(client: httpx.Client, name: str, server: str, why: str) -> bool:
+    path = f"/users/{name}/server" if not server else f"/users/{name}/servers/{server}"
+    if client.delete(path).status_code in (202, 204):
+        log.warning("stopped %s's server: %s", name, why)
+        return True
+    return False
+
+
 def sweep(client: httpx.Client, settings: settings_mod.Settings) -> list[str]:
-    """Stop the servers of accounts that may not act; returns whose servers were stopped."""
-    running = {u["name"]: u.get("servers", {}) for u in hub_users(client)}
+    """Stop the servers of accounts that may not act, and class accounts' idle labs; returns
+    whose servers were stopped."""
+    users = hub_users(client)
+    running = {u["name"]: u.get("servers", {}) for u in users}
     if not running:
         return []
     with database.connect_admin(settings) as conn:
-        ended = accounts.inactive_among(conn, list(running))
+        ended = set(accounts.inactive_among(conn, list(running)))
+    now = dt.datetime.now(dt.timezone.utc)
     stopped = []
-    for name in ended:
-        for server in running[name]:
-            path = f"/users/{name}/server" if not server else f"/users/{name}/servers/{server}"
-            answer = client.delete(path)
-            if answer.status_code in (202, 204):
+    for u in users:
+        name = u["name"]
+        for server, model in running[name].items():
+            if name in ended:
+                why = "the account may no longer act"
+            elif u.get("groups") and model.get("ready") and _idle_for(model, now) > settings.hub_class_idle_s:
+                why = f"a class account's lab, idle for more than {settings.hub_class_idle_s} s"
+            else:
+                continue
+            if _stop(client, name, server, why):
                 stopped.append(name)
-                log.warning("stopped %s's server: the account may no longer act", name)
     return stopped
 
 

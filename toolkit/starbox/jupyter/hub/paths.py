@@ -22,6 +22,12 @@ def proxy_command(settings: Settings) -> Path:
     return settings.project_root / "appliance" / "hub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
+def activity_interval(settings: Settings) -> int:
+    """How often (s) labs report activity and the hub reads the proxy's: often enough for the
+    shortest idle timeout (JupyterHub's 300 s would let a 5-minute timeout cull a working lab)."""
+    return max(5, min(300, min(settings.hub_idle_s, settings.hub_class_idle_s) // 6))
+
+
 def datalab_env(settings: Settings) -> Path:
     """The "Data Lab client" kernel's environment (built by appliance/install.sh --hub)."""
     return settings.hub_env.parent / "kernels" / "datalab"

@@ -28,7 +28,7 @@ from starbox import settings as settings_mod
 from ..paths import WELCOME
 from ..workspace import WelcomeLinks, welcome_text
 from . import kernels, share, unix
-from .paths import lessons_link
+from .paths import activity_interval, lessons_link
 
 SEED_TIMEOUT = 120  # s; a first copy of the lessons takes a few seconds
 SIZES = {"standard": 1, "large": 2}  # memory: times hub_mem_limit_mb (large: not for class accounts)
@@ -69,6 +69,7 @@ class StarboxSpawner(LocalProcessSpawner):
             JUPYTER_PATH=str(s.hub_share),  # the registered kernels (kernels.py)
             JUPYTER_PLATFORM_DIRS="1",
             PYTHONUNBUFFERED="1",
+            JUPYTERHUB_ACTIVITY_INTERVAL=str(activity_interval(s)),
         )
         return env
 

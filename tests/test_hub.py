@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import free_port, settings_env, until
+from conftest import free_port, make_settings, settings_env, until
 from starbox import account_removal, accounts, classes, database, storage_home
 from starbox.jupyter import ensure_local_user, voila_child
 from starbox.jupyter.hub import admin, config, kernels, tls, unix
@@ -572,7 +572,8 @@ def test_a_class_is_prewarmed_its_idle_labs_culled_its_busy_ones_kept_and_its_pu
     started = time.monotonic()
     assert admin.prewarm(s, klass, log=lambda line: None) == {busy: "ready", idle: "ready"}
     assert _lab_pids(s, busy) and _lab_pids(s, idle)
-    assert (Path(pwd.getpwnam(unix.system_name(s, idle)).pw_dir) / "Welcome.ipynb").exists()
+    welcome = (Path(pwd.getpwnam(unix.system_name(s, idle)).pw_dir) / "Welcome.ipynb").read_text()
+    assert f"This account belongs to the class **{klass}** and ends on" in welcome  # the class's end date
     with admin.client(s) as api:
         assert api.get(f"/users/{idle}").json()["groups"] == [klass]
 
@@ -593,3 +594,60 @@ def test_a_class_is_prewarmed_its_idle_labs_culled_its_busy_ones_kept_and_its_pu
     assert unix.lookup(s, busy) is None and unix.lookup(s, idle) is None
     assert not any(h.exists() for h in homes)
     assert until(lambda: c.get(f"{base}/user/{busy}/api/status").status_code != 200, timeout=30)
+
+
+@pytest.mark.system
+def test_starbox_up_shared_is_one_command_and_down_stops_the_labs(tmp_path):
+    """The admin's way, on a home of its own: `starbox up --shared`, a login and a lab, `status`,
+    then the signal `starbox down` sends: the labs stop with the hub."""
+    import signal
+
+    if not ROOT:
+        pytest.skip("the hub makes Unix users: it runs as root (CI does)")
+    tag = secrets.token_hex(2)
+    hub_env = {
+        "STARBOX_HUB_PORT": str(free_port()),
+        "STARBOX_HUB_HTTP_PORT": str(free_port()),
+        "STARBOX_HUB_API_PORT": str(free_port()),
+        "STARBOX_HUB_PROXY_API_PORT": str(free_port()),
+        "STARBOX_HUB_SHARE": f"/opt/starbox/test-share-{tag}",
+        "STARBOX_HUB_USER_PREFIX": f"sbu{tag}-",
+    }
+    s = make_settings(tmp_path / "home", sample_catalogs="openngc", **{k[8:].lower(): v for k, v in hub_env.items()})
+    env = settings_env(s) | hub_env
+    exe = Path(sys.executable).with_name("starbox")
+    proc = subprocess.Popen([str(exe), "up", "--shared"], env=env, stdout=subprocess.PIPE, text=True)
+    name = f"upst{tag}"
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        said = "".join(lines)
+        assert f":{s.hub_port}/" in said and "starbox hub ca" in said, said
+        status = subprocess.run([str(exe), "status"], env=env, capture_output=True, text=True, timeout=120).stdout
+        assert re.search(r"JupyterHub\s+│\s+running", status) and "MEM_LIMIT" in status, status
+        added = subprocess.run([str(exe), "accounts", "add", name, "--password", "up-pass-1"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr
+        # plain HTTP is sent to HTTPS
+        redirect = httpx.get(f"http://127.0.0.1:{s.hub_http_port}/hub/login", timeout=30)
+        assert redirect.status_code in (301, 302) and redirect.headers["location"].startswith("https://")
+        base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+        c, r = _login(base, ca, name, "up-pass-1")
+        assert r.status_code == 302, _login_error(r)
+        _start_lab(c, base, name)
+        assert _lab_pids(s, name)
+        proc.send_signal(signal.SIGTERM)  # what `starbox down` sends
+        assert proc.wait(timeout=120) == 0
+        assert not _lab_pids(s, name), "a lab outlived `starbox down`"
+        assert not _answers(f"http://127.0.0.1:{s.hub_api_port}/hub/api/")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        from starbox.cluster import Cluster
+
+        Cluster(s).stop()
+        unix.remove_user(s, name)
+        subprocess.run(["rm", "-rf", hub_env["STARBOX_HUB_SHARE"]])

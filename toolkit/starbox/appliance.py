@@ -85,6 +85,18 @@ def _pidfile(settings: Settings) -> Path:
     return settings.run_dir / "starbox-up.pid"
 
 
+def _modefile(settings: Settings) -> Path:
+    return settings.run_dir / "starbox-up.mode"
+
+
+def shared_running(settings: Settings) -> bool:
+    """Is the running `up` in shared mode (whatever this process's settings say)?"""
+    try:
+        return _modefile(settings).read_text().strip() == "shared"
+    except OSError:
+        return settings.shared
+
+
 def wait_in_foreground(settings: Settings, on_stop, children=(), log=print) -> None:
     """Block until Ctrl-C, SIGTERM (from `starbox down`) or a part dying; then run on_stop."""
     stop = threading.Event()
@@ -93,6 +105,7 @@ def wait_in_foreground(settings: Settings, on_stop, children=(), log=print) -> N
     pidfile = _pidfile(settings)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(str(os.getpid()))
+    _modefile(settings).write_text("shared\n" if settings.shared else "personal\n")  # for `starbox status`
     log("Press Ctrl-C to stop.")
     try:
         cluster = Cluster(settings) if settings.embedded else None
@@ -139,11 +152,37 @@ def catalog_rows(settings: Settings) -> list[tuple]:
         return registry.sizes(conn)
 
 
-def children_status(settings: Settings) -> list[tuple[str, int, "dt.datetime | None"]]:
-    """(name, port, running since) of the service, JupyterLab and Voila: up since `up` started them."""
+def children_status(settings: Settings) -> list[tuple[str, str, "dt.datetime | None"]]:
+    """(name, where, running since) of the service, JupyterLab (in shared mode JupyterHub, on its
+    public port) and Voilà: up since `up` started them."""
     from starbox.cluster.control import port_in_use
 
     pidfile = _pidfile(settings)
     since = dt.datetime.fromtimestamp(pidfile.stat().st_mtime, dt.timezone.utc) if pidfile.exists() else None
-    parts = [("service", settings.service_port), ("JupyterLab", settings.jupyter_port), ("Voilà", settings.voila_port)]
-    return [(name, port, since if port_in_use(settings.service_host, port) else None) for name, port in parts]
+    local = settings.service_host
+    parts = [("service", local, settings.service_port, settings.service_port)]
+    if shared_running(settings):  # the hub answers on loopback on its API port, the public on hub_port
+        parts.append(("JupyterHub", settings.hub_address, settings.hub_port, settings.hub_api_port))
+    else:
+        parts.append(("JupyterLab", local, settings.jupyter_port, settings.jupyter_port))
+    parts.append(("Voilà", local, settings.voila_port, settings.voila_port))
+    return [
+        (name, f"{host}:{port}", since if port_in_use("127.0.0.1", probe) else None)
+        for name, host, port, probe in parts
+    ]
+
+
+def lab_limits_note(settings: Settings) -> str | None:
+    """Shared mode: whether each lab's memory is capped by the system, or only announced."""
+    if not shared_running(settings):
+        return None
+    if Path("/run/systemd/system").is_dir():
+        return (
+            f"labs: {settings.hub_mem_limit_mb} MB of memory each is announced to them (MEM_LIMIT); "
+            "systemd runs here, but Starbox does not yet cap labs through it"
+        )
+    return (
+        f"labs: {settings.hub_mem_limit_mb} MB of memory each is announced to them (MEM_LIMIT) but not enforced: "
+        "there is no systemd on this machine (a container or CI) to cap it; a new lab is refused while less "
+        f"than {settings.hub_min_free_mb} MB is free"
+    )

@@ -71,6 +71,12 @@ def up(
         children = [processes.service(s), *jupyter.children(s)]
 
     def stop():
+        if s.shared:  # labs outlive a hub restart (cleanup_servers=False), not `starbox down`
+            from starbox.jupyter.hub import admin as hub_admin
+
+            stopped = hub_admin.stop_all(s)
+            if stopped:
+                console.print(f"stopped {stopped} labs")
         for child in reversed(children):
             child.stop()
         if s.embedded:
@@ -121,10 +127,13 @@ def status():
         )
     else:
         table.add_row("PostgreSQL", "[red]stopped[/]", str(s.pgdata), "")
-    for name, port, since in appliance.children_status(s):
+    for name, where, since in appliance.children_status(s):
         state = "[green]running[/]" if since else "[red]stopped[/]"
-        table.add_row(name, state, f"{s.service_host}:{port}", since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "")
+        table.add_row(name, state, where, since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "")
     console.print(table)
+    note = appliance.lab_limits_note(s)
+    if note:
+        console.print(note, highlight=False)
     if cs is not None and not cs.running:
         return
     rows = appliance.catalog_rows(s)

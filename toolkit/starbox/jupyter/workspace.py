@@ -127,14 +127,18 @@ def personal_links(settings: Settings) -> WelcomeLinks:
     return WelcomeLinks(voila_url(settings), lambda nb: app_url(settings, nb), manual_url(settings))
 
 
-def welcome_text(settings: Settings, lessons: Path, user: str, work: str, links: WelcomeLinks) -> str:
-    """Welcome.ipynb from the template in appliance/jupyter, with the lesson links filled in."""
+def welcome_text(
+    settings: Settings, lessons: Path, user: str, work: str, links: WelcomeLinks, account_note: str = ""
+) -> str:
+    """Welcome.ipynb from the template in appliance/jupyter, with the lesson links filled in;
+    `account_note` follows the login line (a class account's end date)."""
     template = json.loads((appliance_dir(settings) / WELCOME).read_text(encoding="utf-8"))
     values = {
         "{{lessons}}": _lesson_list(lessons),
         "{{voila_url}}": links.apps,
         "{{manual_url}}": links.manual,
         "{{user}}": user,
+        "{{account_note}}": account_note,
         "{{work_dir}}": work,
         "{{read_only_dir}}": READ_ONLY_DIR,
         "{{lesson_copy}}": LESSON_COPY,

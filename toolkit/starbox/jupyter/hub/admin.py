@@ -113,3 +113,22 @@ def prewarm(settings: Settings, class_name: str, log=print) -> dict[str, str]:
     for name in [*waiting, *pending]:
         outcome[name] = f"not ready after {PREWARM_TIMEOUT} s"
     return {name: outcome[name] for name in names}
+
+
+def stop_all(settings: Settings, timeout: float = 60) -> int:
+    """Stop every running lab (`starbox down` in shared mode: their tokens die with them); returns
+    how many were stopped. A hub that does not answer has nothing to stop."""
+    deadline = time.monotonic() + timeout
+    try:
+        with client(settings) as c:
+            body = c.get("/users", params={"state": "active"}).json()
+            running = [u["name"] for u in (body["items"] if isinstance(body, dict) else body) if u.get("servers")]
+            for name in running:
+                c.delete(f"/users/{name}/server")
+            while time.monotonic() < deadline:
+                if not any(_server(c, name) for name in running):
+                    break
+                time.sleep(POLL_S)
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return len(running)

@@ -13,6 +13,7 @@ never) and the server stopping itself after the idle time of its kind of account
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import threading
@@ -41,6 +42,7 @@ class StarboxSpawner(LocalProcessSpawner):
         super().__init__(**kwargs)
         self._settings = settings_mod.get()
         self.starbox_token = ""
+        self._standing: accounts.Standing | None = None  # read with the token, for the welcome page
 
     # --- who the server runs as -------------------------------------------------------------
     def system_user(self) -> str:
@@ -167,7 +169,19 @@ class StarboxSpawner(LocalProcessSpawner):
             uid = accounts.uid_of(conn, self.user.name)
             if uid is None:
                 raise SpawnException("Your Starbox account no longer exists.", reason="account")
+            self._standing = accounts.standing(conn, self.user.name)
             return accounts.issue_token(conn, accounts.User(self.user.name, uid))
+
+    def _account_note(self) -> str:
+        """For the welcome page: when a class account ends (classes are short: say it plainly)."""
+        standing = self._standing
+        if not standing or not standing.class_name or not standing.expires:
+            return ""
+        end = standing.expires.astimezone(dt.timezone.utc)
+        return (
+            f" This account belongs to the class **{standing.class_name}** and ends on "
+            f"**{end:%A %d %B %Y at %H:%M} UTC**: download anything you want to keep before then."
+        )
 
     def _revoke_token(self, token: str) -> None:
         try:
@@ -181,7 +195,7 @@ class StarboxSpawner(LocalProcessSpawner):
         version = share.sync(s)
         links = WelcomeLinks("/apps/", lambda nb: f"/apps/voila/render/{nb}", "/docs/")
         lessons = lessons_link(s)
-        welcome = welcome_text(s, lessons, self.user.name, "your home folder", links)
+        welcome = welcome_text(s, lessons, self.user.name, "your home folder", links, self._account_note())
         request = {
             "account": self.user.name,
             "token": self.starbox_token,

@@ -508,6 +508,82 @@ def test_a_student_in_chromium_logs_in_runs_a_cone_search_and_reaches_nobody_els
             browser.close()
 
 
+SHARED_NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
+               "source": "# bob's cell"}],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def _browser_login(context, base: str, account: str) -> None:
+    page = context.new_page()
+    page.goto(f"{base}/hub/login")
+    page.fill("#username_input", account)
+    page.fill("#password_input", "hub-pass-1")
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    page.close()
+
+
+@pytest.mark.system
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_a_shared_notebook_is_edited_live_by_two_users_until_the_share_is_revoked(hub, tmp_path):
+    """bob shares his lab with carol (JupyterHub's sharing); both open the same notebook, carol
+    types, bob's page shows it (jupyter-collaboration); bob revokes the share and carol is out."""
+    from playwright.sync_api import sync_playwright
+
+    s, (_, bob, carol) = hub
+    base, ca = local_url(s), hub_dir(s) / "tls" / "ca.pem"
+    owner, _ = _login(base, ca, bob, "hub-pass-1")
+    _start_lab(owner, base, bob)
+    home = Path(pwd.getpwnam(unix.system_name(s, bob)).pw_dir)
+    (home / "together.ipynb").write_text(json.dumps(SHARED_NOTEBOOK))
+    os.chown(home / "together.ipynb", *_ids(s, bob))
+    _login(base, ca, carol, "hub-pass-1")  # the hub knows an account from its first login on
+    shares = f"{base}/hub/api/shares/{bob}/"
+    shared = owner.post(shares, json={"user": carol}, headers={"X-XSRFToken": _hub_xsrf(owner)})
+    assert shared.status_code == 200, shared.text
+
+    notebook = f"{base}/user/{bob}/lab/tree/together.ipynb"
+    editor = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-editor"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"],
+                                     env=_trusting_profile(tmp_path / "browsers", ca))
+        try:
+            pages = {}
+            for account in (bob, carol):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                context.set_default_timeout(120_000)
+                _browser_login(context, base, account)
+                page = context.new_page()
+                page.goto(notebook)
+                if page.locator("text=Authorize access").count() or page.locator("#authorize-form").count():
+                    page.click("input[type=submit], button[type=submit]")  # carol lets bob's lab know her
+                page.wait_for_selector(editor)
+                pages[account] = page
+            pages[carol].locator(editor).first.click()
+            pages[carol].keyboard.press("End")
+            pages[carol].keyboard.insert_text("\nprint('typed by carol')")
+            pages[bob].locator(editor, has_text="typed by carol").first.wait_for()
+
+            # bob revokes the share: carol's open session loses his lab within the auth cache's 20 s
+            def carol_reaches_bob() -> bool:  # from carol's page, with her session (a redirect: sent to log in)
+                status = pages[carol].evaluate(
+                    """async (u) => {
+                        const xsrf = document.cookie.split('; ').find(c => c.startsWith('_xsrf=')).slice(6);
+                        return (await fetch(u, {redirect: 'manual', headers: {'X-XSRFToken': xsrf}})).status;
+                    }""", f"/user/{bob}/api/contents")
+                return status == 200
+
+            assert carol_reaches_bob()
+            revoked = owner.delete(shares, headers={"X-XSRFToken": _hub_xsrf(owner)})
+            assert revoked.status_code in (200, 204), revoked.text
+            assert until(lambda: not carol_reaches_bob(), timeout=60), "carol still reaches bob's lab after the revoke"
+        finally:
+            browser.close()
+
+
 # --- restarts, prewarming, culling, a class's end: these change the hub's settings, so they come last
 
 

@@ -63,6 +63,7 @@ def lab_argv(settings: Settings) -> list[str]:
         "--ServerApp.contents_manager_class=starbox.jupyter.contents.LessonsContentsManager",
         f"--LabApp.app_settings_dir={appliance_dir(settings) / 'lab-settings'}",
         f"--LabApp.default_url=/lab/tree/{WELCOME}",
+        f"--SQLiteYStore.db_path={state_dir(settings) / 'ystore.db'}",  # collaboration's history
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--ServerApp.allow_root=True")

@@ -79,6 +79,9 @@ def services(settings: Settings) -> tuple[list[dict], list[dict]]:
         },
     ]
     roles: list[dict] = [
+        # every user may share their own lab with another (JupyterHub's sharing; they then edit
+        # its notebooks together, jupyter-collaboration), and see what is shared with them
+        {"name": "user", "scopes": ["self", "shares!user", "read:users:name", "read:groups:name"]},
         {"name": "starbox-admin", "scopes": ADMIN_SCOPES, "services": ["starbox-admin"]},
         {"name": "starbox-expiry", "scopes": EXPIRY_SCOPES, "services": ["expiry"]},
         {"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]},

@@ -51,6 +51,11 @@ class StarboxSpawner(LocalProcessSpawner):
     def make_preexec_fn(self, name):
         return set_user_setuid(self.system_user())
 
+    def _home(self) -> str:
+        import pwd
+
+        return pwd.getpwnam(self.system_user()).pw_dir
+
     def user_env(self, env):
         import pwd
 
@@ -88,6 +93,8 @@ class StarboxSpawner(LocalProcessSpawner):
             "--MappingKernelManager.cull_connected=True",
             "--MappingKernelManager.cull_busy=False",
             "--KernelManager.transport=ipc",
+            "--HubOAuth.cache_max_age=20",  # a revoked share ends within 20 s, not 5 minutes
+            f"--SQLiteYStore.db_path={self._home()}/.starbox/ystore.db",  # collaboration's history
             f"--MappingKernelManager.default_kernel_name={self._choice()[0]}",
             *(f"--KernelSpecManager.allowed_kernelspecs={name}" for name in kernels.names(s)),
         ]

@@ -135,15 +135,22 @@ if [ "$with_hub" = 1 ]; then
   chmod -R go-w "$hub_env"
   # The "Data Lab client" kernel: the real astro-datalab (old pins: its own environment), from the
   # system's Python too, registered with the hub like any admin's kernel.
-  dl_env=$("$python" -c 'from starbox import settings; from starbox.jupyter.hub.paths import datalab_env; print(datalab_env(settings.get()))')
-  if [ ! -x "$dl_env/bin/python" ] || ! "$dl_env/bin/python" -c "import dl, ipykernel" 2>/dev/null; then
+  read -r dl_env dl_spec < <("$python" -c 'from starbox import settings; from starbox.jupyter.hub.paths import datalab_env
+from starbox.jupyter.hub.kernels import registry
+s = settings.get(); print(datalab_env(s), registry(s) / "datalab" / "kernel.json")')
+  dl_stamp="$dl_env/.starbox-installed"
+  dl_digest=$(cat appliance/hub/datalab_sitecustomize.py | sha256sum | cut -c1-16)
+  if [ "$(cat "$dl_stamp" 2>/dev/null)" != "$dl_digest" ] || [ ! -x "$dl_env/bin/python" ]; then
     echo "==> installing the Data Lab client kernel into $dl_env"
     mkdir -p "$(dirname "$dl_env")"
-    "$system_python" -m venv "$dl_env"
+    [ -x "$dl_env/bin/python" ] || "$system_python" -m venv "$dl_env"
     "$dl_env/bin/python" -m pip install -q --disable-pip-version-check astro-datalab==2.24.0 ipykernel==6.29.5
+    cp appliance/hub/datalab_sitecustomize.py \
+      "$("$dl_env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sitecustomize.py"
+    chmod -R go-w,a+rX "$dl_env"
+    echo "$dl_digest" > "$dl_stamp"
   fi
-  cp appliance/hub/datalab_sitecustomize.py \
-    "$("$dl_env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sitecustomize.py"
-  chmod -R go-w,a+rX "$dl_env"
-  "$python" -c "from starbox.cli import main; main()" kernels add datalab "$dl_env/bin/python" --display-name "Data Lab client" >/dev/null
+  if [ ! -f "$dl_spec" ]; then
+    "$python" -c "from starbox.cli import main; main()" kernels add datalab "$dl_env/bin/python" --display-name "Data Lab client" >/dev/null
+  fi
 fi

@@ -278,13 +278,27 @@ def test_voila_app_reacts(appliance, page, shots, notebook):
     assert page.outside == [], f"the page fetched from the network: {page.outside}"
 
 
+def _settled_kernels(settings, timeout: float = 60) -> int:
+    """Voilà's kernel count once the pools are warm and the count has held for 2 s."""
+    jupyter.wait_warm(settings)
+    seen, since, deadline = None, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = jupyter.pool_status(settings)["kernels"]
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since >= 2:
+            return now
+        time.sleep(0.25)
+    return seen
+
+
 def test_voila_shuts_a_closed_pages_kernel_down(appliance, page):
     """Voilà 0.5 never set the cookie its page needs to shut its kernel down (voila#1458), so every
     visit left a kernel behind; starbox.jupyter's page handler sets it."""
-    before = jupyter.wait_warm(appliance)["kernels"]
+    before = _settled_kernels(appliance)  # an earlier test's page may still be shutting its kernel down
     page.goto(jupyter.app_url(appliance, "light_curve.ipynb"))
     page.wait_for_selector("img.widget-image")
-    assert jupyter.wait_warm(appliance)["kernels"] == before + 1  # the page's, and the pool refilled
+    assert _settled_kernels(appliance) == before + 1  # the page's, and the pool refilled
     page.close(run_before_unload=True)
     for _ in range(100):
         if jupyter.pool_status(appliance)["kernels"] == before:

@@ -105,6 +105,17 @@ def test_the_public_port_carries_the_service_and_the_apps(tmp_path):
     for _, prefix in MOUNTS:
         assert routes[prefix + "/"] == f"http://127.0.0.1:{s.service_port}"
     assert routes["/apps/"] == f"http://127.0.0.1:{s.voila_port}"
+    # with the service's proxy socket there, the proxy sends the service's paths to it
+    from starbox.service.deps import proxy_socket
+
+    sock = proxy_socket(s)
+    sock.parent.mkdir(parents=True)
+    import socket as socket_mod
+
+    with socket_mod.socket(socket_mod.AF_UNIX) as listener:
+        listener.bind(str(sock))
+        assert config.extra_routes(s)["/auth/"] == "http+unix://" + str(sock).replace("/", "%2F")
+    sock.unlink()
     c = Config()
     config.apply(c, s)
     assert c.JupyterHub.bind_url == f"https://0.0.0.0:{s.hub_port}/"
@@ -715,6 +726,10 @@ def test_starbox_up_shared_is_one_command_and_down_stops_the_labs(tmp_path):
         assert r.status_code == 302, _login_error(r)
         _start_lab(c, base, name)
         assert _lab_pids(s, name)
+        # the Data Lab API through the public port reaches the service on its proxy socket
+        assert config.service_target(s).startswith("http+unix://")
+        alive = httpx.get(f"{base}/auth/", verify=ssl.create_default_context(cafile=str(ca)), timeout=30)
+        assert alive.status_code == 200 and alive.text.lower().startswith("hello")
         proc.send_signal(signal.SIGTERM)  # what `starbox down` sends
         assert proc.wait(timeout=120) == 0
         assert not _lab_pids(s, name), "a lab outlived `starbox down`"

@@ -12,7 +12,6 @@ import time
 import httpx
 import psutil
 import pytest
-
 from conftest import Service, free_port, start_service
 
 pytestmark = pytest.mark.system
@@ -74,6 +73,68 @@ def test_guessing_is_locked_out_per_account_and_address(svc):
     time.sleep(LOCKOUT_S + 0.2)
     assert login(attacker, "guess_victim", "right-password").status_code == 200
     assert login(attacker, "guess_victim", "wrong-guess").status_code == 401
+
+
+def test_a_forwarded_for_header_does_not_change_a_tcp_callers_address(svc):
+    """Every lab's user can reach the service on 127.0.0.1: a claimed address must not buy
+    fresh guesses."""
+    svc.add_user("xff_victim", "right-password")
+    attacker = from_address(svc, "127.0.0.4")
+    for i in range(FAILURES):
+        r = attacker.get("/auth/login", params={"username": "xff_victim"},
+                         headers={"X-DL-Password": "wrong-guess", "X-Forwarded-For": f"203.0.113.{i}"})
+        assert r.status_code == 401, r.text
+    r = attacker.get("/auth/login", params={"username": "xff_victim"},
+                     headers={"X-DL-Password": "wrong-guess", "X-Forwarded-For": "198.51.100.7"})
+    assert r.status_code == 429 and "too many failed logins" in r.text
+
+
+@pytest.fixture(scope="module")
+def proxied(starbox):
+    """The service as `starbox up --shared` starts it: also on the proxy's unix socket."""
+    import subprocess
+    import sys
+
+    from conftest import settings_env
+    from starbox.service.deps import proxy_socket
+
+    s = dataclasses.replace(starbox, service_port=free_port())
+    env = settings_env(s) | {"STARBOX_LOGIN_FAILURES": str(FAILURES), "STARBOX_LOGIN_LOCKOUT_S": "30"}
+    log = (s.log_dir / "service-test-proxied.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "starbox.service", "--proxy-socket"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    sock = proxy_socket(s)
+    for _ in range(300):
+        if sock.is_socket():
+            try:
+                if httpx.get(f"{s.service_url}/auth/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    yield Service(s, proc), sock
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert not sock.exists(), "the service left its socket behind"
+
+
+def test_on_the_proxys_socket_the_caller_is_the_address_the_proxy_saw(proxied):
+    svc, sock = proxied
+    assert oct(sock.stat().st_mode & 0o777) == "0o600"
+    svc.add_user("proxied_victim", "right-password")
+    via_proxy = httpx.Client(base_url="http://proxy", timeout=60, transport=httpx.HTTPTransport(uds=str(sock)))
+
+    def attempt(forwarded: str) -> int:
+        return via_proxy.get("/auth/login", params={"username": "proxied_victim"},
+                             headers={"X-DL-Password": "wrong-guess", "X-Forwarded-For": forwarded}).status_code
+
+    # the proxy appends the address it saw: whatever a browser put first, the last one counts
+    for i in range(FAILURES):
+        assert attempt(f"10.9.9.{i}, 192.0.2.10") == 401
+    assert attempt("10.0.0.1, 192.0.2.10") == 429
+    assert attempt("192.0.2.11") == 401  # another student, through the same proxy
+    with from_address(svc, "127.0.0.5") as local:  # and a caller on the box
+        assert login(local, "proxied_victim", "wrong-guess").status_code == 401
 
 
 def test_lockout_grows_with_each_failure(svc):

@@ -70,7 +70,7 @@ class Child:
 def service(settings: Settings) -> Child:
     return Child(
         "service",
-        [sys.executable, "-m", "starbox.service"],
+        [sys.executable, "-m", "starbox.service", *(["--proxy-socket"] if settings.shared else [])],
         settings.service_port,
         f"http://{settings.service_host}:{settings.service_port}/auth/",
         settings.log_dir / "service.log",

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request
 
 from starbox import accounts
 from starbox.accounts import User
 from starbox.errors import Unauthorized
+from starbox.settings import Settings
+
+
+def proxy_socket(settings: Settings) -> Path:
+    """Where the hub's proxy reaches the service in shared mode (in the hub's root-only folder)."""
+    from starbox.jupyter.hub.paths import hub_dir
+
+    return hub_dir(settings) / "service.sock"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the TCP peer; on the proxy's unix socket (no peer address: only the
+    hub's proxy, as root, can connect there), the last X-Forwarded-For entry, which the proxy
+    appends itself whatever the browser sent."""
+    if request.client is not None:
+        return request.client.host
+    forwarded = request.headers.get("x-forwarded-for", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or "proxy"
 
 
 def token_of(request: Request) -> str | None:

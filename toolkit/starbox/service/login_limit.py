@@ -12,8 +12,9 @@ checks (~140 ms of CPU each) run at once; a few more wait up to WAIT_S for a slo
 answer 503 with Retry-After at once, so guessing cannot take every core. Memory is bounded: at most MAX_KEYS keys (least recently used go first),
 each holding a bounded number of times.
 
-The client address is the TCP peer (request.client): a proxy in front of the service makes all
-its clients one address, which is why the per-address limit is much higher than the per-pair one.
+The client address is the TCP peer, or for the hub's proxy on its unix socket the address the
+proxy saw (deps.client_address); a proxy of the admin's own in front of the service makes all its
+clients one address, which is why the per-address limit is much higher than the per-pair one.
 """
 
 from __future__ import annotations

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import quote
 
 from starbox import keys
 from starbox import settings as settings_mod
+from starbox.service.deps import proxy_socket
 from starbox.settings import Settings
 
 from . import kernels, tls
@@ -48,8 +50,17 @@ EXPIRY_SCOPES = ["list:users", "read:users", "read:servers", "delete:servers"]
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
 
+def service_target(settings: Settings) -> str:
+    """The service's unix socket when it has one (`starbox up --shared` starts it so): there it
+    knows each caller's address from the proxy; else its loopback port."""
+    sock = proxy_socket(settings)
+    if sock.is_socket():
+        return "http+unix://" + quote(str(sock), safe="")
+    return f"http://127.0.0.1:{settings.service_port}"
+
+
 def extra_routes(settings: Settings) -> dict[str, str]:
-    service = f"http://127.0.0.1:{settings.service_port}"
+    service = service_target(settings)
     routes = {path: service for path in SERVICE_PATHS}
     routes["/apps/"] = f"http://127.0.0.1:{settings.voila_port}"
     return routes

@@ -9,7 +9,7 @@ from starbox import accounts
 from starbox.errors import StarboxError, Unauthorized
 from starbox.service import flags, login_limit
 from starbox.service.app import HELLO
-from starbox.service.deps import current_user, token_of
+from starbox.service.deps import client_address, current_user, token_of
 
 router = APIRouter(default_response_class=PlainTextResponse)
 
@@ -20,8 +20,7 @@ def _state(request: Request):
 
 def _attempt(request: Request, username: str):
     """A password check, refused early for a locked-out account/address (see login_limit)."""
-    address = request.client.host if request.client else "?"
-    return login_limit.of(request.app).attempt(username, address)
+    return login_limit.of(request.app).attempt(username, client_address(request))
 
 
 @router.get("/")

@@ -114,7 +114,11 @@ def test_the_public_port_carries_the_service_and_the_apps(tmp_path):
 
     with socket_mod.socket(socket_mod.AF_UNIX) as listener:
         listener.bind(str(sock))
-        assert config.extra_routes(s)["/auth/"] == "http+unix://" + str(sock).replace("/", "%2F")
+        listener.listen(8)
+        assert config.service_target(s) == "http+unix://" + str(sock).replace("/", "%2F")
+        assert "/auth/" not in config.extra_routes(s)  # JupyterHub takes http only: routes.py keeps these
+    # a socket file nobody listens on (a stopped service): the loopback port
+    assert config.extra_routes(s)["/auth/"] == f"http://127.0.0.1:{s.service_port}"
     sock.unlink()
     c = Config()
     config.apply(c, s)

@@ -52,13 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--proxy-socket" not in (sys.argv[1:] if argv is None else argv):
         server.run()
         return
-    path = proxy_socket(s)
-    sockets = [config.bind_socket(), _unix_listener(path)]
-    try:
-        server.run(sockets=sockets)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    # uvicorn ends by re-raising the signal that stopped it: the socket file stays behind, and
+    # the next start replaces it (the hub checks that someone listens there before using it).
+    server.run(sockets=[config.bind_socket(), _unix_listener(proxy_socket(s))])
 
 
 if __name__ == "__main__":

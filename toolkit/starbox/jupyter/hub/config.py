@@ -16,7 +16,9 @@ calls `apply(c)`). What it sets and why:
 from __future__ import annotations
 
 import os
+import socket
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 from starbox import keys
@@ -50,19 +52,33 @@ EXPIRY_SCOPES = ["list:users", "read:users", "read:servers", "delete:servers"]
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
 
+def _listening(sock: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(sock))
+            return True
+        except OSError:  # no file, or a stale one: nobody listens
+            return False
+
+
 def service_target(settings: Settings) -> str:
-    """The service's unix socket when it has one (`starbox up --shared` starts it so): there it
-    knows each caller's address from the proxy; else its loopback port."""
+    """The service's unix socket when it listens there (`starbox up --shared` starts it so):
+    there it knows each caller's address from the proxy; else its loopback port."""
     sock = proxy_socket(settings)
-    if sock.is_socket():
+    if _listening(sock):
         return "http+unix://" + quote(str(sock), safe="")
     return f"http://127.0.0.1:{settings.service_port}"
 
 
 def extra_routes(settings: Settings) -> dict[str, str]:
-    service = service_target(settings)
-    routes = {path: service for path in SERVICE_PATHS}
-    routes["/apps/"] = f"http://127.0.0.1:{settings.voila_port}"
+    """The routes the hub gives its proxy besides its own: the apps, and the service's paths
+    when they go to its loopback port (JupyterHub takes only http targets; the unix socket's
+    routes are kept in the proxy by the expiry service, routes.py)."""
+    routes = {"/apps/": f"http://127.0.0.1:{settings.voila_port}"}
+    target = service_target(settings)
+    if not target.startswith("http+unix:"):
+        routes.update(dict.fromkeys(SERVICE_PATHS, target))
     return routes
 
 

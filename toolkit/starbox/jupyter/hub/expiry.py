@@ -5,7 +5,8 @@
 * class accounts' labs idle for hub_class_idle_s (the idle-culler service stops everyone's after
   hub_idle_s; one culler has one timeout). A lab whose kernels are working is never idle
   (starbox.jupyter.busy).
-Runs as a JupyterHub-managed service with its own token (JUPYTERHUB_API_TOKEN) and a role that
+It also keeps the service's routes in the proxy when they go to the service's unix socket
+(routes.py). Runs as a JupyterHub-managed service with its own token (JUPYTERHUB_API_TOKEN) and a role that
 may only read users and stop servers."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import psycopg
 
 from starbox import accounts, database
 from starbox import settings as settings_mod
+
+from . import routes
 
 EVERY_S = 15
 log = logging.getLogger("starbox.hub.expiry")
@@ -89,7 +92,13 @@ def main() -> None:
         headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"},
         timeout=30,
     )
+    proxy = routes.proxy_client(settings)
     while True:
+        try:
+            for path in routes.keep(settings, proxy):
+                log.info("proxy route %s -> the service's unix socket", path)
+        except (httpx.HTTPError, OSError) as exc:
+            log.error("the proxy's routes could not be checked: %s", exc)
         try:
             sweep(client, settings)
         except (httpx.HTTPError, OSError, psycopg.Error) as exc:

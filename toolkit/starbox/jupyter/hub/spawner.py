@@ -7,7 +7,8 @@ server is the lab environment's `jupyterhub-singleuser` (root-owned, read-only t
 configuration honoured), with Starbox's contents manager (notebooks-latest/ and the welcome page
 read-only, storage/ the user's Starbox storage), the registered kernels only (kernels.py; the
 spawn form picks the default one and a size), kernels over IPC, idle kernels culled (busy ones
-never) and the server stopping itself after the idle time of its kind of account. However it ends, its token is revoked (clear_state).
+never) and the server stopping itself after the idle time of its kind of account. However it
+ends, its token is revoked (clear_state).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import pwd
 import subprocess
 import threading
 
@@ -52,13 +54,9 @@ class StarboxSpawner(LocalProcessSpawner):
         return set_user_setuid(self.system_user())
 
     def _home(self) -> str:
-        import pwd
-
         return pwd.getpwnam(self.system_user()).pw_dir
 
     def user_env(self, env):
-        import pwd
-
         entry = pwd.getpwnam(self.system_user())
         env.update(USER=entry.pw_name, LOGNAME=entry.pw_name, HOME=entry.pw_dir, SHELL=entry.pw_shell)
         return env

@@ -13,7 +13,20 @@ import os
 from typing import Iterable
 
 from .discover import DEFAULT_EXCLUDES, IGNORE_FILE, Target, discover
-from .runner import NotebookResult, RunResult, run
+
+_RUNNER = ("NotebookResult", "RunResult", "run")
+
+
+def __getattr__(name: str):
+    """The runner and its results load nbclient and nbformat (about 1.5 s): only when asked for,
+    so that whatever imports this package for getlatest or discovery (every hub spawn's seeding,
+    the CLI) does not pay for them."""
+    if name in _RUNNER:
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["test", "run", "discover", "NotebookResult", "RunResult", "Target", "DEFAULT_EXCLUDES", "IGNORE_FILE"]
 
@@ -38,6 +51,7 @@ def test(
     objects (tracebacks, per-cell durations).
     """
     from . import report
+    from .runner import run
 
     result = run(
         paths, exclude=exclude, kernel=kernel, jobs=jobs, timeout=timeout, prerun=prerun, keep_executed=keep_executed

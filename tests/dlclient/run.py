@@ -6,25 +6,14 @@ line; tests/test_datalab_client.py makes the assertions. Only the service URLs a
 
 import json
 import os
-import socket
+import runpy
 import sys
 import traceback
+from pathlib import Path
 
 # dl's modules find X-DL-OriginIP by "connecting" a UDP socket to 8.8.8.8 at import time, which
-# needs a default route. Without one, fall back to loopback for that single call.
-_connect = socket.socket.connect
-
-
-def _connect_or_loopback(self, address):
-    try:
-        return _connect(self, address)
-    except OSError:
-        if address == ("8.8.8.8", 1):
-            return _connect(self, ("127.0.0.1", 1))
-        raise
-
-
-socket.socket.connect = _connect_or_loopback
+# needs a default route: the same fallback the Data Lab client kernel installs as its sitecustomize.
+runpy.run_path(str(Path(__file__).resolve().parents[2] / "appliance" / "hub" / "datalab_sitecustomize.py"))
 
 from dl import authClient as ac, queryClient as qc, resClient as rc, storeClient as sc  # noqa: E402
 

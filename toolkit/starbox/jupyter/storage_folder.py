@@ -81,21 +81,18 @@ class StorageAPI:
         r = await self.call("ls", name=f"vos://{rel}", format="json")
         return json.loads(r.text)
 
-    async def kind(self, rel: str) -> str | None:
-        """'directory', 'file', or None when nothing is there."""
+    async def lookup(self, rel: str) -> tuple[str | None, dict | None]:
+        """('directory' | 'file' | None when nothing is there, a file's listing entry)."""
         if not rel:
-            return "directory"
+            return "directory", None
         r = await self.call("isdir", name=f"vos://{rel}")
         if r.text.strip() == "True":
-            return "directory"
-        parent, _, name = rel.rpartition("/")
-        try:
-            found = [e for e in await self.entries(parent) if e["name"] == name]
-        except HTTPError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
-        return found[0]["type"] if found else None
+            return "directory", None
+        found = await self.entry(rel)
+        return (found["type"], found) if found else (None, None)
+
+    async def kind(self, rel: str) -> str | None:
+        return (await self.lookup(rel))[0]
 
     async def entry(self, rel: str) -> dict | None:
         parent, _, name = rel.rpartition("/")
@@ -165,13 +162,12 @@ class StorageFolder:
 
     def listing_entry(self) -> dict:
         """storage/ itself, as an item of the home folder's listing."""
-        model = self._base(STORAGE_DIR, "directory", None)
-        return model
+        return self._base(STORAGE_DIR, "directory", None)
 
     async def get(self, path: str, content: bool, type: str | None, format: str | None) -> dict:
         rel = storage_part(path)
         assert rel is not None
-        kind = await self.api.kind(rel)
+        kind, entry = await self.api.lookup(rel)
         if kind is None:
             raise HTTPError(404, f"No such file or directory: {path}")
         if kind == "directory":
@@ -189,7 +185,6 @@ class StorageFolder:
             return model
         if type == "directory":
             raise HTTPError(400, f"{path} is not a directory", reason="bad type")
-        entry = await self.api.entry(rel)
         as_notebook = type == "notebook" or (type is None and path.endswith(".ipynb"))
         model = self._base(path, "notebook" if as_notebook else "file", entry)
         if not content:

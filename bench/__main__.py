@@ -5,7 +5,7 @@ import importlib
 from bench import appliance_bench
 
 # Each module defines main(settings); they run on the appliance that appliance_bench brought up.
-MODULES = ["service_bench", "tap_bench", "voila_bench", "nbtest_bench", "load_bench", "hub_bench"]
+MODULES = ["service_bench", "tap_bench", "voila_bench", "classroom", "nbtest_bench", "load_bench", "hub_bench"]
 
 extra = []
 for name in MODULES:

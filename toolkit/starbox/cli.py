@@ -386,6 +386,61 @@ def kernels_remove(name: str):
     console.print(f"kernel {name} removed")
 
 
+apps_app = typer.Typer(
+    help="The Voilà apps' pre-heated kernels: plan them for a class, see them.", no_args_is_help=True
+)
+app.add_typer(apps_app, name="apps")
+
+
+@apps_app.command("prewarm")
+def apps_prewarm(
+    name: str = typer.Argument(..., metavar="APP", help="The app, e.g. hr_diagram (see `starbox apps pools`)."),
+    students: int = typer.Option(..., help="How many students will open it (0 cancels the plan)."),
+    at: Optional[str] = typer.Option(
+        None, help="When the class starts: HH:MM today, or YYYY-MM-DDTHH:MM (default: now)."
+    ),
+    hours: float = typer.Option(2.0, help="How long the class lasts; then the pool is back to one kernel."),
+):
+    """Have one pre-heated kernel ready for each student of a class (filled from 15 minutes before)."""
+    import time
+
+    from starbox.jupyter import pools
+
+    s = _settings()
+    plan = pools.plan(s, name, students, pools.parse_start(at), hours)
+    if plan is None:
+        console.print(f"{name}: plan cancelled; the pool is back to its default size")
+        return
+    start = time.strftime("%H:%M", time.localtime(plan.start))
+    until = time.strftime("%H:%M", time.localtime(plan.until))
+    console.print(
+        f"{plan.app}: {plan.students} pre-heated kernels for a class from {start} to {until}; "
+        f"the pool fills from 15 minutes before (see `starbox apps pools`)",
+        highlight=False,
+    )
+
+
+@apps_app.command("pools")
+def apps_pools():
+    """Each app's pre-heated kernels: how many are warm, what the plan asks, pages served."""
+    from starbox import jupyter
+
+    try:
+        status = jupyter.pool_status(_settings())
+    except Exception:
+        raise StarboxError("Error: Voilà is not answering; is Starbox up (`starbox status`)?") from None
+    table = Table(title=f"Voilà's pre-heated kernels ({status.get('kernels', 0)} kernels running)")
+    for col in ("app", "warm", "in the pool", "wanted now", "served by the plan", "plan"):
+        table.add_column(col)
+    for notebook, p in sorted(status.get("pools", {}).items()):
+        plan = p.get("plan")
+        text = f"{plan['students']} students" if plan else ""
+        table.add_row(
+            notebook.removesuffix(".ipynb"), str(p["warm"]), str(p["size"]), str(p["target"]), str(p["served"]), text
+        )
+    console.print(table)
+
+
 @hub_app.command("prewarm")
 def hub_prewarm(class_name: str = typer.Argument(..., metavar="CLASS", help="The class whose labs start now.")):
     """Start every lab of a class before it begins (they stop again after the class's idle time)."""

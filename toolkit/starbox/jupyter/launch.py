@@ -13,6 +13,7 @@ from starbox.notebooks import getlatest
 from starbox.processes import Child
 from starbox.settings import Settings
 
+from . import pools
 from .account import ensure_local_user
 from .paths import (
     LESSON_COPY,
@@ -87,6 +88,7 @@ def voila_argv(
         "--Voila.open_browser=False",
         f"--VoilaConfiguration.preheat_kernel={preheat}",
         f"--StarboxVoila.local_hostnames={','.join(voila_hostnames(settings))}",
+        f"--StarboxVoila.pool_plan={pools.plan_path(settings)}",
         f"--Voila.base_url={voila_base(settings)}",
     ]
     if pool_size is not None:

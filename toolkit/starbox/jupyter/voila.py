@@ -1,12 +1,13 @@
 """Voilà as the appliance runs it (`StarboxVoila`): Host checks, cached front ends, pages that
-can shut their kernel down, pool kernels at a lower CPU priority, /starbox/pools."""
+can shut their kernel down, pools kept to the teacher's plan (pool_keeper.py) at a lower CPU
+priority, /starbox/pools."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 import ipaddress
-import os
+import json
 import re
 from pathlib import Path
 
@@ -19,17 +20,15 @@ from voila import __version__ as voila_version
 from voila.app import Voila
 from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler, WebsocketHandler
+
+from starbox.jupyter.pool_keeper import PoolKeeper
 
 _HASHED_NAME = re.compile(r"[.-][0-9a-f]{16,}\.[a-z0-9]+$")
 _YEAR = 365 * 24 * 3600
 # The files whose content names a build of the pages' front end: Voilà's (voila.js lists its
 # chunks) and Starbox's light page (appliance/voila-page).
 _FRONT_END_FILES = ("voila.js", "starbox-page.js", "starbox-page.css")
-POOL_NICE = 10  # CPU priority of kernels that fill a pool (0 normal, 19 lowest)
-
-
-def _lower_priority() -> None:  # runs in the kernel process, before it starts Python
-    os.nice(POOL_NICE)
 
 
 def host_allowed(host_name: str, local_hostnames: list[str]) -> bool:
@@ -115,6 +114,37 @@ class VersionedStaticHandler(MultiStaticFileHandler):
         return _YEAR
 
 
+def v1_message_type(message: bytes) -> str | None:
+    """The msg_type of a kernel message in the v1 websocket framing (little-endian count and
+    offsets, then channel, header, ...), or None when it is not one."""
+    count = int.from_bytes(message[:8], "little")
+    if not 3 <= count <= 64 or len(message) < 8 * (count + 1):
+        return None
+    offsets = [int.from_bytes(message[8 * (i + 1) : 8 * (i + 2)], "little") for i in range(count)]
+    try:
+        return json.loads(message[offsets[1] : offsets[2]].decode("utf-8")).get("msg_type")
+    except (ValueError, AttributeError):
+        return None
+
+
+class KernelChannelsHandler(VoilaKernelWebsocketHandler):
+    """Voilà's kernel websocket, without its hang.
+
+    To drop `execute_input` messages, Voilà reads every binary message as the v1 framing. A
+    client on the older framing (a big-endian count: any websocket client that asks for no
+    subprotocol) gets its first widget buffer read as a count of billions of offsets, and Voilà's
+    one thread builds that list forever: every app stops for everyone. This reads the count
+    only where it can be one.
+    """
+
+    def write_message(self, message, binary=False):
+        if isinstance(message, bytes):
+            if v1_message_type(message) == "execute_input":
+                return None
+            return WebsocketHandler.write_message(self, message, binary)
+        return super().write_message(message, binary)
+
+
 class PageHandler(TornadoVoilaHandler):
     """Voilà's app page, which also sets the `_xsrf` cookie.
 
@@ -132,27 +162,24 @@ class PageHandler(TornadoVoilaHandler):
 
 
 class PoolHandler(RequestHandler):
-    """How warm Voilà's pre-heated kernels are (for `wait_warm`, the tests and the bench)."""
+    """How warm Voilà's pre-heated kernels are, and what the plan asks of each pool (for
+    `wait_warm`, `starbox apps pools`, the tests and the bench)."""
 
     def initialize(self, app):
         self.app = app
 
     def get(self):
         km = self.app.kernel_manager
-        conf = self.app.voila_configuration
-        pools = {}
-        for name, tasks in getattr(km, "_pools", {}).items():
-            warm = 0
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is None:
-                    render = task.result().get("task")
-                    warm += bool(render is not None and render.done())
-            target = km.kernel_pools_config.get(name, km.kernel_pools_config.get("default", {})).get(
-                "pool_size", conf.default_pool_size
-            )
-            pools[name] = {"size": len(tasks), "warm": warm, "target": target}
+        keeper = getattr(self.app, "pool_keeper", None)
+        pools = keeper.status() if keeper is not None else {}
         self.set_header("Cache-Control", "no-store")
-        self.finish({"preheat": bool(conf.preheat_kernel), "pools": pools, "kernels": len(km.list_kernel_ids())})
+        self.finish(
+            {
+                "preheat": bool(self.app.voila_configuration.preheat_kernel),
+                "pools": pools,
+                "kernels": len(km.list_kernel_ids()),
+            }
+        )
 
 
 class StarboxVoila(Voila):
@@ -162,6 +189,9 @@ class StarboxVoila(Voila):
 
     # Host names answered besides loopback addresses (comma-separated; voila_hostnames).
     local_hostnames = Unicode("localhost", config=True)
+    # The teachers' plans for the pools (starbox.jupyter.pools); empty: the default size only.
+    pool_plan = Unicode("", config=True)
+    pool_keeper: PoolKeeper | None = None
 
     @property
     def allowed_hostnames(self) -> list[str]:
@@ -198,30 +228,9 @@ class StarboxVoila(Voila):
         settings = super().init_settings()
         km = self.kernel_manager
         if hasattr(km, "fill_if_needed") and hasattr(km, "get_rendered_notebook"):
-            self._yield_cpu_while_filling(km)
+            self.pool_keeper = PoolKeeper(km, self.voila_configuration.default_pool_size, self.pool_plan, self.log)
+            self.pool_keeper.start()  # on the loop Voilà is about to run
         return settings
-
-    def _yield_cpu_while_filling(self, km):
-        """A kernel that refills a pool starts (imports, runs the app, draws) while the page
-        that took the last one loads: on a small machine they share the CPU and the page
-        waits. So pool kernels start at a lower priority (nice), and get the normal one
-        back when a page takes them, where the system allows that (root, or CAP_SYS_NICE)."""
-        fill, take = km.fill_if_needed, km.get_rendered_notebook
-
-        def fill_if_needed(*args, **kwargs):
-            kwargs.setdefault("preexec_fn", _lower_priority)
-            return fill(*args, **kwargs)
-
-        async def get_rendered_notebook(*args, **kwargs):
-            render_task, rendered_cache, kernel_id = await take(*args, **kwargs)
-            try:
-                pid = km.get_kernel(kernel_id).provisioner.pid
-                os.setpriority(os.PRIO_PROCESS, pid, 0)
-            except (AttributeError, KeyError, TypeError, OSError):
-                pass  # not allowed: it keeps the pool's priority
-            return render_task, rendered_cache, kernel_id
-
-        km.fill_if_needed, km.get_rendered_notebook = fill_if_needed, get_rendered_notebook
 
     def init_handlers(self):
         handlers = []
@@ -230,6 +239,8 @@ class StarboxVoila(Voila):
                 h = (h[0], PageHandler, *h[2:])
             elif h[1] is FileFindHandler and h[0].endswith("/voila/labextensions/(.*)"):
                 h = (h[0], ExtensionsHandler, *h[2:])
+            elif h[1] is VoilaKernelWebsocketHandler:
+                h = (h[0], KernelChannelsHandler, *h[2:])
             elif h[1] is TemplateStaticFileHandler:
                 h = (h[0], SafeTemplateStaticFileHandler, *h[2:])
             handlers.append(h)
@@ -246,6 +257,8 @@ class StarboxVoila(Voila):
         return [(h[0], host_checked(h[1], self), *h[2:]) for h in handlers]
 
     def stop(self):
+        if self.pool_keeper is not None:
+            self.pool_keeper.stop()
         km = getattr(self, "kernel_manager", None)
         if km is not None and getattr(self, "ioloop", None) is not None:
             try:

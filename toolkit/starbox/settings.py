@@ -146,8 +146,11 @@ class Settings:
     hub_idle_s: int = 3 * 86_400
     hub_kernel_idle_s: int = 7200
     hub_cull_every_s: int = 60
-    # Spawns in flight at once (more get "try again in a minute"), and how long a spawn may take.
-    hub_spawn_limit: int = 8
+    # Spawns in flight at once, those waiting their turn included (more get "try again in a
+    # minute"); labs booting at once (the rest wait in order: on a small machine more at once
+    # only makes every one later); and how long a spawn may take, its wait included.
+    hub_spawn_limit: int = 60
+    hub_labs_booting: int = 3
     hub_spawn_timeout_s: int = 180
     # Memory a lab may use (MB; enforced where systemd runs, shown in the lab everywhere), and
     # the memory that must stay free for a new lab to start.

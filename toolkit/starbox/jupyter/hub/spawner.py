@@ -19,10 +19,12 @@ import json
 import pwd
 import subprocess
 import threading
+import time
 
 import psutil
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from markupsafe import escape
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.web import HTTPError
 
 from starbox import accounts, database
@@ -32,6 +34,14 @@ from ..paths import WELCOME
 from ..workspace import WelcomeLinks, welcome_text
 from . import kernels, share, unix
 from .paths import activity_interval, lessons_link
+
+_gates: dict[int, asyncio.Semaphore] = {}
+
+
+def _boot_gate(size: int) -> asyncio.Semaphore:
+    """The hub's one semaphore of labs booting at once (made on the hub's loop, at first use)."""
+    return _gates.setdefault(max(size, 1), asyncio.Semaphore(max(size, 1)))
+
 
 SEED_TIMEOUT = 120  # s; a first copy of the lessons takes a few seconds
 SIZES = {"standard": 1, "large": 2}  # memory: times hub_mem_limit_mb (large: not for class accounts)
@@ -250,5 +260,22 @@ class StarboxSpawner(LocalProcessSpawner):
         except HTTPError as exc:
             raise SpawnException(exc.log_message or "bad options", reason="options") from None
         self.mem_limit = (SIZES[size] * self._settings.hub_mem_limit_mb) << 20  # MEM_LIMIT in the lab
-        await asyncio.to_thread(self._prepare)
-        return await super().start()
+        # A class logging in at once: labs boot hub_labs_booting at a time, each until it
+        # answers, and the others wait their turn (within the spawn timeout) on the start page.
+        async with _boot_gate(self._settings.hub_labs_booting):
+            await asyncio.to_thread(self._prepare)
+            ip, port = await super().start()
+            await self._answering(ip, port)
+        return ip, port
+
+    async def _answering(self, ip: str, port: int) -> None:
+        """Until the lab answers HTTP, or its process ended (the hub then reports why)."""
+        url = f"http://{ip or '127.0.0.1'}:{port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline and await self.poll() is None:
+            try:
+                await client.fetch(url, request_timeout=5, raise_error=False)
+                return
+            except (OSError, HTTPClientError):
+                await asyncio.sleep(0.2)

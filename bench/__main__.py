@@ -5,7 +5,16 @@ import importlib
 from bench import appliance_bench
 
 # Each module defines main(settings); they run on the appliance that appliance_bench brought up.
-MODULES = ["service_bench", "tap_bench", "voila_bench", "classroom", "nbtest_bench", "load_bench", "hub_bench"]
+MODULES = [
+    "service_bench",
+    "tap_bench",
+    "voila_bench",
+    "classroom",
+    "classroom_hub",
+    "nbtest_bench",
+    "load_bench",
+    "hub_bench",
+]
 
 extra = []
 for name in MODULES:

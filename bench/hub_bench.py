@@ -138,22 +138,43 @@ def _bare_lab(settings: Settings, name: str) -> float:
         proc.wait(30)
 
 
-def main(settings: Settings) -> None:
-    console.print("[bold]Shared mode (JupyterHub) benchmarks[/]")
+def can_run_hub(settings: Settings) -> bool:
     if os.geteuid() != 0 or not proxy_command(settings).exists() or not (settings.hub_env / "bin").exists():
         console.print("  skipped: needs root and `appliance/install.sh --hub`")
-        return
-    tag = secrets.token_hex(2)
+        return False
+    return True
+
+
+def bench_hub_settings(settings: Settings, user_prefix: str) -> tuple[Settings, dict]:
+    """A bench hub's settings: free ports, no HTTP redirect, a Unix user prefix of its own. The
+    environment its children read is set too; returns the old one, to put back."""
     changes = {
         "hub_port": free_port(),
         "hub_http_port": 0,
         "hub_api_port": free_port(),
         "hub_proxy_api_port": free_port(),
-        "hub_user_prefix": f"sbb{tag}-",
+        "hub_user_prefix": user_prefix,
     }
-    s = dataclasses.replace(settings, **changes)
     saved = dict(os.environ)
     os.environ.update({f"STARBOX_{k.upper()}": str(v) for k, v in changes.items()})
+    return dataclasses.replace(settings, **changes), saved
+
+
+def tear_down(hub, s: Settings, saved_env: dict, names: list[str]) -> None:
+    """Stop the bench hub, put the environment back, remove its accounts with their Unix users."""
+    hub.stop(timeout=60)
+    os.environ.clear()
+    os.environ.update(saved_env)
+    with database.connect_admin(s) as conn:
+        account_removal.remove(conn, s, names)  # their Unix users and homes too
+
+
+def main(settings: Settings) -> None:
+    console.print("[bold]Shared mode (JupyterHub) benchmarks[/]")
+    if not can_run_hub(settings):
+        return
+    tag = secrets.token_hex(2)
+    s, saved = bench_hub_settings(settings, f"sbb{tag}-")
     names = [f"benchhub{tag}{i}" for i in range(USERS)]
     passwords = {n: secrets.token_urlsafe(12) for n in names}
     with database.connect_admin(s) as conn:
@@ -189,11 +210,7 @@ def main(settings: Settings) -> None:
             for n in names:
                 api.delete(f"/users/{n}")  # the hub forgets them too
     finally:
-        hub.stop(timeout=60)
-        os.environ.clear()
-        os.environ.update(saved)
-        with database.connect_admin(s) as conn:
-            account_removal.remove(conn, s, names)  # their Unix users and homes too
+        tear_down(hub, s, saved, names)
 
     b50, b95 = p50_p95(bare)
     rows = []

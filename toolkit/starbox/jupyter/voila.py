@@ -132,7 +132,7 @@ class KernelChannelsHandler(VoilaKernelWebsocketHandler):
 
     To drop `execute_input` messages, Voilà reads every binary message as the v1 framing. A
     client on the older framing (a big-endian count: any websocket client that asks for no
-    subprotocol) gets its first widget buffer read as a count of billions of offsets, and Voilà's
+    subprotocol) gets its first widget buffer read as a count of about 10^17 offsets, and Voilà's
     one thread builds that list forever: every app stops for everyone. This reads the count
     only where it can be one.
     """

@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from starbox.errors import StarboxError
@@ -84,8 +85,39 @@ def remove_user(settings: Settings, account: str) -> bool:
     user = lookup(settings, account)
     if user is None:
         return False
-    subprocess.run(["pkill", "-KILL", "-u", user.pw_name], capture_output=True)
+    _kill_all(user.pw_uid)
     _run(["userdel", "--remove", user.pw_name])
     if Path(user.pw_dir).exists():  # userdel leaves a home it did not make
         shutil.rmtree(user.pw_dir, ignore_errors=True)
     return True
+
+
+def _processes(uid: int) -> dict[int, bool]:
+    """The user's processes, each with whether it is a zombie (dead, waiting for its parent)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            found[int(entry.name)] = fields.get("State", "").strip().startswith("Z")
+    return found
+
+
+def _kill_all(uid: int, wait_s: float = 15.0) -> None:
+    """SIGKILL is sent at once but lands later, a lab's children may fork meanwhile and the hub
+    reaps its dead labs a moment after: userdel refuses a user while any of these is listed, so
+    kill again until none is (then userdel says what stays)."""
+    deadline = time.monotonic() + wait_s
+    while (found := _processes(uid)) and time.monotonic() < deadline:
+        for pid, zombie in found.items():
+            if not zombie:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.1)

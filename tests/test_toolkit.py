@@ -410,6 +410,27 @@ def test_storage_round_trip(tk, login, tmp_path):
 
 
 @pytest.mark.system
+def test_vospace_readable_fileobj_reads_storage_and_local_files(tk, login, tmp_path):
+    """dl.helpers.utils' reader, as notebooks use it for a file in their storage."""
+    import gzip
+
+    from starbox.helpers.utils import vospace_readable_fileobj
+
+    endpoint_or_skip(tk, "/storage/ls?name=vos://", login)
+    packed = tmp_path / "stars.csv.gz"
+    packed.write_bytes(gzip.compress(b"hip,hpmag\n32349,-1.0876\n"))
+    assert sc.put(str(packed), "vos://stars.csv.gz", verbose=False) == ["OK"]
+    with vospace_readable_fileobj("vos://stars.csv.gz", encoding="utf-8") as f:  # unpacked on the way
+        assert f.read() == "hip,hpmag\n32349,-1.0876\n"
+    with vospace_readable_fileobj(str(packed), encoding="binary") as f:  # a local file as well
+        assert f.read() == b"hip,hpmag\n32349,-1.0876\n"
+    with pytest.raises(OSError, match="does not exist"):
+        with vospace_readable_fileobj("vos://no-such.csv"):
+            pass
+    assert sc.rm("vos://stars.csv.gz") == "OK"
+
+
+@pytest.mark.system
 def test_storage_large_file_streams(tk, login, tmp_path):
     endpoint_or_skip(tk, "/storage/ls?name=vos://", login)
     big = tmp_path / "big.bin"

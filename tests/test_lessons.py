@@ -8,13 +8,12 @@ need that login; the catalogs alone would do with the anonymous token.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-import starbox.notebooks as nbt
+from conftest import run_cli
 from starbox.notebooks import nbcheck
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,44 +51,53 @@ def test_lessons_follow_the_template(service):
     assert not problems, "\n".join(problems)
 
 
-@pytest.fixture
-def lesson_kernels(service, tmp_path, monkeypatch):
-    """Kernels started from here see the service and a fresh account's login, as in the appliance."""
-    import matplotlib
+@pytest.mark.system
+def test_the_documented_nbtest_command_passes_as_the_owner_runs_it(service, tmp_path, output_dir):
+    """docs/lessons.md's `starbox nbtest lessons/ --jobs 2 --junit report.xml --html report.html`,
+    run by the appliance's owner in a shell with no login of its own: the kernels are logged in
+    as the lesson account, as JupyterLab's are, so lessons that use MyDB and storage pass."""
+    import xml.etree.ElementTree as ET
 
-    token = service.add_user("lessons")
-    mpl_cache = matplotlib.get_cachedir()  # keep the font cache when HOME moves
-    for name in [k for k in os.environ if k.startswith("STARBOX_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("STARBOX_URL", service.url)
-    monkeypatch.setenv("STARBOX_TOKEN", token)
-    # A fresh HOME: no ~/.datalab login left by another test (or a developer) can take precedence
-    # over STARBOX_TOKEN in the toolkit's token order.
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("MPLCONFIGDIR", mpl_cache)
-    return token
+    (tmp_path / "lessons").symlink_to(LESSONS)
+    started = time.monotonic()
+    proc = run_cli(service.settings, "nbtest", "lessons/", "--jobs", "2", "--junit", "report.xml",
+                   "--html", "report.html", "--timeout", str(CELL_TIMEOUT),
+                   "--keep-executed", str(output_dir / "lessons-executed"), cwd=tmp_path, timeout=1500)
+    elapsed = time.monotonic() - started
+    print(f"\n{proc.stdout[-6000:]}\n(in {elapsed:.0f} s; executed copies: {output_dir / 'lessons-executed'})")
+    assert f"notebooks run as the lesson account {service.settings.local_user}" in proc.stdout
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "report.xml").getroot().iter("testcase")}
+    failed = {name: (c.find("failure") if c.find("failure") is not None else c.find("error")).get("message")
+              for name, c in cases.items() if c.find("failure") is not None or c.find("error") is not None}
+    # every lesson (05_Contrib holds only the template, which nbtest skips as one)
+    assert sorted(Path(n).name for n in cases) == sorted(p.name for p in lesson_notebooks())
+    assert not failed, failed
+    assert proc.returncode == 0 and (tmp_path / "report.html").is_file()
 
 
 @pytest.mark.system
-def test_lessons_run(lesson_kernels, output_dir):
-    expected = lesson_notebooks()
-    started = time.monotonic()
-    df = nbt.test([LESSONS / f for f in FOLDERS], jobs=2, timeout=CELL_TIMEOUT,
-                  keep_executed=output_dir / "lessons-executed")
-    elapsed = time.monotonic() - started
+def test_nbtest_runs_as_the_account_it_is_told(service, tmp_path):
+    """--user anonymous: a lesson that writes to MyDB fails, saying to log in; --user names an
+    account (its token is revoked after the run); an unknown account is a usage error."""
+    from starbox import accounts, database
 
-    print(f"\n{len(df)} lesson notebooks in {elapsed:.0f} s (executed copies: {output_dir / 'lessons-executed'})")
-    print(df[["notebook", "status", "duration_s"]].to_string(index=False))
-    failed = df[df["status"] != "PASS"]
-    if len(failed):
-        print("\nFAILURES")
-        print(failed[["notebook", "status", "failed_cell", "error"]].to_string(index=False))
-        for result in df.attrs["results"]:
-            if not result.passed:
-                print(f"\n=== {result.notebook} (cell {result.failed_cell}: {result.failed_source})")
-                print(result.traceback[-3000:])
+    lesson = LESSONS / "04_HowTos" / "QueryClient"
+    proc = run_cli(service.settings, "nbtest", str(lesson), "--user", "anonymous", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 1 and "notebooks run anonymously" in proc.stdout, proc.stdout[-3000:]
+    assert "log in" in proc.stdout
 
-    assert len(df) == len(expected), f"harness ran {len(df)} notebooks, lessons/ has {len(expected)}"
-    assert failed.empty, f"{len(failed)} lesson notebook(s) failed: {', '.join(failed['notebook'])}"
+    service.add_user("nbtest_who")
+    with database.connect_admin(service.settings) as conn:
+        before = conn.execute("SELECT count(*) FROM starbox.tokens WHERE username = 'nbtest_who' "
+                              "AND NOT revoked").fetchone()[0]
+    proc = run_cli(service.settings, "nbtest", str(lesson), "--user", "nbtest_who", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0 and "notebooks run as nbtest_who" in proc.stdout, proc.stdout[-3000:]
+    with database.connect_admin(service.settings) as conn:
+        after = conn.execute("SELECT count(*) FROM starbox.tokens WHERE username = 'nbtest_who' "
+                             "AND NOT revoked").fetchone()[0]
+        assert after == before  # the run's token is gone
+        assert accounts.uid_of(conn, "nbtest_who") is not None
+
+    proc = run_cli(service.settings, "nbtest", str(lesson), "--user", "nobody_here", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "no account named 'nobody_here'" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr

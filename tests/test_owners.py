@@ -18,9 +18,13 @@ OWNERS = {
     "starbox.tokens": "starbox.accounts",
     "starbox.jobs": "starbox.jobs",
     "public.tbl_stat": "starbox.catalogs.registry",
-    "tap_schema.schemas": "starbox.catalogs.registry",
+    "tap_schema.published_schemas": "starbox.catalogs.registry",
+    "tap_schema.schemas": "starbox.catalogs.registry",  # the views of published rows + the caller's MyDB
     "tap_schema.tables": "starbox.catalogs.registry",
     "tap_schema.columns": "starbox.catalogs.registry",
+    "tap_schema.votable_type": "starbox.catalogs.registry",  # the one PostgreSQL -> VOTable type mapping
+    "tap_schema.published_tables": "starbox.catalogs.registry",
+    "tap_schema.published_columns": "starbox.catalogs.registry",
     "tap_schema.keys": "starbox.catalogs.registry",
     "tap_schema.key_columns": "starbox.catalogs.registry",
 }

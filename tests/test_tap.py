@@ -374,6 +374,156 @@ def test_mydb_tables_under_a_token(tap, users):
     assert_error_document(sync(tap, "SELECT * FROM mydb.stars", token=bob), 400, "does not exist")
 
 
+SAME_ON_BOTH_PATHS = [
+    "SELECT TOP 3 hip, CAST(hpmag AS INTEGER) AS m FROM hipparcos.main ORDER BY hip",
+    "SELECT TOP 2 LOWER(name) AS n, UPPER(const) AS c FROM openngc.objects WHERE messier = '031' OR messier = '042' "
+    "ORDER BY n",
+    "SELECT hip FROM hipparcos.main WHERE hip < 5 UNION SELECT hip FROM hipparcos.main WHERE hip BETWEEN 100 AND 102 "
+    "ORDER BY hip",
+    "WITH b AS (SELECT hip, hpmag FROM hipparcos.main WHERE hpmag < 1) SELECT COUNT(*) AS n FROM b",
+    CONE + " ORDER BY hip",
+    "SELECT s.hip, h.hpmag FROM mydb.stars AS s JOIN hipparcos.main AS h ON h.hip = s.hip ORDER BY s.hip",
+    "SELECT TOP 4 hip, CASE WHEN hpmag < 0 THEN 'brilliant' WHEN hpmag < 1 THEN 'bright' ELSE 'fainter' END AS k "
+    "FROM hipparcos.main ORDER BY hpmag",
+]
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("adql", SAME_ON_BOTH_PATHS)
+def test_the_same_adql_gives_the_same_rows_through_the_data_lab_api_and_tap(tap, users, adql):
+    """qc.query(adql=...) goes through TAP's translator: WITH, set operators, CAST, LOWER and the
+    index rewrites work there too, with the same rows."""
+    import pandas as pd
+
+    alice = users["tap_alice"]
+    via_tap = sync(tap, adql, token=alice, FORMAT="csv")
+    assert via_tap.status_code == 200, via_tap.text
+    with httpx.Client(base_url=tap.removesuffix("/tap"), headers={"X-DL-AuthToken": alice}, timeout=60) as c:
+        via_dl = c.get("/query/query", params={"adql": adql, "ofmt": "csv"})
+    assert via_dl.status_code == 200, via_dl.text
+    a, b = pd.read_csv(io.StringIO(via_tap.text)), pd.read_csv(io.StringIO(via_dl.text))
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _rows(r) -> list[tuple]:
+    assert r.status_code == 200, r.text
+    return [tuple(row) for row in parse_single_table(io.BytesIO(r.content)).array.tolist()]
+
+
+@pytest.mark.system
+def test_adql_21_case_and_bitwise_operators(tap):
+    rows = _rows(sync(tap, "SELECT TOP 3 hip, CASE WHEN hpmag < 0 THEN 'brilliant' "
+                           "WHEN hpmag < 1 THEN CASE WHEN b_v > 1 THEN 'bright, red' ELSE 'bright' END "
+                           "ELSE 'fainter' END AS kind FROM hipparcos.main ORDER BY hpmag"))
+    assert [r[1] for r in rows] == ["brilliant", "brilliant", "bright"]  # Sirius, Canopus, Arcturus
+    rows = _rows(sync(tap, "SELECT COUNT(*) AS n FROM hipparcos.main "
+                           "WHERE CASE WHEN hpmag < 1 THEN 1 ELSE 0 END = 1"))
+    assert rows[0][0] == _rows(sync(tap, "SELECT COUNT(*) FROM hipparcos.main WHERE hpmag < 1"))[0][0]
+    h = 32349
+    rows = _rows(sync(tap, f"SELECT hip & 6 AS a, hip | 8 AS o, hip ^ 5 AS x, ~hip AS n FROM hipparcos.main "
+                           f"WHERE hip = {h}"))
+    assert rows == [(h & 6, h | 8, h ^ 5, ~h)]
+    assert_error_document(sync(tap, "SELECT CASE WHEN hip > 1 THEN 1 FROM hipparcos.main"), 400, "CASE without its END")
+
+
+@pytest.mark.system
+def test_ivo_udfs_hasword_and_healpix_index(tap):
+    import astropy.units as u
+    from astropy_healpix import HEALPix
+
+    names = {r[0] for r in _rows(sync(
+        tap, "SELECT name FROM openngc.objects WHERE 1 = ivo_hasword(commonnames, 'Orion NEBULA')"))}
+    assert "NGC1976" in names
+    assert not _rows(sync(tap, "SELECT name FROM openngc.objects WHERE 1 = ivo_hasword(commonnames, 'orio')"))
+    edges = [(0.0, 90.0), (0.0, -90.0), (359.9999, 0.0), (45.0, 41.8103), (180.0, -41.8103), (270.0, -60.0)]
+    for order in (0, 3, 10, 29):
+        got = _rows(sync(tap, f"SELECT ra, dec, ivo_healpix_index({order}, ra, dec) AS h FROM hipparcos.main "
+                              "WHERE MOD(hip, 600) = 7"))
+        for ra, dec in edges:  # the poles, the seams of the projection, a polar cap
+            got += [(ra, dec, _rows(sync(tap, f"SELECT ivo_healpix_index({order}, {ra}, {dec}) AS h "
+                                              "FROM hipparcos.main WHERE hip = 1"))[0][0])]
+        want = HEALPix(nside=2**order, order="nested").lonlat_to_healpix(
+            [g[0] for g in got] * u.deg, [g[1] for g in got] * u.deg)
+        assert len(got) > 150 and [g[2] for g in got] == list(want), order
+    point = _rows(sync(tap, "SELECT ivo_healpix_index(10, POINT('ICRS', ra, dec)) AS h, "
+                            "ivo_healpix_index(10, ra, dec) AS k FROM hipparcos.main WHERE hip = 32349"))
+    assert point[0][0] == point[0][1] == 5360653
+    assert_error_document(sync(tap, "SELECT ivo_healpix_index(30, ra, dec) FROM hipparcos.main"), 400, "0 to 29")
+
+
+@pytest.mark.system
+def test_capabilities_declare_the_adql_21_features_and_udfs(tap):
+    svc = pyvo.dal.TAPService(tap, session=session())
+    tapcap = next(c for c in svc.capabilities if c.standardid == "ivo://ivoa.net/std/TAP")
+    features = {(fl.type, f.form) for lang in tapcap.languages for fl in lang.languagefeaturelists
+                for f in fl.features}
+    assert ("ivo://ivoa.net/std/TAPRegExt#features-adql-bitwise", "BIT_XOR") in features
+    udfs = {form for ftype, form in features if ftype.endswith("#features-udf")}
+    assert any(u.startswith("ivo_hasword(") for u in udfs) and any(u.startswith("ivo_healpix_index(") for u in udfs)
+
+
+@pytest.mark.system
+def test_data_lab_adql_refuses_tap_upload_tables_plainly(tap, users):
+    with httpx.Client(base_url=tap.removesuffix("/tap"), headers={"X-DL-AuthToken": users["tap_alice"]}) as c:
+        r = c.get("/query/query", params={"adql": "SELECT * FROM TAP_UPLOAD.mine"})
+    assert r.status_code == 400 and "UPLOAD parameter" in r.text and "Traceback" not in r.text
+
+
+@pytest.mark.system
+def test_mydb_tables_are_in_tables_and_tap_schema_for_their_owner_only(tap, users):
+    """TOPCAT's table browser: /tables and TAP_SCHEMA list a user's MyDB tables (schema mydb,
+    names mydb.t, the columns' VOTable types and comments) to that user, and to nobody else."""
+    alice, bob = users["tap_alice"], users["tap_bob"]
+    with httpx.Client(base_url=tap.removesuffix("/tap"), headers={"X-DL-AuthToken": alice}, timeout=60) as c:
+        r = c.get("/query/query", params={"sql": "CREATE TABLE mydb://kinds (n smallint, big bigint, "
+                                                 "x double precision[], name text, seen timestamptz, ok boolean)"})
+        assert r.status_code == 200, r.text
+        r = c.get("/query/query", params={"sql": "COMMENT ON COLUMN mydb://kinds.name IS 'what it is called'"})
+        assert r.status_code == 200, r.text
+
+    svc = pyvo.dal.TAPService(tap, session=session(alice))
+    mine = {t.name: t for t in svc.tables}
+    assert {"mydb.stars", "mydb.kinds", "hipparcos.main"} <= set(mine)
+    assert [c.name for c in mine["mydb.stars"].columns] == ["hip", "ra", "dec"]
+    kinds = {c.name: c for c in mine["mydb.kinds"].columns}
+    assert [kinds[n].datatype.content for n in ("n", "big", "x", "name", "seen", "ok")] == [
+        "short", "long", "double", "char", "char", "boolean"]
+    assert kinds["x"].datatype.arraysize == "*" and mine["mydb.stars"].description.startswith("MyDB table made 20")
+    assert kinds["name"].description == "what it is called"
+    one = httpx.get(f"{tap}/tables/mydb.kinds", headers={"Authorization": f"Bearer {alice}"})
+    assert one.status_code == 200 and ET.fromstring(one.content).find("name").text == "mydb.kinds"
+
+    # the same rows through TAP_SCHEMA, as a user's own query sees them
+    rows = parse_single_table(io.BytesIO(sync(
+        tap, "SELECT table_name FROM tap_schema.tables WHERE schema_name = 'mydb' ORDER BY table_name",
+        token=alice).content)).array
+    assert [str(n) for n in rows["table_name"]] == ["mydb.kinds", "mydb.stars"]
+    rows = parse_single_table(io.BytesIO(sync(
+        tap, "SELECT column_name, datatype, arraysize FROM tap_schema.columns WHERE table_name = 'mydb.stars' "
+             "ORDER BY column_index", token=alice).content)).array
+    assert [(str(r[0]), str(r[1])) for r in rows] == [("hip", "int"), ("ra", "double"), ("dec", "double")]
+    rows = parse_single_table(io.BytesIO(sync(
+        tap, "SELECT datatype, arraysize, xtype FROM tap_schema.columns WHERE table_name = 'mydb.kinds' "
+             "AND column_name = 'seen'", token=alice).content)).array
+    assert [str(v) for v in rows[0]] == ["char", "*", "timestamp"]
+    assert "mydb" in {str(s) for s in parse_single_table(io.BytesIO(sync(
+        tap, "SELECT schema_name FROM tap_schema.schemas", token=alice).content)).array["schema_name"]}
+
+    # nobody else: not bob (who has a MyDB of his own), not anonymous callers
+    for token in (bob, None):
+        names = {t.name for t in pyvo.dal.TAPService(tap, session=session(token)).tables}
+        assert "mydb.kinds" not in names and "mydb.stars" not in names and "hipparcos.main" in names
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        assert httpx.get(f"{tap}/tables/mydb.kinds", headers=headers).status_code == 404
+        rows = parse_single_table(io.BytesIO(sync(
+            tap, "SELECT table_name FROM tap_schema.tables WHERE table_name LIKE 'mydb.%'", token=token).content))
+        assert len(rows.array) == 0
+    with httpx.Client(base_url=tap.removesuffix("/tap"), headers={"X-DL-AuthToken": alice}, timeout=60) as c:
+        assert c.get("/query/query", params={"sql": "DROP TABLE mydb://kinds"}).status_code == 200
+    assert "mydb.kinds" not in {t.name for t in pyvo.dal.TAPService(tap, session=session(alice)).tables}
+
+
 @pytest.mark.system
 @pytest.mark.parametrize("who", ["anonymous", "tap_alice"])
 def test_upload_join(tap, users, who):

@@ -360,6 +360,7 @@ FUNCTIONS = frozenset(
     count sum avg min max
     lower upper char_length character_length octet_length
     spoint scircle sbox spoly area square_degrees coord1 coord2 coordsys centroid spoint_dwithin
+    ivo_hasword ivo_healpix_index
 """.split()
 )
 # CAST's target types (ADQL 2.1) and the pgsphere types; no casts to regclass & co.
@@ -402,7 +403,9 @@ def check_functions(sql: str, placeholders: bool = False) -> None:
             schema, name = name_of(node.funcname)
             if placeholders and schema is None and name.startswith(PLACEHOLDER):
                 rest = name[len(PLACEHOLDER) :]
-                if rest in FUNCTIONS | {"coalesce", "nullif"} or (rest.startswith("cast_") and rest[5:].isdigit()):
+                if rest in FUNCTIONS | {"coalesce", "nullif"} or (
+                    rest[:5] in ("cast_", "case_") and rest[5:].isdigit()
+                ):
                     return
             if schema not in SCHEMAS or name not in FUNCTIONS:
                 raise _refused(f"{'.'.join(p.sval for p in node.funcname)}()")

@@ -29,10 +29,11 @@ from psycopg.types.json import Jsonb
 from starbox.accounts import User
 from starbox.errors import Conflict, Forbidden, NotFound, StarboxError, TooManyRequests
 from starbox.mydb import table_name
-from starbox.query import formats, prepare, run
+from starbox.query import formats, run
 from starbox.results import save_to_storage
 from starbox.settings import Settings
 from starbox.storage.paths import PART_PREFIX, write_atomic
+from starbox.tap.query import prepare_data_lab
 
 log = logging.getLogger("starbox.jobs")
 PHASES = ("QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
@@ -547,7 +548,7 @@ class JobRunner:
         return _Tracked()
 
     def _execute(self, jobid: str, job: dict, user: User) -> tuple[Path | None, int | None]:
-        prepared = prepare(user, **{job["lang"]: job["query"]})
+        prepared = prepare_data_lab(self.pools, user, **{job["lang"]: job["query"]})
         limits = run.Limits(job["timeout_s"], self.settings.row_cap)
         out = job["out_uri"] or ""
         if out.startswith("mydb://"):

@@ -1,24 +1,14 @@
-"""Keeping tbl_stat and TAP_SCHEMA in step with the catalog tables."""
+"""Keeping tbl_stat and TAP_SCHEMA in step with the catalog tables.
+
+The loader's rows live in tap_schema.published_{schemas,tables,columns}; tap_schema.schemas,
+.tables and .columns are views of them plus the caller's own MyDB (db/010_tap_schema_mydb.sql),
+so reads go through the views and writes to the published tables."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import psycopg
-
-# VOTable datatypes (TAP 1.1 TAP_SCHEMA.columns.datatype) for PostgreSQL column types.
-VOTABLE_TYPES = {
-    "smallint": ("short", None, None),
-    "integer": ("int", None, None),
-    "bigint": ("long", None, None),
-    "real": ("float", None, None),
-    "double precision": ("double", None, None),
-    "boolean": ("boolean", None, None),
-    "text": ("char", "*", None),
-    "numeric": ("double", None, None),
-    "date": ("char", "*", "timestamp"),
-    "timestamp": ("char", "*", "timestamp"),
-}
 
 
 @dataclass
@@ -57,40 +47,28 @@ def register(
     """Describe a table and its columns in TAP_SCHEMA, replacing any earlier description."""
     full = f"{schema}.{table}"
     cur.execute(
-        "INSERT INTO tap_schema.schemas (schema_name, description, schema_index)"
-        " VALUES (%s, %s, (SELECT coalesce(max(schema_index), 0) + 1 FROM tap_schema.schemas WHERE schema_index < 100000))"
+        "INSERT INTO tap_schema.published_schemas (schema_name, description, schema_index)"
+        " VALUES (%s, %s, (SELECT coalesce(max(schema_index), 0) + 1 FROM tap_schema.published_schemas"
+        " WHERE schema_index < 100000))"
         " ON CONFLICT (schema_name) DO UPDATE SET description = coalesce(nullif(excluded.description, ''),"
-        " tap_schema.schemas.description)",
+        " tap_schema.published_schemas.description)",
         (schema, schema_description or None),
     )
-    cur.execute("DELETE FROM tap_schema.tables WHERE table_name = %s", (full,))
+    cur.execute("DELETE FROM tap_schema.published_tables WHERE table_name = %s", (full,))
     cur.execute(
-        "INSERT INTO tap_schema.tables (schema_name, table_name, table_type, description, table_index)"
-        " VALUES (%s, %s, 'table', %s, (SELECT coalesce(max(table_index), 0) + 1 FROM tap_schema.tables))",
+        "INSERT INTO tap_schema.published_tables (schema_name, table_name, table_type, description, table_index)"
+        " VALUES (%s, %s, 'table', %s, (SELECT coalesce(max(table_index), 0) + 1 FROM tap_schema.published_tables))",
         (schema, full, description or None),
     )
-    rows = []
-    for i, col in enumerate(columns, 1):
-        datatype, arraysize, xtype = VOTABLE_TYPES.get(col.pg_type, ("char", "*", None))
-        rows.append(
-            (
-                full,
-                col.name,
-                col.ucd,
-                col.unit,
-                col.description,
-                datatype,
-                arraysize,
-                xtype,
-                int(col.principal),
-                int(col.indexed),
-                i,
-            )
-        )
-    cur.executemany(
-        "INSERT INTO tap_schema.columns (table_name, column_name, ucd, unit, description, datatype,"
+    rows = [
+        (full, col.name, col.ucd, col.unit, col.description, int(col.principal), int(col.indexed), i, col.pg_type)
+        for i, col in enumerate(columns, 1)
+    ]
+    cur.executemany(  # the VOTable type from the database's one mapping (tap_schema.votable_type)
+        "INSERT INTO tap_schema.published_columns (table_name, column_name, ucd, unit, description, datatype,"
         " arraysize, xtype, principal, indexed, std, column_index)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s)",
+        " SELECT %s, %s, %s, %s, %s, v.datatype, v.arraysize, v.xtype, %s, %s, 0, %s"
+        " FROM tap_schema.votable_type(%s::regtype) v",
         rows,
     )
 
@@ -98,10 +76,10 @@ def register(
 def unregister(cur: psycopg.Cursor, schema: str, table: str) -> None:
     """Forget a dropped table in tbl_stat and TAP_SCHEMA (and its schema once it is empty)."""
     cur.execute("DELETE FROM public.tbl_stat WHERE schema = %s AND tbl_name = %s", (schema, table))
-    cur.execute("DELETE FROM tap_schema.tables WHERE table_name = %s", (f"{schema}.{table}",))
+    cur.execute("DELETE FROM tap_schema.published_tables WHERE table_name = %s", (f"{schema}.{table}",))
     cur.execute(
-        "DELETE FROM tap_schema.schemas s WHERE schema_name = %s"
-        " AND NOT EXISTS (SELECT 1 FROM tap_schema.tables t WHERE t.schema_name = s.schema_name)",
+        "DELETE FROM tap_schema.published_schemas s WHERE schema_name = %s"
+        " AND NOT EXISTS (SELECT 1 FROM tap_schema.published_tables t WHERE t.schema_name = s.schema_name)",
         (schema,),
     )
 

@@ -15,8 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from starbox import settings as settings_mod
+from starbox.errors import StarboxError
+
 from . import report
 from .discover import IGNORE_FILE, Target
+from .login import kernels_logged_in
 from .runner import NotebookResult, run
 
 
@@ -99,6 +103,15 @@ def nbtest(
         Optional[Path],
         typer.Option(metavar="DIR", help="Folder for the executed copies. Default: a new temporary folder."),
     ] = None,
+    user: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="ACCOUNT",
+            help="The Starbox account the kernels are logged in as ('anonymous' for none). Default, for the "
+            "appliance's owner: the lesson account JupyterLab uses.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run notebooks top to bottom and report which ones fail, and where."""
     console = Console(highlight=False)
@@ -111,6 +124,17 @@ def nbtest(
         console.print(f"[red]error:[/] --keep-executed is not a folder: {escape(str(keep_executed))}")
         raise typer.Exit(2)
 
+    try:
+        with kernels_logged_in(settings_mod.get(), user) as who:
+            console.print(f"[dim]{escape(who)}[/]")
+            result = _run_with_progress(console, paths, exclude, kernel, jobs, timeout, prerun, keep_executed)
+    except StarboxError as exc:  # an account that cannot be logged in to
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    _report(console, result, junit, html)
+
+
+def _run_with_progress(console, paths, exclude, kernel, jobs, timeout, prerun, keep_executed):
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -121,7 +145,7 @@ def nbtest(
     with Progress(*columns, console=console, transient=True) as progress:
         display = _Display(progress)
         try:
-            result = run(
+            return run(
                 paths,
                 exclude=exclude or [],
                 kernel=kernel,
@@ -138,6 +162,8 @@ def nbtest(
             console.print(f"[red]error:[/] {escape(exc.strerror or str(exc))}: {escape(str(exc.filename or ''))}")
             raise typer.Exit(2)
 
+
+def _report(console, result, junit, html) -> None:
     if not result.results:
         console.print(
             "[red]No notebooks found[/] (check the paths, --exclude and "

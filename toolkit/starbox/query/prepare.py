@@ -39,6 +39,9 @@ def translate_adql(adql: str) -> str:
 
 
 def prepare(user: User, sql: str | None = None, adql: str | None = None) -> Prepared:
+    """SQL, or one SELECT of ADQL, checked by the guard. The whole of ADQL (WITH, set operators,
+    CAST, the index rewrites) is starbox.tap.adql's, built on this; the Data Lab API and its jobs
+    come in through starbox.tap.query.prepare_data_lab."""
     if adql and adql.strip():
         text = translate_adql(rewrite_mydb(adql, user))
     elif sql and sql.strip():

@@ -116,9 +116,14 @@ def _table_xml(table_row, cols, keys, detail: bool = True) -> str:
     return "".join(out)
 
 
-def tableset(pools, detail: str | None = None) -> bytes:
+def _as_caller(pools, user):
+    """TAP_SCHEMA as the caller sees it: a user's own role adds their MyDB (schema `mydb`)."""
+    return pools.metadata() if user is None or user.anonymous else pools.user(user)
+
+
+def tableset(pools, detail: str | None = None, user=None) -> bytes:
     """/tables: every schema and table of TAP_SCHEMA, with columns unless detail=min."""
-    with pools.metadata() as conn:
+    with _as_caller(pools, user) as conn:
         tables, cols, keys = registry.tap_schema_rows(conn)
     full = (detail or "max").lower() != "min"
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<vosi:tableset {VOSI_NS}>"]
@@ -129,16 +134,21 @@ def tableset(pools, detail: str | None = None) -> bytes:
                 out.append("</schema>")
             schema = row[0]
             out += ["<schema>", _el("name", row[0]), _el("description", row[1]), _el("utype", row[2])]
-        out.append(_table_xml(row, [c for c in cols if c[0] == row[3]], [k for k in keys if k[1] == row[3]], full))
+        # A MyDB table keeps its columns even with detail=min: pyvo fetches each table's own
+        # document without the caller's session (so without its token), and would get a 404.
+        detail_here = full or row[0] == "mydb"
+        out.append(
+            _table_xml(row, [c for c in cols if c[0] == row[3]], [k for k in keys if k[1] == row[3]], detail_here)
+        )
     if schema is not None:
         out.append("</schema>")
     out.append("</vosi:tableset>\n")
     return "".join(out).encode()
 
 
-def table(pools, name: str) -> bytes | None:
+def table(pools, name: str, user=None) -> bytes | None:
     """/tables/<name>: one table with its columns (VOSI 1.1), or None if there is no such table."""
-    with pools.metadata() as conn:
+    with _as_caller(pools, user) as conn:
         tables, cols, keys = registry.tap_schema_rows(conn, name)
         if not tables:  # names are case-insensitive in ADQL
             found = registry.tap_table_name(conn, name)

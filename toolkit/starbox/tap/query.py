@@ -17,7 +17,7 @@ import pyarrow as pa
 from starbox.accounts import User
 from starbox.errors import StarboxError
 from starbox.query import formats, run
-from starbox.query.prepare import Prepared
+from starbox.query.prepare import Prepared, prepare
 from starbox.tap import adql, geometry, metadata, upload, votable
 from starbox.tap.params import Params
 
@@ -122,10 +122,31 @@ def from_params(p: Params, settings) -> TapQuery:
 # -- ADQL -> the SQL that runs -----------------------------------------------------------------
 
 
+def translated(pools, user: User, text: str) -> tuple[str, set[str]]:
+    """ADQL -> the PostgreSQL that runs, for TAP and the Data Lab API alike (the same ADQL gives
+    the same rows at the same speed on both): names, then spatial predicates onto the indexes.
+    Returns the SQL and the TAP_UPLOAD tables it uses."""
+    sql, used = adql.translate(text, user)
+    return geometry.rewrite(sql, lambda tables: geometry.cached_indexes(lambda: pools.user(user), tables)), used
+
+
+def prepare_data_lab(pools, user: User, sql: str | None = None, adql: str | None = None) -> Prepared:
+    """The Data Lab API's query (sql= or adql=, as qc.query sends them) ready to run: its ADQL
+    through TAP's translator, its SQL through the statement guard (starbox.query.prepare)."""
+    if not (adql and adql.strip()):
+        return prepare(user, sql=sql)
+    text, used = translated(pools, user, adql)
+    if used:
+        raise StarboxError(
+            "Error: TAP_UPLOAD tables come with a TAP query's UPLOAD parameter (/tap/sync); "
+            "the Data Lab API has none: import the table into MyDB and use mydb.<table>"
+        )
+    return Prepared(text, True)
+
+
 def to_sql(pools, user: User, q: TapQuery, cut: int | None = None) -> Prepared:
     """ADQL -> PostgreSQL: names, indexes, uploads, and a LIMIT of `cut` rows."""
-    sql, used = adql.translate(q.query, user)
-    sql = geometry.rewrite(sql, lambda tables: geometry.cached_indexes(lambda: pools.user(user), tables))
+    sql, used = translated(pools, user, q.query)
     sql = upload.attach(sql, used, q.uploads)
     if cut is not None:
         sql = f"SELECT * FROM (\n{sql}\n) _tap LIMIT {int(cut)}"

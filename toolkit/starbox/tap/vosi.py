@@ -41,6 +41,17 @@ FEATURES = {
     "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table": [
         ("WITH", "name a query and read it as a table in the main query")
     ],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-bitwise": [
+        ("BIT_AND", "a & b, of integers"),
+        ("BIT_OR", "a | b, of integers"),
+        ("BIT_XOR", "a ^ b, of integers"),
+        ("BIT_NOT", "~a, of an integer"),
+    ],
+    "ivo://ivoa.net/std/TAPRegExt#features-udf": [
+        ("ivo_hasword(haystack TEXT, needle TEXT) -> INTEGER", "1 if every word of needle is a word of haystack"),
+        ("ivo_healpix_index(hpxOrder INTEGER, ra DOUBLE, dec DOUBLE) -> BIGINT", "the NESTED HEALPix index"),
+        ("ivo_healpix_index(hpxOrder INTEGER, p POINT) -> BIGINT", "the NESTED HEALPix index of a point"),
+    ],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-type": [
         ("CAST", "convert to SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR(n), VARCHAR(n), TIMESTAMP")
     ],

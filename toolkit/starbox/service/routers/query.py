@@ -14,12 +14,13 @@ from starbox.accounts import User
 from starbox.errors import StarboxError, Unauthorized
 from starbox.jobs import JobSpec
 from starbox.mydb import table_name
-from starbox.query import Limits, formats, prepare, run_to_mydb, stream
+from starbox.query import Limits, formats, run_to_mydb, stream
 from starbox.results import is_storage_uri, save_to_storage
 from starbox.service import flags
 from starbox.service.admission import Streamed
 from starbox.service.app import HELLO
 from starbox.service.deps import current_user
+from starbox.tap.query import prepare_data_lab
 
 router = APIRouter(default_response_class=PlainTextResponse)
 
@@ -78,7 +79,7 @@ async def query(
 
     def work():
         # In the caller's query slot: translation and the query (starbox.service.admission).
-        prepared = prepare(user, sql=sql, adql=adql)
+        prepared = prepare_data_lab(pools, user, sql=sql, adql=adql)
         if out.startswith("mydb://"):
             with pools.user(user) as conn:
                 run_to_mydb(
@@ -96,7 +97,8 @@ async def query(
 def _submit(request: Request, user: User, spec: JobSpec, sql: str | None, adql: str | None) -> str:
     if user.anonymous and spec.out_uri:  # refused now, not as the job's error
         raise Unauthorized("Error: anonymous jobs cannot write to storage or MyDB; log in first")
-    prepare(user, sql=sql, adql=adql)  # syntax and mydb:// checks answer now, not in the job
+    # syntax and mydb:// checks answer now, not in the job
+    prepare_data_lab(request.app.state.pools, user, sql=sql, adql=adql)
     if spec.out_uri and spec.out_uri.startswith("mydb://"):
         table_name(user, spec.out_uri)
     return request.app.state.jobs.submit(user, spec)

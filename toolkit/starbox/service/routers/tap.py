@@ -243,9 +243,11 @@ async def capabilities(request: Request):
 
 @router.get("/tables")
 async def tables(request: Request):
-    """VOSI tables: every table with its columns."""
+    """VOSI tables: every table with its columns; a logged-in caller's MyDB tables too."""
     pools = request.app.state.pools
-    return await _run(request, lambda p, user: Response(metadata.tableset(pools, p.get("detail")), media_type=XML))
+    return await _run(
+        request, lambda p, user: Response(metadata.tableset(pools, p.get("detail"), user), media_type=XML)
+    )
 
 
 @router.get("/tables/{name}")
@@ -254,7 +256,7 @@ async def table(request: Request, name: str):
     pools = request.app.state.pools
 
     def work(p, user):
-        doc = metadata.table(pools, name)
+        doc = metadata.table(pools, name, user)
         if doc is None:
             from starbox.errors import NotFound
 

@@ -138,3 +138,22 @@ def test_storage_and_sharing(service, dl_users, tmp_path):
     assert not (service.settings.storage_dir / "users" / "dluser" / "public" / "intruder.txt").exists()
     assert "shared.txt" in s["ls_owner_public"]
     assert s["mydb_other"]["raised"] == "queryClientError" and "permission denied" in s["mydb_other"]["message"]
+
+
+def test_res_client_user_record_and_password(service, dl_users, tmp_path):
+    """dl.resClient: listFields, getUser of one's own record (dl sends the name under 'None'),
+    refusals for another's record and anonymously, createUser refused, passwordReset."""
+    token = service.add_user("dlres", PASSWORD)
+    with service.client(token) as c:
+        assert c.get("/res/set", params={"what": "user", "keyword": "email", "value": "dl@example.org"}).text == "OK"
+    o = drive(service, "res", tmp_path, user="dlres", new_password="dl-client-pw-2")
+    assert o["fields"] == "username,email,name,institute,created"
+    assert o["email_before"] == "dl@example.org" and o["created"].startswith("20")
+    assert o["other"]["raised"] == "dlResError" and "only read and change their own" in o["other"]["message"]
+    assert o["unknown"]["raised"] == "dlResError" and "no field 'shoe_size'" in o["unknown"]["message"]
+    assert o["anonymous"]["raised"] == "dlResError" and "logged-in user" in o["anonymous"]["message"]
+    assert o["set"]["raised"] == "TypeError"  # dl's own bug: its setUser never passes the value on
+    assert "makes no accounts on request" in o["create"]
+    assert "own password" in o["reset_other"]["message"]
+    assert o["reset"] is None and o["old_token_valid"] is False
+    assert o["login_new"] is True and "Invalid password" in o["login_old"]

@@ -362,6 +362,36 @@ def test_mydb_import(tk, login, tmp_path):
     assert qc.mydb_drop("tk_big") == "OK" and qc.mydb_drop("tk_df") == "OK"
 
 
+@pytest.mark.system
+def test_res_client_user_record_and_password(tk):
+    """starbox.resClient: one's own record, read and changed; the refusals; a new password."""
+    from starbox import resClient as rc
+
+    import secrets
+
+    me = f"tkres_{secrets.token_hex(3)}"  # once per transport: the password changes below
+    token = tk.add_user(me, "tk-res-pw-1")
+    assert rc.listFields() == "username,email,name,institute,created"
+    assert rc.getUser(token, me, "email") == ""
+    assert rc.setUser(token, me, "email", "me@example.org") == "OK"
+    assert rc.setUser(token, me, "name", "Ada Lovelace") == "OK"
+    assert (rc.getUser(token, me, "email"), rc.getUser(token, me, "name")) == ("me@example.org", "Ada Lovelace")
+    assert rc.getUser(token, me, "username") == me
+    for call, words in (
+        (lambda: rc.setUser(token, me, "email", "not-an-address"), "not an email address"),
+        (lambda: rc.setUser(token, me, "created", "1999"), "not yours to change"),
+        (lambda: rc.setUser(token, me, "name", "x" * 300), "at most 256"),
+        (lambda: rc.getUser(token, USER, "email"), "their own record"),
+        (lambda: rc.getUser(ac.ANON_TOKEN, me, "email"), "logged-in user"),
+    ):
+        with pytest.raises(rc.dlResError, match=words):
+            call()
+    assert "makes no accounts on request" in rc.createUser("newbie", "pw-123456", "n@x.org", "N", "I")
+    rc.passwordReset(token, me, "tk-res-pw-2")
+    assert not ac.isValidToken(token)  # every session of the account ended
+    assert ac.isValidPassword(me, "tk-res-pw-2") and not ac.isValidPassword(me, "tk-res-pw-1")
+
+
 # --- storage -------------------------------------------------------------------------------------
 
 @pytest.mark.system

@@ -154,3 +154,23 @@ def sharing(a, ac, qc, sc, rc, attempt):
     o["ls_owner_public"] = sc.ls(f"{owner}://public")
     o["mydb_other"] = attempt(qc.query, sql=f"SELECT * FROM mydb_{owner}.targets")
     return o
+
+
+def res(a, ac, qc, sc, rc, attempt):
+    """resClient's user calls, as a Data Lab notebook makes them."""
+    o = {}
+    token = ac.login(a["user"], a["password"])
+    o["fields"] = rc.listFields()
+    o["created"] = rc.getUser(token, a["user"], "created")
+    o["email_before"] = rc.getUser(token, a["user"], "email")
+    o["other"] = attempt(rc.getUser, token, a["other"], "email")
+    o["unknown"] = attempt(rc.getUser, token, a["user"], "shoe_size")
+    o["anonymous"] = attempt(rc.getUser, ac.login("anonymous"), a["user"], "email")
+    o["set"] = attempt(rc.setUser, token, a["user"], "email", "x@y.org")  # dl's own setUser drops its value
+    o["create"] = rc.createUser("newcomer", "pw-123456", "n@example.org", "New Comer", "Somewhere")
+    o["reset_other"] = attempt(rc.passwordReset, token, a["other"], "stolen-pw-1")
+    o["reset"] = attempt(rc.passwordReset, token, a["user"], a["new_password"])
+    o["old_token_valid"] = ac.isValidToken(token)
+    o["login_new"] = ac.login(a["user"], a["new_password"]).startswith(a["user"] + ".")
+    o["login_old"] = ac.login(a["user"], a["password"])
+    return o

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
 
 from starbox import database, keys
-from starbox.errors import StarboxError
+from starbox.errors import Forbidden, StarboxError
 from starbox.settings import Settings
 
 ANON_TOKEN = "anonymous.0.0.anon_access"
@@ -442,3 +442,51 @@ def change_own_password(conn: psycopg.Connection, user: User, username: str, pas
         )
         conn.execute("UPDATE starbox.tokens SET revoked = true WHERE username = %s", (username,))
         return issue_token(conn, user)
+
+
+# --- the user record of Data Lab's resClient (getUser, setUser, listFields) ---------------------
+
+# field -> (column, whether its owner may change it)
+PROFILE_FIELDS = {
+    "username": ("username", False),
+    "email": ("email", True),
+    "name": ("full_name", True),
+    "institute": ("institute", True),
+    "created": ("created", False),
+}
+PROFILE_MAX = 256  # characters of a field's value
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _profile_column(field: str) -> tuple[str, bool]:
+    if field not in PROFILE_FIELDS:
+        raise StarboxError(f"Error: no field {field!r} in a user record; the fields are {', '.join(PROFILE_FIELDS)}")
+    return PROFILE_FIELDS[field]
+
+
+def profile_field(conn: psycopg.Connection, username: str, field: str) -> str:
+    """One field of the account's user record, as text ('' when unset)."""
+    column, _ = _profile_column(field)
+    _require(conn, username)
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM starbox.accounts WHERE username = %s").format(sql.Identifier(column)), (username,)
+    ).fetchone()
+    value = row[0] if row else None
+    return "" if value is None else (value.isoformat() if isinstance(value, dt.datetime) else str(value))
+
+
+def set_profile_field(conn: psycopg.Connection, username: str, field: str, value: str) -> None:
+    """Change one field its owner may change; '' clears it."""
+    column, writable = _profile_column(field)
+    if not writable:
+        raise Forbidden(f"Error: the field {field!r} is not yours to change")
+    value = (value or "").strip()
+    if len(value) > PROFILE_MAX:
+        raise StarboxError(f"Error: a {field} is at most {PROFILE_MAX} characters")
+    if field == "email" and value and not EMAIL_RE.match(value):
+        raise StarboxError(f"Error: {value!r} is not an email address")
+    _require(conn, username)
+    conn.execute(
+        sql.SQL("UPDATE starbox.accounts SET {} = %s WHERE username = %s").format(sql.Identifier(column)),
+        (value or None, username),
+    )

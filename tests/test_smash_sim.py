@@ -120,6 +120,9 @@ def test_rr_lyrae_light_curve(objects, source):
     manifest = yaml.safe_load((MANIFESTS / "smash_sim.source.yaml").read_text())
     assert star_id in manifest["description"]
     star = objects[objects.id == star_id].iloc[0]
+    assert star_id == "169.429960"  # the real star's SMASH id, as Data Lab's notebook asks for it
+    cos_dec = np.cos(np.radians(star.dec))
+    assert 3600 * np.hypot((star.ra - 185.4311) * cos_dec, star.dec + 31.9953) < 1.0  # and its place
     gr = source[source["filter"].isin(["g", "r"])]
     assert len(gr) >= 30 and set(gr["filter"]) == {"g", "r"}
     assert set(source["filter"]) <= set("ugriz")

@@ -23,9 +23,11 @@ What goes into the field (three dithered DECam hexagons, ~3.3 deg^2, radius ~1.1
 * An observing log of 61 DECam exposures (2013-2016) that sets coverage and depth, the
   ``ndet*`` and ``depthflag`` columns, and the epochs of the one light curve.
 
-The RR Lyrae member with a light curve (RRab, P = 0.645 d, A_g = 0.9 mag, 0.6' from the
-centre of Hydra II) is, for the default ``build(outdir)`` (seed 169, scale 1.0), the object
-``169.735864`` (RRL_OBJECT_ID); its 61 epochs are the rows of ``smash_sim.source``. Its
+The RR Lyrae member with a light curve (RRab, P = 0.645 d, A_g = 0.9 mag) is where the real
+one is, at RA 185.4311, Dec -31.9953 (1.35' south of the centre of Hydra II; Vivas et al. 2016),
+and has its real SMASH identifier ``169.429960`` (RRL_OBJECT_ID) in every build, as Data Lab's
+RR Lyrae notebook asks for it: the sequence number 429960 is kept for it, and the other objects'
+numbers skip it. Its 61 epochs are the rows of ``smash_sim.source``. Its
 phase-averaged g is 20.64 + 0.60 + A_g = 21.44, with A_g = 3.237 * ebv: SMASH magnitudes
 are not dereddened.
 
@@ -79,7 +81,9 @@ RRL_AMP_RATIO = np.array([0.93, 1.0, 0.72, 0.58, 0.54])  # A_band / A_g of RRab 
 RRL_MG = 0.6  # phase-averaged M_g of the light-curve star; the other two are fainter
 RRL_EPOCH = 56345.2  # MJD of a maximum of light
 
-RRL_OBJECT_ID = "169.735864"  # of the default build; in the docs and manifest, checked by tests
+RRL_SEQ = 429960  # SMASH DR1's sequence number of the real star: "169.429960"
+RRL_OBJECT_ID = f"{FIELD_ID}.{RRL_SEQ}"  # in the docs and manifest, checked by tests
+RRL_RA, RRL_DEC = 185.4311, -31.9953  # the real star's position
 
 _KIND_GALAXY, _KIND_STAR, _KIND_MEMBER, _KIND_RRL = 0, 1, 2, 3
 
@@ -294,8 +298,8 @@ def _members(rng):
     kind = np.concatenate([kind, np.full(n_bhb + n_bss, _KIND_MEMBER), np.full(3, _KIND_RRL)])
 
     x, y = _plummer(rng, len(mags), HYA2_RH_ARCMIN / 60.0, HYA2_ELL, HYA2_PA)
-    x[-3], y[-3] = 0.45 / 60.0, -0.40 / 60.0  # the light-curve star, 0.6' from the centre
     ra, dec = _to_sky(x, y, HYA2_RA, HYA2_DEC)
+    ra[-3], dec[-3] = RRL_RA, RRL_DEC  # the light-curve star, where the real one is
     xi, eta = _to_plane(ra, dec)
     mags = mags + HYA2_DM + EXT * _ebv(xi, eta)[:, None]
     rrl_index = len(mags) - 3
@@ -616,9 +620,15 @@ def _catalogue_columns(rng, cover, sky):
     return {k: v[order] for k, v in cols.items()}
 
 
-def _strip_table(cols, first_seq):
+def _strip_table(cols, first_seq, rrl_row=None):
+    """The strip's rows as an Arrow table; ids count on from first_seq, skipping RRL_SEQ,
+    which the light-curve star (row rrl_row, if it is in this strip) carries instead."""
     n = len(cols["ra"])
-    seq = pa.array(np.arange(first_seq, first_seq + n, dtype=np.int64)).cast(pa.string())
+    numbers = np.arange(first_seq, first_seq + n, dtype=np.int64)
+    numbers += numbers >= RRL_SEQ
+    if rrl_row is not None:
+        numbers[rrl_row] = RRL_SEQ
+    seq = pa.array(numbers).cast(pa.string())
     arrays = {
         "id": pc.binary_join_element_wise(FIELD_ID, seq, "."),  # 'field.sequence', as SMASH
         "fieldid": pa.array(np.full(n, FIELD_ID, dtype=object), pa.string()),
@@ -665,7 +675,7 @@ class _AtomicParquet:
             self.tmp.unlink(missing_ok=True)
 
 
-def _attach_light_curve(rng, log, members, rrl_index, cols, j, first_seq) -> pa.Table:
+def _attach_light_curve(rng, log, members, rrl_index, cols, j) -> pa.Table:
     """Light curve of the RR Lyrae star in row j; its object row becomes the epochs' mean."""
     lc = _light_curve(
         rng,
@@ -679,7 +689,7 @@ def _attach_light_curve(rng, log, members, rrl_index, cols, j, first_seq) -> pa.
     for key, val in _rrl_object_values(lc).items():
         cols[key][j] = val
     cols["ndet"][j] = sum(cols["ndet" + b][j] for b in BANDS)
-    return _source_table(f"{FIELD_ID}.{first_seq + j}", lc)
+    return _source_table(RRL_OBJECT_ID, lc)
 
 
 def build(outdir: Path, seed: int = 169, scale: float = 1.0) -> dict[str, Path]:
@@ -708,8 +718,9 @@ def build(outdir: Path, seed: int = 169, scale: float = 1.0) -> dict[str, Path]:
             hit = np.flatnonzero(cols["member"] == rrl_index)
             if len(hit):
                 rng = _strip_rng(seed, strip, 2)
-                source = _attach_light_curve(rng, log, members, rrl_index, cols, hit[0], next_seq)
-            writer.write_table(_strip_table(cols, next_seq), row_group_size=250_000)
+                source = _attach_light_curve(rng, log, members, rrl_index, cols, hit[0])
+            rrl_row = int(hit[0]) if len(hit) else None
+            writer.write_table(_strip_table(cols, next_seq, rrl_row), row_group_size=250_000)
             next_seq += len(cols["ra"])
     if source is None:
         raise RuntimeError("the RR Lyrae star with a light curve was not detected")

@@ -59,9 +59,14 @@ def test_catalogs_cannot_be_changed(api, alice):
     for sql in ("DELETE FROM hipparcos.main", "UPDATE hipparcos.main SET hpmag = 0",
                 "TRUNCATE hipparcos.main", "DROP TABLE hipparcos.main",
                 "ALTER TABLE hipparcos.main ADD COLUMN x int", "INSERT INTO tbl_stat VALUES ('a','b',1,1,1,'','','')",
-                "DELETE FROM tap_schema.columns"):
+                "DELETE FROM tap_schema.published_columns", "UPDATE tap_schema.published_tables SET description = ''"):
         r = q(api, alice, sql)
         assert 400 <= r.status_code < 500 and ("permission denied" in r.text or "must be owner" in r.text), (sql, r.text)
+    # TAP_SCHEMA's tables are views (db/010): PostgreSQL refuses to change them before it asks whose they are
+    for sql in ("DELETE FROM tap_schema.columns", "INSERT INTO tap_schema.tables (table_name) VALUES ('x')"):
+        r = q(api, alice, sql)
+        assert 400 <= r.status_code < 500 and "cannot" in r.text and "view" in r.text, (sql, r.text)
+    assert "hipparcos.main" in q(api, alice, "SELECT table_name FROM tap_schema.tables").text
     r = q(api, alice, "SELECT count(*) AS n FROM hipparcos.main")
     assert r.text == "n\n117955\n"
 

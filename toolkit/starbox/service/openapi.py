@@ -174,6 +174,12 @@ TABLE: dict[str, Op] = {
     "GET /query/copy": text("400 401 403 404 409 413 503"),
     "GET /query/flush": text("400 401 403 503"),
     "GET /res/findJobs": text("400 401 403 404 503"),
+    # /res: the caller's own user record.
+    "GET /res/get": text("400 401 403 503"),
+    "GET /res/set": text("400 401 403 503"),
+    "GET /res/listFields": text(),
+    "GET /res/pwReset": text("400 401 403 503"),
+    "GET /res/create": text("400 403"),
     # /storage
     "GET /storage/ls": text("400 401 403 404 503"),
     "GET /storage/stat": Op({200: (JSON,)}, "400 401 403 404 503", ok_schema={"type": "object"}),

@@ -145,7 +145,8 @@ class Pieces:
 
 
 def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
-    """The ADQL with what queryparser cannot parse hidden; the CAST target types, by number.
+    """The ADQL with what queryparser cannot parse hidden; the hidden pieces by number (CAST
+    target types, whole CASE expressions).
     `pieces` gets where each piece of the result came from."""
     toks = tokens(adql)
     casts: list[str] = []

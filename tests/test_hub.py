@@ -45,6 +45,38 @@ def test_unix_names_have_the_prefix_and_fit_linux(tmp_path):
     assert len(na) <= 32 and len(nb) <= 32 and na != nb and na.startswith("sb-aaaa")
 
 
+@pytest.mark.system
+@pytest.mark.parametrize("module", ["starbox.jupyter.hub.expiry", "starbox.jupyter.hub.culler"])
+def test_the_hubs_services_stop_at_once_even_when_started_with_sigint_ignored(module, tmp_path):
+    # JupyterHub stops a service with SIGINT and waits 10 s before SIGTERM; a hub started from a
+    # shell without job control hands its services SIGINT ignored (signals.py).
+    import signal
+
+    env = settings_env(make_settings(tmp_path)) | {
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{free_port()}/hub/api",  # nobody there
+        "JUPYTERHUB_API_TOKEN": "not-a-token",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # it runs on, hub or not
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(8)  # within JupyterHub's interrupt_timeout
+        assert time.monotonic() - started < 8
+        assert b"KeyboardInterrupt" not in proc.stderr.read()  # a clean exit, no traceback
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.unit
 def test_the_box_certificate_is_signed_by_its_ca_and_names_the_box(tmp_path):
     from starbox import settings as settings_mod

@@ -97,7 +97,7 @@ def services(settings: Settings) -> tuple[list[dict], list[dict]]:
             "command": [
                 sys.executable,
                 "-m",
-                "jupyterhub_idle_culler",
+                "starbox.jupyter.hub.culler",
                 f"--timeout={settings.hub_idle_s}",
                 f"--cull-every={settings.hub_cull_every_s}",
                 "--concurrency=4",

@@ -22,7 +22,7 @@ import psycopg
 from starbox import accounts, database
 from starbox import settings as settings_mod
 
-from . import routes
+from . import routes, signals
 
 EVERY_S = 15
 log = logging.getLogger("starbox.hub.expiry")
@@ -84,6 +84,7 @@ def sweep(client: httpx.Client, settings: settings_mod.Settings) -> list[str]:
 
 
 def main() -> None:
+    signals.exit_on_interrupt()
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s expiry] %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = settings_mod.get()
@@ -107,4 +108,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # JupyterHub stopping it: no traceback in the hub's log
+        pass

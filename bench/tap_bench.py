@@ -1,7 +1,7 @@
 """Issue 4's benchmarks: TAP /sync cones (VOTable and CSV) against the same SQL through psycopg,
 and a million rows through /tap/sync as Parquet and as VOTable against psycopg COPY into pandas.
 
-The catalog is smash_sim.object (1.2 million objects around Hydra II). When it is not loaded,
+The catalog is smash_sim.object (1.9 million objects around Hydra II). When it is not loaded,
 gaia_dr3.gaia_source_bright stands in (482,000 stars over the whole sky, so cones hold far
 fewer rows and "a million rows" is the whole table); the report says which one ran.
 

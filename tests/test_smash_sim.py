@@ -11,15 +11,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from astropy.convolution import Gaussian2DKernel, convolve
+from astropy.stats import sigma_clipped_stats
 from astropy.timeseries import LombScargle
-from scipy import ndimage
-
+from photutils.detection import find_peaks
 from starbox.catalogs import smash
 from starbox.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
-HYA2_RA, HYA2_DEC = 185.4286, -31.9728
 MANIFESTS = PROJECT_ROOT / "db" / "catalogs"
 PG_TO_ARROW = {"double precision": "double", "real": "float", "integer": "int32",
                "smallint": "int16", "bigint": "int64", "text": "string"}
@@ -54,7 +54,9 @@ def notebook_query(df):
 
 
 def test_row_counts_match_the_real_field(objects):
-    assert 1_000_000 <= len(objects) <= 1_350_000
+    # The whole table (the real field's total is not in Data Lab's notebooks): every detection,
+    # out to where one exposure alone covers the sky.
+    assert 1_500_000 <= len(objects) <= 2_100_000
     # The notebook found 1,171,225 and 104,974 on the real field 169.
     assert 1_100_000 <= len(notebook_query_all(objects)) <= 1_250_000
     assert 80_000 <= len(notebook_query(objects)) <= 130_000
@@ -84,33 +86,57 @@ def test_columns_look_like_smash(objects):
     assert (objects.depthflag > 1).mean() > 0.99
     assert objects.random_id.between(0, 100).all()
     assert objects.ebv.between(0.04, 0.08).all()
-    well_measured = objects[objects.gmag < 24]
+    # in the deep part of the field (within 0.9 deg of its centre, where every group of
+    # dithers overlaps) nearly everything brighter than g = 24 has more than three detections
+    cos_dec = np.cos(np.radians(smash.FIELD_DEC))
+    deep = np.hypot((objects.ra - smash.FIELD_RA) * cos_dec, objects.dec - smash.FIELD_DEC) < 0.9
+    well_measured = objects[deep & (objects.gmag < 24)]
     assert (well_measured.ndetg > 3).mean() > 0.9 and (well_measured.ndetr > 3).mean() > 0.9
 
 
-def _dwarf_filter(ra, dec, fwhm_small=2.0, fwhm_big=20.0):
-    """Data Lab's dwarf_filter: 1' pixels, Gaussian kernels of FWHM 2' and 20', difference.
-
-    As in the notebook, the RA axis gets as many bins as the field is wide in arcmin of angle
-    (so ra binned this way is ra*cos(dec) binned by 1'), kernels have sigma = FWHM/2.35 pixels
-    and astropy's convolve fills outside the map with zeros (mode='constant' here).
-    """
+def _datalab_dwarf_filter(ra, dec, fwhm_small=2.0, fwhm_big=20.0):
+    """Data Lab's dwarf_filter as its notebook has it: 1' pixels (the RA axis as many as the
+    field is wide in arcmin of angle), rot90 for imshow, astropy Gaussian kernels of
+    sigma = FWHM/2.35 pixels, convolve's zero fill; statistics of the difference, and the
+    difference clipped at its mean."""
     ymean = (dec.min() + dec.max()) / 2.0
-    nx = int(np.rint((ra.max() - ra.min()) * np.cos(np.radians(ymean)) * 60.0))
+    nx = int(np.rint((ra.max() - ra.min()) * 60.0 * np.cos(np.radians(ymean))))
     ny = int(np.rint((dec.max() - dec.min()) * 60.0))
     counts, xedges, yedges = np.histogram2d(ra, dec, (nx, ny))
-    small = ndimage.gaussian_filter(counts, fwhm_small / 2.35, mode="constant")
-    big = ndimage.gaussian_filter(counts, fwhm_big / 2.35, mode="constant")
-    return small - big, 0.5 * (xedges[1:] + xedges[:-1]), 0.5 * (yedges[1:] + yedges[:-1])
+    extent = [xedges[0], xedges[-1], yedges[0], yedges[-1]]
+    raw = np.rot90(counts).copy()
+    small = convolve(raw, Gaussian2DKernel(fwhm_small / 2.35, factor=1))
+    big = convolve(raw, Gaussian2DKernel(fwhm_big / 2.35, factor=1))
+    delta = small - big
+    stats = {"mean": delta.mean(), "sigma": delta.std(), "sigmaRaw": raw.std()}
+    clipped = delta.copy()
+    clipped[delta < stats["mean"]] = stats["mean"]
+    return clipped, extent, stats
 
 
-def test_hydra_ii_is_the_strongest_overdensity_of_the_field(objects):
+# Data Lab's published output on the real SMASH DR1 field 169
+REAL_STATS = {"mean": 0.0890555, "sigma": 1.79455, "sigmaRaw": 5.33591}
+REAL_PEAKS = [(11.3115, 185.4106, -31.9760), (11.5126, 184.3935, -32.1595)]  # Hydra II, a galaxy group
+
+
+def test_datalab_dwarf_filter_finds_what_it_finds_on_the_real_field(objects):
     sel = notebook_query(objects)
-    delta, xc, yc = _dwarf_filter(sel.ra.to_numpy(), sel.dec.to_numpy())
-    i, j = np.unravel_index(np.argmax(delta), delta.shape)  # over the whole map
-    sep_arcmin = 60 * np.hypot((xc[i] - HYA2_RA) * np.cos(np.radians(HYA2_DEC)), yc[j] - HYA2_DEC)
-    assert sep_arcmin < 2.0
-    assert delta[i, j] > 4 * delta.std()
+    clipped, extent, stats = _datalab_dwarf_filter(sel.ra.to_numpy(), sel.dec.to_numpy())
+    for key, real in REAL_STATS.items():
+        assert stats[key] == pytest.approx(real, rel=0.10), key
+    # the notebook's peak finding, and its pixel -> sky conversion
+    _, median, _ = sigma_clipped_stats(clipped, sigma=3.0, maxiters=5)
+    peaks = find_peaks(clipped, median + 10, box_size=4)
+    assert peaks is not None and len(peaks) == 2
+    a, b = extent[:2]
+    xvec = np.arange(a, b, (b - a) / clipped.shape[1])
+    a, b = extent[2:]
+    yvec = np.arange(a, b, (b - a) / clipped.shape[0])
+    found = [(p["peak_value"], xvec[p["x_peak"]], yvec[-p["y_peak"] - 1]) for p in peaks]
+    for value, ra, dec in REAL_PEAKS:
+        near = [f for f in found if 60 * np.hypot((f[1] - ra) * np.cos(np.radians(dec)), f[2] - dec) < 2.5]
+        assert len(near) == 1, (ra, dec, found)
+        assert near[0][0] == pytest.approx(value, rel=0.10)
 
 
 def test_rr_lyrae_light_curve(objects, source):
@@ -124,7 +150,7 @@ def test_rr_lyrae_light_curve(objects, source):
     cos_dec = np.cos(np.radians(star.dec))
     assert 3600 * np.hypot((star.ra - 185.4311) * cos_dec, star.dec + 31.9953) < 1.0  # and its place
     gr = source[source["filter"].isin(["g", "r"])]
-    assert len(gr) >= 30 and set(gr["filter"]) == {"g", "r"}
+    assert len(gr) >= 20 and set(gr["filter"]) == {"g", "r"}  # of 30: chip gaps take some
     assert set(source["filter"]) <= set("ugriz")
     assert (source.mjd.max() - source.mjd.min()) > 365  # a few years
     assert star.ndetg == (source["filter"] == "g").sum()

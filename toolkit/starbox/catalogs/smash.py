@@ -5,21 +5,28 @@ copy the column names of SMASH DR1 (Nidever et al. 2017) so that Data Lab's note
 "Detecting the Hydra II dwarf galaxy in SMASH DR1" runs with one word changed
 (``smash_dr1`` -> ``smash_sim``): its query returns about 1.17 million rows without, and
 about 105,000 with, its point-source and blue-colour cuts (1,171,225 and 104,974 on the real
-field), and its difference-of-Gaussians filter (kernels of FWHM 2' and 20') finds Hydra II
-as the strongest overdensity of the field.
+field), and its difference-of-Gaussians filter (kernels of FWHM 2' and 20') gives the
+statistics Data Lab's notebook printed for the real field, each within 10% (mean 0.0891, sigma
+1.795, sigmaRaw 5.336; tests/test_smash_sim.py), and two peaks above its threshold of the
+median + 10, where the real ones are: Hydra II (11.31) and a distant galaxy cluster (11.51).
+Those statistics come mostly from the footprint's shape and depth steps; the shipped seed
+matches them, and peak heights move by ~15% from seed to seed.
 
-What goes into the field (three dithered DECam hexagons, ~3.3 deg^2, radius ~1.1 deg):
+What goes into the field (DECam's 62 CCDs, four groups of dithers; the notebook's map is
+2.8 x 2.3 deg, as the real one):
 
 * Hydra II (Martin et al. 2015): a Plummer sphere (r_h = 1.7') at RA 185.4286, Dec -31.9728,
   (m-M)_0 = 20.64. Its stars are drawn by the Kroupa ``int_IMF`` column from the PARSEC
-  isochrone shipped in ``uwastro465isos`` ([M/H] = -2.0, log age 10.10): M_V ~ -5.0 and ~300
-  stars brighter than g = 24.8. Added by hand: blue horizontal-branch stars, blue stragglers
-  and three RR Lyrae stars.
+  isochrone shipped in ``uwastro465isos`` ([M/H] = -2.0, log age 10.10): M_V ~ -5.1 and ~330
+  stars brighter than g = 24.8 (Martin et al.: M_V = -4.8 +- 0.3). Added by hand: blue
+  horizontal-branch stars, blue stragglers and three RR Lyrae stars.
 * Milky Way foreground at (l, b) = (295.6, 30.5): thin disk, thick disk and halo, each one
   PARSEC isochrone spread along the line of sight.
-* Background galaxies, whose faint, compact, blue ones pass the notebook's cuts. Their counts
-  are cut off near g = 25, and the catalogue is g-selected, to keep the table near the real
-  field's count instead of listing everything r or i would add.
+* Background galaxies, whose faint, compact, blue ones pass the notebook's cuts, clustered (a
+  lognormal density field). Their counts are cut off near g = 25, and the catalogue is
+  g-selected, to keep the table near the real field's count instead of listing everything r or
+  i would add. A compact group of faint blue galaxies sits where the real field's second peak
+  is (RA 184.3935, Dec -32.1595): Data Lab's deep images show a galaxy cluster there.
 * An observing log of 61 DECam exposures (2013-2016) that sets coverage and depth, the
   ``ndet*`` and ``depthflag`` columns, and the epochs of the one light curve.
 
@@ -27,7 +34,8 @@ The RR Lyrae member with a light curve (RRab, P = 0.645 d, A_g = 0.9 mag) is whe
 one is, at RA 185.4311, Dec -31.9953 (1.35' south of the centre of Hydra II; Vivas et al. 2016),
 and has its real SMASH identifier ``169.429960`` (RRL_OBJECT_ID) in every build, as Data Lab's
 RR Lyrae notebook asks for it: the sequence number 429960 is kept for it, and the other objects'
-numbers skip it. Its 61 epochs are the rows of ``smash_sim.source``. Its
+numbers skip it. The exposures that cover it (of 61; some put it in a gap between CCDs) are
+the rows of ``smash_sim.source``. Its
 phase-averaged g is 20.64 + 0.60 + A_g = 21.44, with A_g = 3.237 * ebv: SMASH magnitudes
 are not dereddened.
 
@@ -44,17 +52,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scipy import ndimage
 
 # ---------------------------------------------------------------------------------------------
 # Facts and model constants
 
 FIELD_ID = "169"
-FIELD_RA, FIELD_DEC = 185.36, -32.02  # field centre, ~4.5' from Hydra II as in a real pointing
+FIELD_RA, FIELD_DEC = 185.2, -31.68  # field centre: the middle of the real field's dwarf-filter map
 HYA2_RA, HYA2_DEC = 185.4286, -31.9728
 HYA2_DM = 20.64  # (m-M)_0, 134 kpc (Martin et al. 2015)
 HYA2_RH_ARCMIN = 1.7  # half-light radius = Plummer scale radius in projection
 HYA2_ELL, HYA2_PA = 0.01, 16.0
-HYA2_MASS_FORMED = 3.0e4  # Msun formed: M_V ~ -5.0, ~300 stars with g < 24.8
+HYA2_MASS_FORMED = 3.3e4  # Msun formed: M_V ~ -5.1, ~330 stars with g < 24.8
 
 BANDS = "ugriz"
 M5 = np.array([23.9, 24.8, 24.5, 24.2, 23.5])  # SMASH 5-sigma depths of the full stack
@@ -65,16 +74,32 @@ SHORT_WEIGHT = 0.2  # exposure time of a short one relative to a long one
 SAT_LONG = np.array([15.5, 17.0, 17.0, 16.8, 16.2])  # saturation of long exposures
 SAT_SHORT = SAT_LONG - 1.75
 ERR_GAMMA, ERR_FLOOR = 0.04, 0.007
+# ALLFRAME-style forced photometry measures a long frame down to this far below its 5 sigma
+# depth; a short frame, with few sources to anchor it, less far (mag)
+FORCED_REACH_LONG, FORCED_REACH_SHORT = 2.0, 1.0
 
-HEX_RADIUS = 0.98  # deg, circumradius of one exposure's footprint
-DITHER_LONG, DITHER_SHORT = 0.15, 0.15  # deg, radius of the dither patterns
-HALF_SIZE = 1.2  # deg, half side of the box that holds every footprint
+# DECam's focal plane: 62 CCDs of 2048 x 4096 pixels (0.263"), their long side east-west, in
+# twelve rows; the gaps between them are ~200 pixels east-west and ~150 north-south.
+DECAM_ROWS = (3, 4, 5, 6, 6, 7, 7, 6, 6, 5, 4, 3)
+CCD_LONG, CCD_SHORT = 0.2992, 0.1496  # deg
+GAP_EW, GAP_NS = 0.0146, 0.0112  # deg
+# The long exposures of a band come in N_GROUPS groups, pointed DITHER_GROUP from the field
+# centre, each exposure within DITHER_LONG of its group's pointing.
+N_GROUPS, DITHER_GROUP, DITHER_LONG = 4, 0.44, 0.08  # deg
+DITHER_SHORT = 0.15  # deg, radius of the short exposures' dithers
+HALF_SIZE = 1.5  # deg, half side of the box that holds every footprint
 N_STRIPS = 10  # declination strips = Parquet row groups, written one at a time
 COVER_PIX = 0.5 / 60  # deg, pixel of the coverage maps
 
-GALAXY_DENSITY = 424_700.0  # per deg^2, all simulated galaxies
+GALAXY_DENSITY = 395_600.0  # per deg^2, all simulated galaxies
 GAL_G_CUTOFF = 24.85  # true g where the simulated galaxy counts fall to half
-GAL_SHARP_BRIGHT, GAL_SHARP_FAINT = 1.3, 0.526  # median sharp at g <= 19 and g >= 25
+GAL_SHARP_BRIGHT, GAL_SHARP_FAINT = 1.3, 0.50  # median sharp at g <= 19 and g >= 25
+# Galaxies cluster: their density is a lognormal field of this rms (in ln), smoothed on
+# CLUSTER_SCALE and drawn on cells of CLUSTER_PIX; the dwarf filter sees its small-scale part.
+CLUSTER_RMS, CLUSTER_SCALE, CLUSTER_PIX = 0.235, 0.8 / 60, 0.25 / 60
+# A distant group of galaxies where the real field's second peak is: Data Lab's deep images
+# show a galaxy cluster there. Its faint, compact, blue members pass the notebook's cuts.
+GROUP2_RA, GROUP2_DEC, GROUP2_N, GROUP2_RADIUS = 184.3935, -32.1595, 200, 1.5 / 60
 
 RRL_PERIOD, RRL_AMP_G = 0.645, 0.9
 RRL_AMP_RATIO = np.array([0.93, 1.0, 0.72, 0.58, 0.54])  # A_band / A_g of RRab stars
@@ -110,11 +135,20 @@ def _to_plane(ra, dec, ra0=FIELD_RA, dec0=FIELD_DEC):
     return np.degrees(xi), np.degrees(eta)
 
 
-def _in_hexagon(x, y, cx=0.0, cy=0.0):
-    # DECam's footprint, roughly: a hexagon with flat north and south edges.
-    r = HEX_RADIUS
-    dx, dy = np.abs(x - cx), np.abs(y - cy)
-    return (dy <= 0.8660254 * r) & (1.7320508 * dx + dy <= 1.7320508 * r)
+def _in_footprint(x, y, cx=0.0, cy=0.0):
+    """Whether (x, y) falls on a CCD of one exposure pointed at (cx, cy): DECam's rows of
+    chips, centred on the pointing, with the gaps between them."""
+    x, y = np.asarray(x) - cx + GAP_EW / 2, np.asarray(y) - cy + GAP_NS / 2  # gaps centred
+    pitch_y = CCD_SHORT + GAP_NS
+    row = np.floor(y / pitch_y + len(DECAM_ROWS) / 2).astype(np.int64)
+    ok = (row >= 0) & (row < len(DECAM_ROWS))
+    n = np.asarray(DECAM_ROWS)[np.clip(row, 0, len(DECAM_ROWS) - 1)]
+    in_y = (y / pitch_y + len(DECAM_ROWS) / 2 - row) * pitch_y < CCD_SHORT
+    pitch_x = CCD_LONG + GAP_EW
+    u = x / pitch_x + n / 2  # chip k of the row covers u in [k, k + CCD_LONG / pitch_x)
+    col = np.floor(u)
+    in_x = (col >= 0) & (col < n) & ((u - col) * pitch_x < CCD_LONG)
+    return ok & in_y & in_x
 
 
 def _ebv(xi, eta):
@@ -139,25 +173,33 @@ def _plummer(rng, n, r_h_deg, ell=0.0, pa_deg=0.0):
 def _observing_log(rng):
     """61 exposures over four seasons: band, long/short, MJD, dither offset, exposure number.
 
-    The long exposures of each band sit on three dither positions, a triangle of radius
-    DITHER_LONG; the two short ones on two more. So every point of the field has at least four
-    long exposures in g and r, and the depth falls in steps over the outer ~10'.
+    Each band's long exposures take turns among N_GROUPS pointings on a circle of radius
+    DITHER_GROUP around the field centre, and within a group each has its own small offset (a
+    sunflower pattern within DITHER_LONG), so the gaps between the CCDs fill in. The depth then
+    falls in steps where fewer groups overlap: the dwarf filter's edge structure, and the
+    real field's map size, come from these steps. The two short exposures sit on two more.
     """
     # Feb-May of 2013..2016, when Hydra II is up at night; 15 nights a season, so that the
     # RR Lyrae star's period can be found without day aliases.
     season_starts = [56340.0, 56700.0, 57070.0, 57430.0]
     nights = np.sort(np.concatenate([s + rng.choice(110, 15, replace=False) for s in season_starts]))
     band, short, dx, dy = [], [], [], []
+    golden = np.pi * (3.0 - np.sqrt(5.0))
     for b in range(5):
-        turn = np.radians(4.0 * b)  # each band's triangle turned a little
-        for k in range(N_LONG[b] + N_SHORT):
-            is_short = k < N_SHORT
-            ang = turn + (np.pi / 3 + np.pi * k if is_short else 2 * np.pi * (k % 3) / 3)
-            rad = DITHER_SHORT if is_short else DITHER_LONG
+        turn = np.radians(40.0 * b)  # each band's pattern turned
+        for k in range(N_SHORT):
+            ang = turn + np.pi / 3 + np.pi * k
             band.append(b)
-            short.append(is_short)
-            dx.append(rad * np.cos(ang))
-            dy.append(rad * np.sin(ang))
+            short.append(True)
+            dx.append(DITHER_SHORT * np.cos(ang))
+            dy.append(DITHER_SHORT * np.sin(ang))
+        for k in range(N_LONG[b]):
+            group = turn + 2 * np.pi * (k % N_GROUPS) / N_GROUPS
+            rad = np.sqrt((k + 0.5) / N_LONG[b])
+            band.append(b)
+            short.append(False)
+            dx.append(DITHER_GROUP * np.cos(group) + DITHER_LONG * rad * np.cos(turn + golden * k))
+            dy.append(DITHER_GROUP * np.sin(group) + DITHER_LONG * rad * np.sin(turn + golden * k))
     n = len(band)
     mjd = rng.choice(nights, n) + rng.uniform(0.0, 0.40, n)  # 0h..9.6h UT, the Chilean night
     order = np.argsort(mjd)
@@ -180,7 +222,7 @@ def _coverage_maps(log):
     n_long = np.zeros((5,) + gx.shape, np.int16)
     n_short = np.zeros_like(n_long)
     for b, short, dx, dy in zip(log["band"], log["short"], log["dx"], log["dy"]):
-        inside = _in_hexagon(gx, gy, dx, dy)
+        inside = _in_footprint(gx, gy, dx, dy)
         (n_short if short else n_long)[b] += inside
     return n_long, n_short
 
@@ -379,6 +421,26 @@ def _foreground(rng, scale):
 # Background galaxies
 
 
+def _galaxy_density(rng):
+    """Relative galaxy density on CLUSTER_PIX cells over the box: a lognormal field, mean 1."""
+    n = int(np.ceil(2 * HALF_SIZE / CLUSTER_PIX))
+    field = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), CLUSTER_SCALE / CLUSTER_PIX, mode="wrap")
+    return np.exp(CLUSTER_RMS * field / field.std() - CLUSTER_RMS**2 / 2)
+
+
+def _second_overdensity(rng):
+    """The galaxy group's members: faint, compact and blue, in a Plummer sphere."""
+    n = rng.poisson(GROUP2_N)
+    x, y = _plummer(rng, n, GROUP2_RADIUS)
+    ra, dec = _to_sky(x, y, GROUP2_RA, GROUP2_DEC)
+    xi, eta = _to_plane(ra, dec)
+    g = rng.uniform(23.0, 24.8, n)
+    gr = rng.normal(0.1, 0.12, n)
+    mags = np.column_stack([g + rng.normal(0.5, 0.2, n), g, g - gr, g - gr - 0.2, g - gr - 0.3])
+    mags += EXT * _ebv(xi, eta)[:, None]
+    return {"xi": xi, "eta": eta, "mags": mags, "sharp0": np.abs(rng.normal(0.0, 0.12, n))}
+
+
 def _galaxy_g(rng, n):
     """True g: counts rise 0.45 dex/mag, 0.32 beyond g = 23.5, then are cut off near g = 25.
 
@@ -452,10 +514,8 @@ def _observe(rng, cover, xi, eta, mags, kind, sharp0):
         m5 = M5[b] + 1.25 * np.log10(np.maximum(weight, 1e-3) / full) - size_penalty
         m_obs = m + rng.normal(0, 1, n) * _mag_error(m, m5)
         err = _mag_error(m_obs, m5)
-        # ALLFRAME-style forced photometry measures a long frame down to ~2 mag below its
-        # 5 sigma depth; short frames, with few sources to anchor them, ~1 mag.
-        p_long = 0.995 * _logistic((m5_long[b] + 2.0 - size_penalty - m) / 0.3)
-        p_short = 0.995 * _logistic((m5_short[b] + 1.0 - size_penalty - m) / 0.3)
+        p_long = 0.995 * _logistic((m5_long[b] + FORCED_REACH_LONG - size_penalty - m) / 0.3)
+        p_short = 0.995 * _logistic((m5_short[b] + FORCED_REACH_SHORT - size_penalty - m) / 0.3)
         n_l = rng.binomial(use_long, p_long)
         n_s = rng.binomial(use_short, p_short)
         if name == "g":
@@ -507,7 +567,7 @@ def _light_curve(rng, log, xi, eta, mean_mags, ra, dec):
     rows = []
     for k in range(len(log["mjd"])):
         b, short = log["band"][k], log["short"][k]
-        if not _in_hexagon(xi, eta, log["dx"][k], log["dy"][k]):
+        if not _in_footprint(xi, eta, log["dx"][k], log["dy"][k]):
             continue
         phase = (log["mjd"][k] - RRL_EPOCH) / RRL_PERIOD
         m_true = mean_mags[b] + RRL_AMP_G * RRL_AMP_RATIO[b] * _template_rrab(phase)
@@ -585,23 +645,32 @@ def _strip_rng(seed, strip, purpose):
     return np.random.default_rng([seed, 1000 + strip, purpose])
 
 
-def _strip_population(seed, strip, scale, foreground, members):
-    """Galaxies drawn for one declination strip, plus the stars that fall in it."""
+def _strip_population(seed, strip, scale, foreground, members, density, group):
+    """Galaxies drawn for one declination strip, cell by cell of the density field, plus the
+    group's galaxies and the stars that fall in it."""
     lo, hi = np.linspace(-HALF_SIZE, HALF_SIZE, N_STRIPS + 1)[strip : strip + 2]
     rng = _strip_rng(seed, strip, 0)
-    n_gal = rng.poisson(GALAXY_DENSITY * (2 * HALF_SIZE) * (hi - lo) * scale)
-    g_xi = rng.uniform(-HALF_SIZE, HALF_SIZE, n_gal)
-    g_eta = rng.uniform(lo, hi, n_gal)
+    n_cells = density.shape[0]
+    rows = np.arange(int((lo + HALF_SIZE) / CLUSTER_PIX), min(n_cells, int(np.ceil((hi + HALF_SIZE) / CLUSTER_PIX))))
+    expect = density[rows] * GALAXY_DENSITY * CLUSTER_PIX**2 * scale
+    counts = rng.poisson(expect).ravel()
+    cell = np.repeat(np.arange(counts.size), counts)
+    row, col = rows[cell // n_cells], cell % n_cells
+    g_xi = -HALF_SIZE + (col + rng.uniform(0, 1, cell.size)) * CLUSTER_PIX
+    g_eta = -HALF_SIZE + (row + rng.uniform(0, 1, cell.size)) * CLUSTER_PIX
+    keep = (g_eta >= lo) & (g_eta < hi) & (g_xi < HALF_SIZE)
+    g_xi, g_eta = g_xi[keep], g_eta[keep]
     g_mags, g_sharp = _galaxies(rng, g_xi, g_eta)
+    gsel = (group["eta"] >= lo) & (group["eta"] < hi)
     fsel = (foreground["eta"] >= lo) & (foreground["eta"] < hi)
     msel = (members["eta"] >= lo) & (members["eta"] < hi)
-    n_fg = int(fsel.sum())
+    n_gal, n_fg = len(g_xi) + int(gsel.sum()), int(fsel.sum())
     return {
-        "xi": np.concatenate([g_xi, foreground["xi"][fsel], members["xi"][msel]]),
-        "eta": np.concatenate([g_eta, foreground["eta"][fsel], members["eta"][msel]]),
-        "mags": np.vstack([g_mags, foreground["mags"][fsel], members["mags"][msel]]),
+        "xi": np.concatenate([g_xi, group["xi"][gsel], foreground["xi"][fsel], members["xi"][msel]]),
+        "eta": np.concatenate([g_eta, group["eta"][gsel], foreground["eta"][fsel], members["eta"][msel]]),
+        "mags": np.vstack([g_mags, group["mags"][gsel], foreground["mags"][fsel], members["mags"][msel]]),
         "kind": np.concatenate([np.full(n_gal, _KIND_GALAXY), np.full(n_fg, _KIND_STAR), members["kind"][msel]]),
-        "sharp0": np.concatenate([g_sharp, np.zeros(n_fg), np.zeros(msel.sum())]),
+        "sharp0": np.concatenate([g_sharp, group["sharp0"][gsel], np.zeros(n_fg), np.zeros(msel.sum())]),
         "member": np.concatenate([np.full(n_gal + n_fg, -1), np.flatnonzero(msel)]),
     }
 
@@ -709,11 +778,13 @@ def build(outdir: Path, seed: int = 169, scale: float = 1.0) -> dict[str, Path]:
     cover = _coverage_maps(log)
     members, rrl_index = _members(np.random.default_rng([seed, 2]))
     foreground = _foreground(np.random.default_rng([seed, 3]), scale)
+    density = _galaxy_density(np.random.default_rng([seed, 4]))
+    group = _second_overdensity(np.random.default_rng([seed, 5]))
 
     next_seq, source = 1, None
     with _AtomicParquet(paths["smash_sim.object"], OBJECT_SCHEMA) as writer:
         for strip in range(N_STRIPS):
-            sky = _strip_population(seed, strip, scale, foreground, members)
+            sky = _strip_population(seed, strip, scale, foreground, members, density, group)
             cols = _catalogue_columns(_strip_rng(seed, strip, 1), cover, sky)
             hit = np.flatnonzero(cols["member"] == rrl_index)
             if len(hit):

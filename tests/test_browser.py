@@ -235,7 +235,12 @@ def check_hidden_galaxy(page):
     for letter in "ABCD":
         page.locator(".widget-toggle-buttons button", has_text=re.compile(f"^{letter}$")).click()
         page.get_by_role("button", name="Check my answer").click()
-        page.wait_for_function("() => !document.querySelector('.starbox-message.info')")
+        # the answer to this letter (the one before may still be showing)
+        page.wait_for_function(
+            "(l) => { const m = document.querySelector('.starbox-message');"
+            " return m && (m.textContent.includes('Not ' + l) || m.textContent.includes('Hydra II')); }",
+            arg=letter,
+        )
         if "Hydra II" in message(page):
             found = letter
             break

@@ -23,6 +23,7 @@ from starbox import adql_translate
 from starbox.accounts import User
 from starbox.errors import StarboxError, Unauthorized
 from starbox.query.prepare import prepare
+from starbox.tap import units
 
 TOKEN = re.compile(
     r"""
@@ -167,9 +168,14 @@ def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
             # whole behind a placeholder call and put back as it was (its functions are
             # checked with the rest, after translation).
             end = _case_end(toks, i)
-            casts.append(re.sub(r"--[^\n]*|/\*.*?\*/", " ", _text(toks, i, end + 1), flags=re.S))
+            casts.append("".join(_case_token(k) for k in toks[i : end + 1]))
             out.add(f"{PLACEHOLDER}case_{len(casts) - 1}()", t.pos, False)
             i = end + 1
+            continue
+        elif is_call and t.upper == "IN_UNIT":
+            close = _close(toks, nxt)
+            out.add(_in_unit(toks, i, nxt, close), t.pos, False)
+            i = close + 1
             continue
         elif is_call and t.upper in HIDDEN_FUNCTIONS:
             out.add(PLACEHOLDER + t.text.lower(), t.pos, False)
@@ -212,6 +218,85 @@ def shim(adql: str, pieces: Pieces | None = None) -> tuple[str, list[str]]:
             out.add(t.text, t.pos, True)
         i += 1
     return out.text(), casts
+
+
+def _case_token(t: Tok) -> str:
+    """A token of a hidden CASE as PostgreSQL must see it: what shim and unshim do elsewhere."""
+    if t.kind == "comment":
+        return " "
+    if t.kind == "hex":
+        return str(int(t.text, 16))
+    if t.kind == "other" and t.text == "^":
+        return "#"  # bitwise XOR (see unshim)
+    return t.text
+
+
+def _in_unit(toks: list[Tok], i: int, nxt: int, close: int) -> str:
+    """IN_UNIT(column, 'unit') -> (column * factor), the factor from the column's unit."""
+    args = _args(toks, nxt, close)
+    if len(args) != 2:
+        raise StarboxError(f"Error: IN_UNIT takes (column, 'unit') (column {toks[i].pos + 1})")
+    (a, b), (c, d) = args
+    ref = [k for k in toks[a:b] if k.kind not in ("ws", "comment")]
+    target = [k for k in toks[c:d] if k.kind not in ("ws", "comment")]
+    names = [_ident(k) for k in ref[::2]]
+    if not (
+        ref
+        and all(k.kind in ("name", "quoted") for k in ref[::2])
+        and all(k.text == "." for k in ref[1::2])
+        and len(ref) % 2 == 1
+        and len(names) <= 3
+    ):
+        raise StarboxError(
+            f"Error: IN_UNIT takes a column as its first argument (column {toks[i].pos + 1}), not an expression"
+        )
+    if len(target) != 1 or target[0].kind != "string":
+        raise StarboxError(f"Error: IN_UNIT takes the unit as a string, e.g. 'arcsec' (column {toks[i].pos + 1})")
+    source = units.column_unit(names, _query_tables(toks))
+    scale = units.factor(source, target[0].text[1:-1].replace("''", "'"))
+    return f"({_text(toks, a, b).strip()} * {scale:.15g})"
+
+
+def _query_tables(toks: list[Tok]) -> dict[str, str]:
+    """The catalog tables a SELECT names (schema.table), by their names and their aliases."""
+    known = units.catalog_units()
+    sig = [k for k in toks if k.kind not in ("ws", "comment")]
+    found: dict[str, str] = {}
+    for j in range(len(sig) - 2):
+        if sig[j + 1].text != "." or (j > 0 and sig[j - 1].text == "."):
+            continue
+        table = f"{_ident(sig[j])}.{_ident(sig[j + 2])}"
+        if table not in known:
+            continue
+        found[table] = found[_ident(sig[j + 2])] = table
+        k = j + 3
+        if k < len(sig) and sig[k].upper == "AS":
+            k += 1
+        if k < len(sig) and sig[k].kind in ("name", "quoted") and sig[k].upper not in _NOT_ALIASES:
+            found[_ident(sig[k])] = table
+    return found
+
+
+_NOT_ALIASES = {
+    "WHERE",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "OUTER",
+    "CROSS",
+    "NATURAL",
+    "ON",
+    "GROUP",
+    "ORDER",
+    "HAVING",
+    "UNION",
+    "INTERSECT",
+    "EXCEPT",
+    "OFFSET",
+    "USING",
+}
 
 
 def _case_end(toks: list[Tok], i: int) -> int:

@@ -47,6 +47,9 @@ FEATURES = {
         ("BIT_XOR", "a ^ b, of integers"),
         ("BIT_NOT", "~a, of an integer"),
     ],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-unit": [
+        ("IN_UNIT", "a catalog column converted to another unit, e.g. IN_UNIT(plx, 'arcsec')")
+    ],
     "ivo://ivoa.net/std/TAPRegExt#features-udf": [
         ("ivo_hasword(haystack TEXT, needle TEXT) -> INTEGER", "1 if every word of needle is a word of haystack"),
         ("ivo_healpix_index(hpxOrder INTEGER, ra DOUBLE, dec DOUBLE) -> BIGINT", "the NESTED HEALPix index"),

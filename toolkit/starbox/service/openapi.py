@@ -124,6 +124,21 @@ CONE = {
     "VERB": _string("1, 2 or 3"),
 }
 FILE = {OCTETS: {"type": "string", "format": "binary"}}
+SIA = {
+    "POS": _string("ra,dec in degrees"),
+    "SIZE": _string("width[,height] in degrees"),
+    "VERB": _string(),
+    "FORMAT": _string(),
+    "INTERSECT": _string(),
+}
+CUTOUT = {
+    "col": _string("the collection"),
+    "siaRef": _string("the image, from an SIA result"),
+    "extn": _string("the HDU (0)"),
+    "POS": _string("ra,dec in degrees"),
+    "SIZE": _string("width[,height] in degrees"),
+    "preview": _string("true: a PNG"),
+}
 TAP_ERR: dict[str, Any] = {"error_type": (VOTABLE,)}
 TOKEN_ERRORS = "400 401 503"  # any route that reads the caller's token: a bad one is 401
 
@@ -239,6 +254,9 @@ TABLE: dict[str, Op] = {
     "GET /scs": text("400 503", error_types={400: (VOTABLE,)}),
     "GET /scs/": text("400 503", error_types={400: (VOTABLE,)}),
     "GET /scs/{schema}/{table}": Op({200: (VOTABLE,)}, "400 401 403 404 413 429 503", query=CONE, **TAP_ERR),
+    # Images: SIA 1.0 (refusals are SIA error VOTables) and the cutout service (FITS or PNG).
+    "GET /sia/{collection}": Op({200: (VOTABLE,)}, "400 404", query=SIA, **TAP_ERR),
+    "GET /svc/cutout": Op({200: ("image/fits", "image/png")}, "400 401 404 429 503", query=CUTOUT),
     # The webhook answers JSON; the NUL check and the service's body limit answer one line of text.
     "POST /hooks/notebooks": Op(
         {200: (JSON,), 202: (JSON,)},

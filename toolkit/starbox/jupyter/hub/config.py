@@ -32,7 +32,19 @@ from .paths import activity_interval, hub_dir, proxy_command
 from .spawner import StarboxSpawner
 
 # The service's paths the public port carries (starbox.service.routers.MOUNTS and the manual).
-SERVICE_PATHS = ("/auth/", "/query/", "/res/", "/storage/", "/tap/", "/scs/", "/hooks/", "/docs/", "/apidocs/")
+SERVICE_PATHS = (
+    "/auth/",
+    "/query/",
+    "/res/",
+    "/storage/",
+    "/tap/",
+    "/scs/",
+    "/sia/",
+    "/svc/",
+    "/hooks/",
+    "/docs/",
+    "/apidocs/",
+)
 
 ADMIN_SCOPES = [
     "list:users",

@@ -14,6 +14,8 @@ MOUNTS = [
     ("tap", "/tap"),
     ("scs", "/scs"),
     ("hooks", "/hooks"),
+    ("sia", "/sia"),  # images: SIA 1.0 and Data Lab's cutout service, where Data Lab has them
+    ("svc", "/svc"),
 ]
 
 

@@ -8,6 +8,7 @@ from bench import appliance_bench
 MODULES = [
     "service_bench",
     "tap_bench",
+    "image_bench",
     "voila_bench",
     "classroom",
     "classroom_hub",

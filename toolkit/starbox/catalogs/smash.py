@@ -214,6 +214,11 @@ def _observing_log(rng):
     }
 
 
+def observing_log(seed: int = 169):
+    """The build's observing log for this seed (the images' depth follows it too)."""
+    return _observing_log(np.random.default_rng([seed, 1]))
+
+
 def _coverage_maps(log):
     """Per band, how many long and short exposures cover each 0.5' pixel of the field."""
     edges = np.arange(-HALF_SIZE, HALF_SIZE + COVER_PIX / 2, COVER_PIX)
@@ -774,7 +779,7 @@ def build(outdir: Path, seed: int = 169, scale: float = 1.0) -> dict[str, Path]:
         "smash_sim.source": outdir / "smash_sim.source.parquet",
     }
 
-    log = _observing_log(np.random.default_rng([seed, 1]))
+    log = observing_log(seed)
     cover = _coverage_maps(log)
     members, rrl_index = _members(np.random.default_rng([seed, 2]))
     foreground = _foreground(np.random.default_rng([seed, 3]), scale)

@@ -18,7 +18,7 @@ from starbox.images import synth
 
 # Data Lab's collection names for field 169's images, and Starbox's own.
 COLLECTIONS = ("smash_sim", "smash_dr1", "coadd_smash_dr1", "coadd_all")
-EDGE = synth.HALF_PIX * synth.PIXSCALE  # deg: half side of the virtual stacks
+EDGE = synth.EDGE
 # DECam filter edges in Angstrom (Data Lab gives em_min/em_max in Angstrom, labelled m)
 EM = {
     "u": (3500.0, 4100.0),
@@ -89,8 +89,7 @@ def search(base_url: str, coll: str, pos: str | None, size: str | None) -> bytes
     if _overlaps(ra, dec, w, h):
         for p in synth.PRODUCTS:
             rows.append(_row(base_url, coll, p, ra, dec, w, h))
-    table = Table(rows=rows or None, names=COLUMNS, dtype=[_dtype(c) for c in COLUMNS]) if rows else _empty()
-    return _votable(table)
+    return _votable(Table(rows=rows, names=COLUMNS, dtype=[_dtype(c) for c in COLUMNS]))
 
 
 def _dtype(c: str):
@@ -112,17 +111,13 @@ def _dtype(c: str):
     }.get(c, "U200")
 
 
-def _empty() -> Table:
-    return Table(names=COLUMNS, dtype=[_dtype(c) for c in COLUMNS])
-
-
 def _row(base_url: str, coll: str, p: synth.Product, ra: float, dec: float, w: float, h: float) -> dict:
     b = synth.BANDS.index(p.band)
     query = urlencode(
         {"col": coll, "siaRef": p.sia_ref, "extn": 0, "POS": f"{ra:.6f},{dec:.6f}", "SIZE": f"{w:.6f},{h:.6f}"}
     )
     url = f"{base_url}/svc/cutout?{query}"
-    nx, ny = int(round(w * np.cos(np.radians(dec)) / synth.PIXSCALE)), int(round(h / synth.PIXSCALE))
+    nx, ny = synth.shape(w, h, dec)
     values = {
         "assoc_id": "smash_sim_169_stack",
         "access_url": url,

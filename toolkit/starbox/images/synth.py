@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from astropy.coordinates import angular_separation
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -24,13 +25,13 @@ from starbox.errors import NotFound, StarboxError
 
 PIXSCALE = 0.263 / 3600  # deg
 HALF_PIX = int(1.3 / PIXSCALE)  # the virtual image runs over +-1.3 deg around the centre
+EDGE = HALF_PIX * PIXSCALE  # deg: half side of the virtual image
 MAGZERO = 30.0  # stacks in counts with this zero point
 SEEING = np.array([1.15, 1.05, 0.95, 0.90, 0.90])  # arcsec FWHM, u g r i z
 MOFFAT_BETA = 3.0
-SKY = np.array([22.8, 22.0, 21.2, 20.5, 19.6])  # dark-sky mag/arcsec^2, DECam
 EXPTIME_LONG = np.array([300.0, 267.0, 267.0, 333.0, 300.0])  # s, SMASH long exposures
 TILE = 256
-SEED = 169
+SEED = 169  # the catalog's seed: the depth follows its observing log
 MAX_PIX = 2400  # a cutout side at most: 10.5 arcmin
 BANDS = smash.BANDS
 
@@ -80,8 +81,7 @@ def exptime(band: str) -> float:
 @lru_cache(maxsize=1)
 def _coverage():
     """Long exposures per 0.5' pixel and band, from the catalog's observing log."""
-    log = smash._observing_log(np.random.default_rng([SEED, 1]))
-    return smash._coverage_maps(log)[0]
+    return smash._coverage_maps(smash.observing_log(SEED))[0]
 
 
 def _sigma_full(b: int) -> float:
@@ -92,28 +92,20 @@ def _sigma_full(b: int) -> float:
     return float(flux5 / (5 * np.sqrt(n_eff)))
 
 
+def shape(width: float, height: float, dec: float) -> tuple[int, int]:
+    """Pixels (x, y) of a cutout SIZE=width,height at this declination (see box)."""
+    return max(1, int(round(width * np.cos(np.radians(dec)) / PIXSCALE))), max(1, int(round(height / PIXSCALE)))
+
+
 def box(ra: float, dec: float, width: float, height: float) -> tuple[int, int, int, int]:
     """The pixel box (x0, x1, y0, y1; 0-based, end excluded) of a cutout on the virtual image.
     As in SIA 1.0, `width` is the extent in the RA coordinate: width * cos(dec) on the sky
     (Data Lab's notebooks divide by cos(dec) for a square cutout)."""
-    edge = HALF_PIX * PIXSCALE
-    sep = np.degrees(
-        np.arccos(
-            np.clip(
-                np.sin(np.radians(dec)) * np.sin(np.radians(smash.FIELD_DEC))
-                + np.cos(np.radians(dec))
-                * np.cos(np.radians(smash.FIELD_DEC))
-                * np.cos(np.radians(ra - smash.FIELD_RA)),
-                -1,
-                1,
-            )
-        )
-    )
-    if sep > 2 * edge:  # far off the field (the projection would not even hold the point)
+    sep = np.degrees(angular_separation(*np.radians([ra, dec, smash.FIELD_RA, smash.FIELD_DEC])))
+    if sep > 2 * EDGE:  # far off the field (the projection would not even hold the point)
         raise StarboxError("Error: that position is outside the images of SMASH field 169 (simulated)")
     x, y = full_wcs().all_world2pix([[ra, dec]], 0)[0]
-    nx = max(1, int(round(width * np.cos(np.radians(dec)) / PIXSCALE)))
-    ny = max(1, int(round(height / PIXSCALE)))
+    nx, ny = shape(width, height, dec)
     if nx > MAX_PIX or ny > MAX_PIX:
         raise StarboxError(
             f"Error: a cutout is at most {MAX_PIX * PIXSCALE:.3f} deg a side ({MAX_PIX} pixels); "
